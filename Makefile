@@ -1,0 +1,46 @@
+# fathom: `make run` sets everything up and answers a question over the bundled docs;
+# `make test` installs the test tools and runs lint, types and the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_HOME ?= .fathom-demo
+QUESTION ?= How does fathom rank search results?
+
+.PHONY: setup dev run test lint typecheck pytest clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first, pinned, so pip takes the CPU build instead of a multi-GB CUDA one.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+dev: $(VENV)/.installed-dev
+
+run: setup
+	FATHOM_HOME=$(DEMO_HOME) $(BIN)/fathom ingest docs
+	FATHOM_HOME=$(DEMO_HOME) $(BIN)/fathom ask "$(QUESTION)"
+
+lint: dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: dev
+	$(BIN)/mypy
+
+pytest: dev
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

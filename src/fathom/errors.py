@@ -1,0 +1,82 @@
+"""The one exception tree of fathom.
+
+Every error a user can see has a stable ``code`` (for scripts and the HTTP API)
+and a human ``message``. Internals, keys and raw provider errors never go into
+either.
+
+    FathomError
+    ├── ConfigError            bad or missing settings
+    ├── IngestError            one source could not be ingested
+    │   └── UnsupportedFormat  the content is not a format fathom reads
+    ├── InvalidQuery           a query fathom refuses (empty, too long)
+    ├── NotFound               no such document (or one the caller may not read)
+    ├── BackendUnavailable     a store, index or model could not be reached
+    ├── ProviderError          a model provider failed
+    └── LimitExceeded          a configured limit was hit
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailable",
+    "ConfigError",
+    "FathomError",
+    "IngestError",
+    "InvalidQuery",
+    "LimitExceeded",
+    "NotFound",
+    "ProviderError",
+    "UnsupportedFormat",
+]
+
+
+class FathomError(Exception):
+    """Base class: every error fathom raises on purpose.
+
+    Attributes:
+        code: stable machine-readable identifier, e.g. ``"ingest.encrypted_pdf"``.
+        message: one human sentence, safe to show to a user.
+    """
+
+    code: str = "fathom.error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(FathomError):
+    code = "config.invalid"
+
+
+class IngestError(FathomError):
+    code = "ingest.failed"
+
+
+class UnsupportedFormat(IngestError):
+    code = "ingest.unsupported_format"
+
+
+class InvalidQuery(FathomError):
+    code = "query.invalid"
+
+
+class NotFound(FathomError):
+    code = "not_found"
+
+
+class BackendUnavailable(FathomError):
+    code = "backend.unavailable"
+
+
+class ProviderError(FathomError):
+    code = "provider.failed"
+
+
+class LimitExceeded(FathomError):
+    code = "limit.exceeded"

@@ -1,0 +1,169 @@
+"""BM25 over chunks with tantivy (English stemming), filtered inside the query."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import tantivy
+
+from fathom.index.base import IndexFilter, ScoredId
+from fathom.index.position import read_position, write_position
+from fathom.store.database import IndexableChunk
+
+__all__ = ["TantivyIndex", "analyze"]
+
+_WORDS = re.compile(r"\w+", re.UNICODE)
+_WRITER_HEAP = 64_000_000
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field("chunk_id", stored=True, indexed=True, fast=True)
+    builder.add_text_field("doc_id", tokenizer_name="raw")
+    builder.add_text_field("tenant", tokenizer_name="raw")
+    builder.add_text_field("acl", tokenizer_name="raw")
+    builder.add_text_field("meta", tokenizer_name="raw")
+    builder.add_text_field("title", tokenizer_name="en_stem")
+    builder.add_text_field("heading", tokenizer_name="en_stem")
+    builder.add_text_field("body", tokenizer_name="en_stem")
+    return builder.build()
+
+
+class TantivyIndex:
+    """The embedded lexical index, stored in ``directory``."""
+
+    name = "lexical"
+
+    def __init__(self, directory: Path, *, title_boost: float = 1.5, heading_boost: float = 1.5) -> None:
+        self._directory = directory
+        self._position_file = directory.with_suffix(".position")
+        self._boosts = {"title": title_boost, "heading": heading_boost, "body": 1.0}
+        self._lock = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        self._directory.mkdir(parents=True, exist_ok=True)
+        self._schema = _schema()
+        self._index = tantivy.Index(self._schema, path=str(self._directory))
+
+    def refresh(self) -> None:
+        """See commits other processes made."""
+        self._index.reload()
+
+    def applied_sequence(self) -> int:
+        return read_position(self._position_file)
+
+    def apply(self, removed: Sequence[int], added: Sequence[IndexableChunk], sequence: int) -> None:
+        with self._lock:
+            writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
+            try:
+                for chunk_id in removed:
+                    writer.delete_documents_by_term("chunk_id", chunk_id)
+                for chunk in added:
+                    document = tantivy.Document()
+                    document.add_integer("chunk_id", chunk.chunk_id)
+                    document.add_text("doc_id", chunk.doc_id)
+                    document.add_text("tenant", chunk.tenant_id)
+                    for token in chunk.acl_tokens:
+                        document.add_text("acl", token)
+                    for token in chunk.metadata_tokens:
+                        document.add_text("meta", token)
+                    document.add_text("title", chunk.title)
+                    document.add_text("heading", " / ".join(chunk.heading_path))
+                    document.add_text("body", chunk.text)
+                    writer.add_document(document)
+                writer.commit()
+            except BaseException:
+                writer.rollback()
+                raise
+            finally:
+                writer.wait_merging_threads()
+            self._index.reload()
+            # Recorded only after the commit is durable; a crash in between replays the
+            # same changes, which is harmless because apply() deletes before it adds.
+            write_position(self._position_file, sequence)
+
+    def clear(self) -> None:
+        with self._lock:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._position_file.unlink(missing_ok=True)
+            self._open()
+
+    def size(self) -> int:
+        return int(self._index.searcher().num_docs)
+
+    def chunk_ids(self) -> set[int]:
+        searcher = self._index.searcher()
+        total = int(searcher.num_docs)
+        if total == 0:
+            return set()
+        hits = searcher.search(tantivy.Query.all_query(), total, count=False).hits
+        return {int(v) for v in searcher.fast_field_values("chunk_id", [addr for _, addr in hits])}
+
+    def _filter_clauses(self, where: IndexFilter) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+        clauses = [(tantivy.Occur.Must, tantivy.Query.term_query(self._schema, "tenant", where.tenant))]
+        if where.acl_tokens is not None:
+            clauses.append(
+                (tantivy.Occur.Must, tantivy.Query.term_set_query(self._schema, "acl", list(where.acl_tokens)))
+            )
+        clauses.extend(
+            (tantivy.Occur.Must, tantivy.Query.term_query(self._schema, "meta", term)) for term in where.metadata
+        )
+        return clauses
+
+    def search(self, query: str, limit: int, where: IndexFilter) -> list[ScoredId]:
+        # Only words reach the query parser: no field syntax, operators or ranges from users.
+        words = [w.lower() for w in _WORDS.findall(query)]
+        if not words:
+            return []
+        parsed = self._index.parse_query(" ".join(words), ["title", "heading", "body"], field_boosts=self._boosts)
+        filters = tantivy.Query.const_score_query(tantivy.Query.boolean_query(self._filter_clauses(where)), 0.0)
+        combined = tantivy.Query.boolean_query([(tantivy.Occur.Must, parsed), (tantivy.Occur.Must, filters)])
+        searcher = self._index.searcher()
+        hits = searcher.search(combined, limit, count=False).hits
+        if not hits:
+            return []
+        ids = searcher.fast_field_values("chunk_id", [addr for _, addr in hits])
+        return [(int(chunk_id), float(score)) for (score, _), chunk_id in zip(hits, ids, strict=True)]
+
+    def document_frequencies(self, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """(chunks in the index, chunks containing each analysed term in body or headings)."""
+        searcher = self._index.searcher()
+        frequencies = {
+            term: max(int(searcher.doc_freq("body", term)), int(searcher.doc_freq("heading", term)))
+            for term in terms
+        }
+        return int(searcher.num_docs), frequencies
+
+    def count(self, where: IndexFilter) -> int:
+        """How many chunks pass the filter."""
+        query = tantivy.Query.boolean_query(self._filter_clauses(where))
+        return int(self._index.searcher().search(query, 1, count=True).count)
+
+    def allowed_ids(self, where: IndexFilter) -> list[int]:
+        """Every chunk id that passes the filter (used to restrict dense search)."""
+        searcher = self._index.searcher()
+        query = tantivy.Query.boolean_query(self._filter_clauses(where))
+        total = int(searcher.search(query, 1, count=True).count)
+        if total == 0:
+            return []
+        hits = searcher.search(query, total, count=False).hits
+        return [int(v) for v in searcher.fast_field_values("chunk_id", [addr for _, addr in hits])]
+
+
+_ANALYZER = (
+    tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+    .filter(tantivy.Filter.remove_long(40))
+    .filter(tantivy.Filter.lowercase())
+    .filter(tantivy.Filter.stemmer("english"))
+    .build()
+)
+
+
+def analyze(text: str) -> list[str]:
+    """The terms tantivy's ``en_stem`` tokenizer makes of ``text`` (lowercased English stems)."""
+    return [str(token) for token in _ANALYZER.analyze(text)]

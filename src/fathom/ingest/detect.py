@@ -1,0 +1,149 @@
+"""Decide what a file is from its bytes (magic numbers and content), not its name."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+
+from charset_normalizer import from_bytes
+
+from fathom.errors import IngestError, UnsupportedFormat
+
+__all__ = ["DecodedText", "decode_text", "detect_format"]
+
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+HTML = "text/html"
+MARKDOWN = "text/markdown"
+TEXT = "text/plain"
+
+# Formats recognised only to refuse them with a helpful name.
+_KNOWN_BINARY = [
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"\x7fELF", "an executable (ELF)"),
+    (b"MZ", "a Windows executable"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"BZh", "a bzip2 archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"\xd0\xcf\x11\xe0", "a legacy Office file (.doc/.xls); save it as .docx"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"OggS", "an Ogg media file"),
+    (b"ID3", "an MP3 file"),
+    (b"%!PS", "a PostScript file"),
+]
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL)
+_HTML_TAGS = re.compile(rb"<(html|head|body|div|p|h[1-6]|article|section|table|ul|span)\b[^>]*>", re.IGNORECASE)
+_MD_HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
+_MD_FENCE = re.compile(r"^(```|~~~)", re.MULTILINE)
+
+MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedText:
+    text: str
+    encoding: str
+    warnings: tuple[str, ...]
+
+
+def detect_format(data: bytes, suffix: str = "") -> str:
+    """The MIME type fathom will parse ``data`` as.
+
+    Raises:
+        IngestError: the file is empty.
+        UnsupportedFormat: the bytes are a format fathom does not read, or binary data.
+    """
+    if not data.strip():
+        raise IngestError("the file is empty", code="ingest.empty")
+    head = data[:8]
+    if data[:1024].lstrip().startswith(b"%PDF-"):
+        return PDF
+    if head.startswith(b"PK\x03\x04"):
+        return _detect_zip(data)
+    for magic, what in _KNOWN_BINARY:
+        if head.startswith(magic):
+            raise UnsupportedFormat(f"this is {what}, not a document fathom reads")
+    if _HTML_START.match(data[:4096]) or (
+        suffix.lower() in HTML_SUFFIXES and _HTML_TAGS.search(data[:65536])
+    ):
+        return HTML
+    sample = decode_text(data[:65536], sample=True).text
+    if suffix.lower() in MARKDOWN_SUFFIXES or _MD_HEADING.search(sample) or _MD_FENCE.search(sample):
+        return MARKDOWN
+    return TEXT
+
+
+def _detect_zip(data: bytes) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise UnsupportedFormat("the file looks like a ZIP archive but cannot be opened") from None
+    if "word/document.xml" in names:
+        return DOCX
+    raise UnsupportedFormat("this is a ZIP archive that is not a Word (.docx) document")
+
+
+_BOMS = [
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+]
+
+
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
+
+
+def _looks_binary(data: bytes) -> bool:
+    """More than 5% control bytes: text files almost never have that many."""
+    sample = data[:65536]
+    if not sample:
+        return False
+    control = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    return control / len(sample) > 0.05
+
+
+def decode_text(data: bytes, *, sample: bool = False) -> DecodedText:
+    """Decode bytes to text: BOMs first, then UTF-8, then the best detected encoding.
+
+    Raises:
+        UnsupportedFormat: the bytes are binary data rather than text.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            text = data[len(bom) :].decode(encoding.replace("-sig", ""), errors="replace")
+            return DecodedText(text, encoding, ())
+    if _looks_binary(data):
+        raise UnsupportedFormat("the file holds binary data, not text", code="ingest.binary")
+    try:
+        text = data.decode("utf-8")
+        encoding = "utf-8"
+        warnings: tuple[str, ...] = ()
+    except UnicodeDecodeError as exc:
+        if sample and exc.start >= len(data) - 4:
+            # A sample may end inside a multi-byte character.
+            text, encoding, warnings = data[: exc.start].decode("utf-8"), "utf-8", ()
+        else:
+            best = from_bytes(data[:1_000_000]).best()
+            if best is None:
+                raise UnsupportedFormat("the file holds binary data, not text", code="ingest.binary")
+            if best.encoding not in {"utf_8", "utf-8"}:
+                encoding = best.encoding
+                text = data.decode(encoding, errors="replace")
+                warnings = (f"not valid UTF-8; decoded as {encoding}",)
+            else:
+                encoding = "utf-8"
+                text = data.decode("utf-8", errors="replace")
+                warnings = ("not valid UTF-8; invalid bytes were replaced",)
+    if text.count("\ufffd") > max(16, len(text) // 10):
+        raise UnsupportedFormat("the file holds binary data, not text", code="ingest.binary")
+    return DecodedText(text, encoding, warnings)

@@ -1,0 +1,40 @@
+"""Rank fusion of several ranked lists of chunk ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fathom.index.base import ScoredId
+
+__all__ = ["reciprocal_rank_fusion", "weighted_fusion"]
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[ScoredId]], weights: Sequence[float], k: int = 60
+) -> list[ScoredId]:
+    """RRF: ``score(d) = sum_i w_i / (k + rank_i(d))`` with ranks starting at 1.
+
+    Ties keep the order in which ids were first seen (best list first).
+    """
+    scores: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if weight == 0:
+            continue
+        for rank, (item, _score) in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
+def weighted_fusion(rankings: Sequence[Sequence[ScoredId]], weights: Sequence[float]) -> list[ScoredId]:
+    """Weighted sum of min-max normalised scores (a missing item contributes 0)."""
+    scores: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if not ranking or weight == 0:
+            continue
+        values = [s for _, s in ranking]
+        low, high = min(values), max(values)
+        span = high - low
+        for item, score in ranking:
+            normalised = (score - low) / span if span > 0 else 1.0
+            scores[item] = scores.get(item, 0.0) + weight * normalised
+    return sorted(scores.items(), key=lambda pair: -pair[1])

@@ -1,0 +1,440 @@
+"""The store of record: documents, chunks with embeddings, and the change log.
+
+Every write is one transaction: a document's row, its chunks and the change-log
+rows for them commit together or not at all, so a process killed at any moment
+leaves no half-visible document.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from fathom.errors import BackendUnavailable
+from fathom.store.schema import ChangeRow, ChunkRow, DocumentRow, utcnow
+
+__all__ = ["ChangeBatch", "ChunkDraft", "IndexableChunk", "Store", "StoredChunk"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkDraft:
+    """A chunk ready to be stored: text, offsets, structure and its embedding."""
+
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    heading_path: tuple[str, ...]
+    token_count: int
+    content_hash: str
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class IndexableChunk:
+    """Everything an index needs to (re)index one chunk."""
+
+    chunk_id: int
+    doc_id: str
+    tenant_id: str
+    title: str
+    heading_path: tuple[str, ...]
+    text: str
+    acl_tokens: tuple[str, ...]
+    metadata_tokens: tuple[str, ...]
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as search results need it."""
+
+    chunk_id: int
+    doc_id: str
+    source: str
+    title: str
+    text: str
+    start: int
+    end: int
+    heading_path: tuple[str, ...]
+    ordinal: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """Change-log rows after some sequence, reduced to what an index must do."""
+
+    last_seq: int
+    removed: frozenset[int]
+    added: frozenset[int]
+
+
+def acl_tokens(users: Sequence[str], groups: Sequence[str]) -> tuple[str, ...]:
+    """Index tokens for a document ACL; an empty ACL means the whole tenant ("*")."""
+    if not users and not groups:
+        return ("*",)
+    return tuple([f"u:{u}" for u in users] + [f"g:{g}" for g in groups])
+
+
+def metadata_tokens(source: str, mime_type: str, metadata: dict[str, Any]) -> tuple[str, ...]:
+    """Index tokens ``key=value`` that ``--filter KEY=VALUE`` matches."""
+    tokens = [f"source={source}", f"type={mime_type}"]
+    for key, value in metadata.items():
+        values = value if isinstance(value, list) else [value]
+        tokens.extend(f"{key}={v}" for v in values if isinstance(v, str | int | float | bool))
+    return tuple(tokens)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL never corrupts and keeps every commit across a process crash.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store:
+    """The store of record behind one SQLAlchemy engine (SQLite by default)."""
+
+    def __init__(self, url: str, *, lock_dir: Path | None = None) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._lock_dir = lock_dir
+        self.migrate()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (safe to call on every open)."""
+        config = Config()
+        config.set_main_option("script_location", "fathom.store:migrations")
+        lock = None
+        try:
+            if self._lock_dir is not None:
+                self._lock_dir.mkdir(parents=True, exist_ok=True)
+                lock = (self._lock_dir / "migrate.lock").open("w")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except OperationalError as exc:
+            raise BackendUnavailable(f"cannot open the store at {self._safe_url()}") from exc
+        finally:
+            if lock is not None:
+                lock.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            yield connection
+
+    # -- documents -----------------------------------------------------------------
+
+    def find_document(self, tenant: str, source: str) -> DocumentRow | None:
+        with self.session() as session:
+            return session.scalars(
+                select(DocumentRow).where(DocumentRow.tenant_id == tenant, DocumentRow.source == source)
+            ).one_or_none()
+
+    def get_document(self, tenant: str, doc_id: str) -> DocumentRow | None:
+        with self.session() as session:
+            return session.scalars(
+                select(DocumentRow).where(DocumentRow.tenant_id == tenant, DocumentRow.id == doc_id)
+            ).one_or_none()
+
+    def list_documents(self, tenant: str, source_prefix: str | None = None) -> list[tuple[DocumentRow, int]]:
+        """Documents of a tenant (without loading their text) with their chunk counts."""
+        with self.session() as session:
+            counts = (
+                select(ChunkRow.doc_id, func.count(ChunkRow.id).label("n"))
+                .group_by(ChunkRow.doc_id)
+                .subquery()
+            )
+            query = (
+                select(DocumentRow, func.coalesce(counts.c.n, 0))
+                .outerjoin(counts, counts.c.doc_id == DocumentRow.id)
+                .where(DocumentRow.tenant_id == tenant)
+                .order_by(DocumentRow.source)
+            )
+            if source_prefix is not None:
+                query = query.where(DocumentRow.source.startswith(source_prefix, autoescape=True))
+            rows = session.execute(query).all()
+            return [(row[0], int(row[1])) for row in rows]
+
+    def put_document(
+        self,
+        *,
+        tenant: str,
+        source: str,
+        title: str,
+        mime_type: str,
+        content_hash: str,
+        text: str,
+        metadata: dict[str, Any],
+        chunks: Sequence[ChunkDraft],
+        embedding_model: str,
+        acl_users: Sequence[str] = (),
+        acl_groups: Sequence[str] = (),
+    ) -> tuple[str, bool]:
+        """Insert or replace a document and all its chunks in one transaction.
+
+        Returns:
+            The document id and whether an existing document was replaced.
+        """
+        with self.session() as session:
+            doc = session.scalars(
+                select(DocumentRow)
+                .where(DocumentRow.tenant_id == tenant, DocumentRow.source == source)
+                .with_for_update()
+            ).one_or_none()
+            replaced = doc is not None
+            now = utcnow()
+            if doc is None:
+                doc = DocumentRow(id=uuid.uuid4().hex, tenant_id=tenant, source=source, created_at=now)
+                session.add(doc)
+            else:
+                self._remove_chunks(session, doc.id, tenant)
+            doc.title = title
+            doc.mime_type = mime_type
+            doc.content_hash = content_hash
+            doc.text = text
+            doc.metadata_ = dict(metadata)
+            doc.acl_users = list(acl_users)
+            doc.acl_groups = list(acl_groups)
+            doc.updated_at = now
+            session.flush()
+            rows = [
+                ChunkRow(
+                    doc_id=doc.id,
+                    tenant_id=tenant,
+                    ordinal=c.ordinal,
+                    start_offset=c.start,
+                    end_offset=c.end,
+                    text=c.text,
+                    heading_path=list(c.heading_path),
+                    token_count=c.token_count,
+                    content_hash=c.content_hash,
+                    embedding_model=embedding_model,
+                    embedding=np.asarray(c.embedding, dtype=np.float32).tobytes(),
+                )
+                for c in chunks
+            ]
+            session.add_all(rows)
+            session.flush()
+            session.add_all(ChangeRow(chunk_id=row.id, op="add", tenant_id=tenant) for row in rows)
+            return doc.id, replaced
+
+    def delete_document(self, tenant: str, doc_id: str) -> bool:
+        """Delete a document and its chunks in one transaction; False when there was none."""
+        with self.session() as session:
+            doc = session.scalars(
+                select(DocumentRow).where(DocumentRow.tenant_id == tenant, DocumentRow.id == doc_id)
+            ).one_or_none()
+            if doc is None:
+                return False
+            self._remove_chunks(session, doc.id, tenant)
+            session.delete(doc)
+            return True
+
+    @staticmethod
+    def _remove_chunks(session: Session, doc_id: str, tenant: str) -> None:
+        old_ids = session.scalars(select(ChunkRow.id).where(ChunkRow.doc_id == doc_id)).all()
+        if not old_ids:
+            return
+        session.add_all(ChangeRow(chunk_id=cid, op="remove", tenant_id=tenant) for cid in old_ids)
+        session.execute(delete(ChunkRow).where(ChunkRow.doc_id == doc_id))
+
+    # -- embeddings cache -----------------------------------------------------------
+
+    def cached_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Embeddings already computed for these chunk content hashes with this model."""
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        with self.connection() as conn:
+            for i in range(0, len(unique), 500):
+                part = unique[i : i + 500]
+                rows = conn.execute(
+                    select(ChunkRow.content_hash, ChunkRow.embedding).where(
+                        ChunkRow.embedding_model == model, ChunkRow.content_hash.in_(part)
+                    )
+                )
+                for content_hash, blob in rows:
+                    found.setdefault(content_hash, np.frombuffer(blob, dtype=np.float32))
+        return found
+
+    # -- change log and index feeds -------------------------------------------------
+
+    def last_sequence(self) -> int:
+        with self.connection() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(ChangeRow.seq), 0))).scalar_one())
+
+    def changes_since(self, seq: int, limit: int = 20_000) -> ChangeBatch | None:
+        """The next change-log rows after ``seq``, reduced to each chunk's final state."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                select(ChangeRow.seq, ChangeRow.chunk_id, ChangeRow.op)
+                .where(ChangeRow.seq > seq)
+                .order_by(ChangeRow.seq)
+                .limit(limit)
+            ).all()
+        if not rows:
+            return None
+        last_op: dict[int, str] = {}
+        for _seq, chunk_id, op in rows:
+            last_op[chunk_id] = op
+        # Every touched chunk is removed first, then re-added if its final op is "add":
+        # replaying the same rows twice therefore leaves the same index.
+        return ChangeBatch(
+            last_seq=int(rows[-1][0]),
+            removed=frozenset(last_op),
+            added=frozenset(cid for cid, op in last_op.items() if op == "add"),
+        )
+
+    def indexable_chunks(self, chunk_ids: Sequence[int]) -> list[IndexableChunk]:
+        """The chunks among these ids that still exist, with what indexes need."""
+        out: list[IndexableChunk] = []
+        ids = sorted(chunk_ids)
+        with self.connection() as conn:
+            for i in range(0, len(ids), 900):
+                part = ids[i : i + 900]
+                rows = conn.execute(
+                    select(
+                        ChunkRow.id,
+                        ChunkRow.doc_id,
+                        ChunkRow.tenant_id,
+                        ChunkRow.heading_path,
+                        ChunkRow.text,
+                        ChunkRow.embedding,
+                        DocumentRow.title,
+                        DocumentRow.source,
+                        DocumentRow.mime_type,
+                        DocumentRow.metadata_.label("doc_metadata"),
+                        DocumentRow.acl_users,
+                        DocumentRow.acl_groups,
+                    )
+                    .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
+                    .where(ChunkRow.id.in_(part))
+                ).all()
+                out.extend(
+                    IndexableChunk(
+                        chunk_id=r.id,
+                        doc_id=r.doc_id,
+                        tenant_id=r.tenant_id,
+                        title=r.title,
+                        heading_path=tuple(r.heading_path or ()),
+                        text=r.text,
+                        acl_tokens=acl_tokens(r.acl_users or (), r.acl_groups or ()),
+                        metadata_tokens=metadata_tokens(r.source, r.mime_type, r.doc_metadata or {}),
+                        embedding=np.frombuffer(r.embedding, dtype=np.float32),
+                    )
+                    for r in rows
+                )
+        return out
+
+    def all_chunk_ids(self) -> list[int]:
+        with self.connection() as conn:
+            return [int(x) for x in conn.execute(select(ChunkRow.id).order_by(ChunkRow.id)).scalars()]
+
+    def chunks_by_id(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
+        """Chunks for search results, with their document's source and title."""
+        out: dict[int, StoredChunk] = {}
+        ids = list(dict.fromkeys(chunk_ids))
+        with self.connection() as conn:
+            for i in range(0, len(ids), 900):
+                rows = conn.execute(
+                    select(
+                        ChunkRow.id,
+                        ChunkRow.doc_id,
+                        ChunkRow.text,
+                        ChunkRow.start_offset,
+                        ChunkRow.end_offset,
+                        ChunkRow.heading_path,
+                        ChunkRow.ordinal,
+                        DocumentRow.source,
+                        DocumentRow.title,
+                    )
+                    .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
+                    .where(ChunkRow.id.in_(ids[i : i + 900]))
+                ).all()
+                for r in rows:
+                    out[r.id] = StoredChunk(
+                        chunk_id=r.id,
+                        doc_id=r.doc_id,
+                        source=r.source,
+                        title=r.title,
+                        text=r.text,
+                        start=r.start_offset,
+                        end=r.end_offset,
+                        heading_path=tuple(r.heading_path or ()),
+                        ordinal=r.ordinal,
+                    )
+        return out
+
+    def embedding_models(self) -> list[str]:
+        with self.connection() as conn:
+            return [str(m) for m in conn.execute(select(ChunkRow.embedding_model).distinct()).scalars()]
+
+    def chunks_needing_embedding(self, model: str) -> list[tuple[int, str, str, tuple[str, ...], str]]:
+        """(chunk id, text, title, heading path, content hash) of chunks embedded with another model."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                select(
+                    ChunkRow.id, ChunkRow.text, DocumentRow.title, ChunkRow.heading_path, ChunkRow.content_hash
+                )
+                .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
+                .where(ChunkRow.embedding_model != model)
+            ).all()
+        return [(r[0], r[1], r[2], tuple(r[3] or ()), r[4]) for r in rows]
+
+    def set_embeddings(self, model: str, vectors: dict[int, np.ndarray]) -> None:
+        """Replace stored embeddings (used when the configured model changes)."""
+        with self.session() as session:
+            for chunk_id, vector in vectors.items():
+                row = session.get(ChunkRow, chunk_id)
+                if row is not None:
+                    row.embedding = np.asarray(vector, dtype=np.float32).tobytes()
+                    row.embedding_model = model
+
+    def counts(self, tenant: str | None = None) -> tuple[int, int]:
+        """(documents, chunks), for one tenant or all."""
+        with self.connection() as conn:
+            doc_query = select(func.count(DocumentRow.id))
+            chunk_query = select(func.count(ChunkRow.id))
+            if tenant is not None:
+                doc_query = doc_query.where(DocumentRow.tenant_id == tenant)
+                chunk_query = chunk_query.where(ChunkRow.tenant_id == tenant)
+            return int(conn.execute(doc_query).scalar_one()), int(conn.execute(chunk_query).scalar_one())
