@@ -34,7 +34,8 @@ class Fathom:
     Args:
         home: data folder; default ``$FATHOM_HOME`` or ``~/.local/share/fathom``.
         settings: a complete settings object (``home`` and overrides are then ignored).
-        embedder: an already-loaded embedder to share between instances (tests, servers).
+        embedder: an already-loaded embedder to share between instances (tests, servers),
+            or an embedder setting such as ``"hash:256"``.
         **overrides: any setting by name, e.g. ``chunk_tokens=200``.
 
     The embedding model loads on first use, so status and delete stay fast.
@@ -45,9 +46,11 @@ class Fathom:
         home: str | Path | None = None,
         *,
         settings: Settings | None = None,
-        embedder: Embedder | None = None,
+        embedder: Embedder | str | None = None,
         **overrides: Any,
     ) -> None:
+        if isinstance(embedder, str):
+            overrides["embedder"], embedder = embedder, None
         self.settings = settings or load_settings(home, **overrides)
         configure_logging(self.settings.log_level, json_lines=self.settings.log_json)
         self.home = self.settings.home

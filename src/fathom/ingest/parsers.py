@@ -99,7 +99,7 @@ def _text_heading_level(line: str, prev_blank: bool, next_blank: bool) -> int | 
 
 def _parse_text(data: bytes) -> ParsedDocument:
     decoded = decode_text(data)
-    text, _ = clean_text(decoded.text)
+    text, cleaning = clean_text(decoded.text)
     blocks: list[Block] = []
     headings: list[tuple[int, str]] = []
     lines = text.split("\n")
@@ -138,7 +138,7 @@ def _parse_text(data: bytes) -> ParsedDocument:
     flush()
     if not title:
         title = next((line.strip() for line in lines if line.strip()), "")[:120]
-    return ParsedDocument(title, text, blocks, TEXT, list(decoded.warnings))
+    return ParsedDocument(title, text, blocks, TEXT, [*decoded.warnings, *cleaning])
 
 
 # -- Markdown -------------------------------------------------------------------------
@@ -150,7 +150,7 @@ _MD_INLINE = re.compile(r"[*_`]+")
 
 def _parse_markdown(data: bytes) -> ParsedDocument:
     decoded = decode_text(data)
-    text, _ = clean_text(decoded.text)
+    text, cleaning = clean_text(decoded.text)
     blocks: list[Block] = []
     headings: list[tuple[int, str]] = []
     offset = 0
@@ -205,7 +205,7 @@ def _parse_markdown(data: bytes) -> ParsedDocument:
     if not title:
         first_heading = next((b for b in blocks if b.kind == "heading"), None)
         title = first_heading.heading_path[-1] if first_heading else ""
-    return ParsedDocument(title, text, blocks, MARKDOWN, list(decoded.warnings))
+    return ParsedDocument(title, text, blocks, MARKDOWN, [*decoded.warnings, *cleaning])
 
 
 # -- HTML -----------------------------------------------------------------------------

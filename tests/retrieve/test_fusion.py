@@ -1,0 +1,27 @@
+from fathom.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
+
+
+def test_rrf_matches_hand_computed_scores():
+    lexical = [(1, 9.0), (2, 5.0), (3, 1.0)]
+    dense = [(3, 0.9), (1, 0.8), (4, 0.1)]
+    fused = dict(reciprocal_rank_fusion([lexical, dense], [1.0, 1.0], k=60))
+    assert fused[1] == 1 / 61 + 1 / 62
+    assert fused[3] == 1 / 63 + 1 / 61
+    assert fused[2] == 1 / 62
+    assert fused[4] == 1 / 63
+    order = [item for item, _ in reciprocal_rank_fusion([lexical, dense], [1.0, 1.0], k=60)]
+    assert order == [1, 3, 2, 4]
+
+
+def test_rrf_weights_and_zero_weight_list():
+    lexical = [(1, 1.0), (2, 0.5)]
+    dense = [(2, 1.0), (1, 0.5)]
+    assert [i for i, _ in reciprocal_rank_fusion([lexical, dense], [2.0, 1.0])] == [1, 2]
+    assert [i for i, _ in reciprocal_rank_fusion([lexical, dense], [0.0, 1.0])] == [2, 1]
+
+
+def test_weighted_fusion_normalises_each_list():
+    lexical = [(1, 20.0), (2, 10.0)]
+    dense = [(2, 0.9), (3, 0.5)]
+    fused = dict(weighted_fusion([lexical, dense], [1.0, 1.0]))
+    assert fused == {1: 1.0, 2: 1.0, 3: 0.0}
