@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
     )
-    title_boost: float = Field(default=1.5, ge=0, description="BM25 boost of the document title field.")
-    heading_boost: float = Field(default=1.5, ge=0, description="BM25 boost of the heading-path field.")
+    title_boost: float = Field(default=1.0, ge=0, description="BM25 boost of the document title field.")
+    heading_boost: float = Field(default=1.0, ge=0, description="BM25 boost of the heading-path field.")
     max_file_bytes: int = Field(
         default=100 * 1024 * 1024, ge=1, description="Files larger than this are refused at ingest."
     )

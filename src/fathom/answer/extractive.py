@@ -147,7 +147,7 @@ class ExtractiveAnswerer:
                     text = hit.text[start:end]
                     words = text.split()
                     # Headings and fragments are context, not answers.
-                    if len(words) < 2 or (text.endswith(":") and len(words) <= 10):
+                    if len(words) < 2 or text.startswith("#") or (text.endswith(":") and len(words) <= 10):
                         continue
                     key = " ".join(words).lower()
                     if key in seen_text:

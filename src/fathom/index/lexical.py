@@ -38,7 +38,7 @@ class TantivyIndex:
 
     name = "lexical"
 
-    def __init__(self, directory: Path, *, title_boost: float = 1.5, heading_boost: float = 1.5) -> None:
+    def __init__(self, directory: Path, *, title_boost: float = 1.0, heading_boost: float = 1.0) -> None:
         self._directory = directory
         self._position_file = directory.with_suffix(".position")
         self._boosts = {"title": title_boost, "heading": heading_boost, "body": 1.0}
