@@ -33,7 +33,9 @@ def make_pdf(path: Path, pages: list[str], *, password: str | None = None, title
     return path
 
 
-def make_docx(path: Path, *, title: str, sections: dict[str, list[str]], table: list[list[str]] | None = None) -> Path:
+def make_docx(
+    path: Path, *, title: str, sections: dict[str, list[str]], table: list[list[str]] | None = None
+) -> Path:
     import docx
 
     document = docx.Document()

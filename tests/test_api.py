@@ -20,7 +20,8 @@ def _corpus(root: Path) -> Path:
         encoding="utf-8",
     )
     (root / "garden.txt").write_text(
-        "Garden Handbook\n\nWatering:\nTomatoes need deep watering twice a week in summer.\n", encoding="utf-8"
+        "Garden Handbook\n\nWatering:\nTomatoes need deep watering twice a week in summer.\n",
+        encoding="utf-8",
     )
     (root / "page.html").write_text(
         "<html><head><title>Bikes</title></head><body><h1>Bicycle repair</h1>"

@@ -29,7 +29,20 @@ FILES = 60
 
 def _write_corpus(root: Path, rng: random.Random, versions: dict[str, dict[str, str]], share: float) -> None:
     root.mkdir(exist_ok=True)
-    words = "harbour lantern meadow quartz ember falcon willow cobalt summit river orchard tide".split()
+    words = [
+        "harbour",
+        "lantern",
+        "meadow",
+        "quartz",
+        "ember",
+        "falcon",
+        "willow",
+        "cobalt",
+        "summit",
+        "river",
+        "orchard",
+        "tide",
+    ]
     for i in range(FILES):
         if (root / f"doc{i:03d}.md").exists() and rng.random() > share:
             continue
@@ -47,7 +60,17 @@ def _write_corpus(root: Path, rng: random.Random, versions: dict[str, dict[str, 
 
 
 def _ingest_command(corpus: Path, home: Path) -> list[str]:
-    return [sys.executable, "-m", "fathom", "ingest", str(corpus), "--home", str(home), "--no-progress", "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "fathom",
+        "ingest",
+        str(corpus),
+        "--home",
+        str(home),
+        "--no-progress",
+        "--json",
+    ]
 
 
 def _env() -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from fathom import Fathom
@@ -20,7 +21,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, embedder) -> Fathom:
 
 
 def test_seed_questions_find_their_evidence_and_unanswerable_ones_abstain(seeded: Fathom):
-    rows = [json.loads(line) for line in require_shared("data", "seeds-qa", "dev.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in require_shared("data", "seeds-qa", "dev.jsonl").read_text().splitlines()
+    ]
     found, misses = 0, []
     for row in rows:
         answer = seeded.ask(row["question"])

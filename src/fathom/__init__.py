@@ -8,7 +8,16 @@
 
 from fathom.api import Fathom
 from fathom.config import Settings, load_settings
-from fathom.domain import Answer, Citation, DocumentInfo, FileOutcome, Hit, IngestReport, Principal, StoreStatus
+from fathom.domain import (
+    Answer,
+    Citation,
+    DocumentInfo,
+    FileOutcome,
+    Hit,
+    IngestReport,
+    Principal,
+    StoreStatus,
+)
 from fathom.errors import (
     BackendUnavailable,
     ConfigError,

@@ -120,7 +120,12 @@ class Fathom:
             path = Path(raw).expanduser()
             if not path.exists():
                 missing.append(
-                    FileOutcome(str(path.resolve()), "failed", error_code="ingest.not_found", message="no such file or folder")
+                    FileOutcome(
+                        str(path.resolve()),
+                        "failed",
+                        error_code="ingest.not_found",
+                        message="no such file or folder",
+                    )
                 )
                 continue
             files.extend(iter_files(path))
@@ -133,7 +138,7 @@ class Fathom:
             tenant=self.settings.tenant,
             metadata=dict(metadata or {}),
             progress=progress,
-            after_commit=self.indexes.catch_up,
+            after_commit=self._catch_up,
         )
         report.outcomes[:0] = missing
         return report
@@ -194,8 +199,13 @@ class Fathom:
             vectors = self.embedder.embed_documents(
                 [embedding_input(title, path, text) for _id, text, title, path, _hash in stale]
             )
-            self.store.set_embeddings(self.embedder.name, {row[0]: v for row, v in zip(stale, vectors, strict=True)})
+            self.store.set_embeddings(
+                self.embedder.name, {row[0]: v for row, v in zip(stale, vectors, strict=True)}
+            )
         self.indexes.rebuild(progress)
+
+    def _catch_up(self) -> None:
+        self.indexes.catch_up()
 
     def _pipeline(self) -> IngestPipeline:
         return IngestPipeline(self.store, self.embedder, self.settings)

@@ -27,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 HomeOption = Annotated[
     Path | None,
@@ -53,7 +53,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except FathomError as exc:
-        err.print(f"[red]error[/red] [{escape(exc.code)}] {escape(exc.message)}")
+        err.print(f"[red]error[/red] {escape(f'[{exc.code}]')} {escape(exc.message)}")
         raise typer.Exit(EXIT_FAILED) from None
 
 
@@ -184,7 +184,9 @@ def search(
         return
     for rank, hit in enumerate(hits, start=1):
         where = " > ".join(hit.heading_path)
-        out.print(f"[bold]{rank}. {escape(hit.title)}[/bold]  [dim]{escape(hit.source)} {hit.score:.4f}[/dim]")
+        out.print(
+            f"[bold]{rank}. {escape(hit.title)}[/bold]  [dim]{escape(hit.source)} {hit.score:.4f}[/dim]"
+        )
         if where:
             out.print(f"   [dim]{escape(where)}[/dim]")
         snippet = " ".join(hit.text.split())

@@ -11,7 +11,9 @@ def _count(text: str) -> int:
 
 def test_chunks_respect_the_token_limit_and_offsets_are_exact():
     body = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(400))
-    doc = parse_bytes(f"# Guide\n\n## Part one\n\n{body}\n\n## Part two\n\nShort closing words.\n".encode(), "g.md")
+    doc = parse_bytes(
+        f"# Guide\n\n## Part one\n\n{body}\n\n## Part two\n\nShort closing words.\n".encode(), "g.md"
+    )
     chunks = chunk_document(doc.text, doc.blocks, TOKENS, max_tokens=50, overlap=10)
     assert len(chunks) > 10
     for chunk in chunks:

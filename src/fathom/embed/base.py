@@ -64,6 +64,8 @@ def create_embedder(spec: str, *, device: str = "cpu", batch_size: int = 64) -> 
         try:
             dim = int(argument)
         except ValueError:
-            raise ConfigError(f"embedder {spec!r}: the hash embedder takes a dimension, e.g. 'hash:256'") from None
+            raise ConfigError(
+                f"embedder {spec!r}: the hash embedder takes a dimension, e.g. 'hash:256'"
+            ) from None
         return HashingEmbedder(dim)
     raise ConfigError(f"unknown embedder provider {provider!r}; known: sentence-transformers, hash")

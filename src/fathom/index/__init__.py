@@ -5,4 +5,12 @@ from fathom.index.catchup import IndexSet
 from fathom.index.dense import UsearchIndex
 from fathom.index.lexical import TantivyIndex
 
-__all__ = ["DenseIndex", "IndexFilter", "IndexSet", "LexicalIndex", "ScoredId", "TantivyIndex", "UsearchIndex"]
+__all__ = [
+    "DenseIndex",
+    "IndexFilter",
+    "IndexSet",
+    "LexicalIndex",
+    "ScoredId",
+    "TantivyIndex",
+    "UsearchIndex",
+]

@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from usearch.index import Index
@@ -118,12 +119,14 @@ class UsearchIndex:
             query = np.asarray(vector, dtype=np.float32)
             if allowed is None:
                 matches = index.search(query, min(limit, size), exact=size < self._exact_below, threads=1)
-                return [(int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
+                return [
+                    (int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)
+                ]
             if not allowed:
                 return []
             if len(allowed) <= _EXACT_SUBSET_LIMIT:
                 keys = np.asarray(allowed, dtype=np.uint64)
-                vectors = np.stack(index.get(keys)).astype(np.float32, copy=False)
+                vectors = np.stack(cast(Sequence[np.ndarray], index.get(keys))).astype(np.float32, copy=False)
                 scores = vectors @ query
                 top = np.argsort(-scores)[:limit]
                 return [(int(keys[i]), float(scores[i])) for i in top]

@@ -7,6 +7,7 @@ import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import tantivy
 
@@ -102,16 +103,20 @@ class TantivyIndex:
         if total == 0:
             return set()
         hits = searcher.search(tantivy.Query.all_query(), total, count=False).hits
-        return {int(v) for v in searcher.fast_field_values("chunk_id", [addr for _, addr in hits])}
+        return _ids(searcher.fast_field_values("chunk_id", [addr for _, addr in hits]))
 
     def _filter_clauses(self, where: IndexFilter) -> list[tuple[tantivy.Occur, tantivy.Query]]:
         clauses = [(tantivy.Occur.Must, tantivy.Query.term_query(self._schema, "tenant", where.tenant))]
         if where.acl_tokens is not None:
             clauses.append(
-                (tantivy.Occur.Must, tantivy.Query.term_set_query(self._schema, "acl", list(where.acl_tokens)))
+                (
+                    tantivy.Occur.Must,
+                    tantivy.Query.term_set_query(self._schema, "acl", list(where.acl_tokens)),
+                )
             )
         clauses.extend(
-            (tantivy.Occur.Must, tantivy.Query.term_query(self._schema, "meta", term)) for term in where.metadata
+            (tantivy.Occur.Must, tantivy.Query.term_query(self._schema, "meta", term))
+            for term in where.metadata
         )
         return clauses
 
@@ -120,15 +125,23 @@ class TantivyIndex:
         words = [w.lower() for w in _WORDS.findall(query)]
         if not words:
             return []
-        parsed = self._index.parse_query(" ".join(words), ["title", "heading", "body"], field_boosts=self._boosts)
-        filters = tantivy.Query.const_score_query(tantivy.Query.boolean_query(self._filter_clauses(where)), 0.0)
+        parsed = self._index.parse_query(
+            " ".join(words), ["title", "heading", "body"], field_boosts=self._boosts
+        )
+        filters = tantivy.Query.const_score_query(
+            tantivy.Query.boolean_query(self._filter_clauses(where)), 0.0
+        )
         combined = tantivy.Query.boolean_query([(tantivy.Occur.Must, parsed), (tantivy.Occur.Must, filters)])
         searcher = self._index.searcher()
         hits = searcher.search(combined, limit, count=False).hits
         if not hits:
             return []
         ids = searcher.fast_field_values("chunk_id", [addr for _, addr in hits])
-        return [(int(chunk_id), float(score)) for (score, _), chunk_id in zip(hits, ids, strict=True)]
+        return [
+            (int(chunk_id), float(score))
+            for (score, _), chunk_id in zip(hits, ids, strict=True)
+            if isinstance(chunk_id, int)
+        ]
 
     def document_frequencies(self, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
         """(chunks in the index, chunks containing each analysed term in body or headings)."""
@@ -142,17 +155,26 @@ class TantivyIndex:
     def count(self, where: IndexFilter) -> int:
         """How many chunks pass the filter."""
         query = tantivy.Query.boolean_query(self._filter_clauses(where))
-        return int(self._index.searcher().search(query, 1, count=True).count)
+        return _count(self._index.searcher().search(query, 1, count=True))
 
     def allowed_ids(self, where: IndexFilter) -> list[int]:
         """Every chunk id that passes the filter (used to restrict dense search)."""
         searcher = self._index.searcher()
         query = tantivy.Query.boolean_query(self._filter_clauses(where))
-        total = int(searcher.search(query, 1, count=True).count)
+        total = _count(searcher.search(query, 1, count=True))
         if total == 0:
             return []
         hits = searcher.search(query, total, count=False).hits
-        return [int(v) for v in searcher.fast_field_values("chunk_id", [addr for _, addr in hits])]
+        return sorted(_ids(searcher.fast_field_values("chunk_id", [addr for _, addr in hits])))
+
+
+def _ids(values: Sequence[object]) -> set[int]:
+    return {v for v in values if isinstance(v, int)}
+
+
+def _count(result: object) -> int:
+    """The match count of a search run with ``count=True`` (absent from the type stubs)."""
+    return int(cast(Any, result).count)
 
 
 _ANALYZER = (

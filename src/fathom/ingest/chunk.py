@@ -142,7 +142,10 @@ def _pack(
             carried: list[tuple[int, int, int]] = []
             carried_tokens = 0
             for previous in reversed(current):
-                if carried_tokens + previous[2] > overlap or carried_tokens + previous[2] + unit[2] > max_tokens:
+                if (
+                    carried_tokens + previous[2] > overlap
+                    or carried_tokens + previous[2] + unit[2] > max_tokens
+                ):
                     break
                 carried.insert(0, previous)
                 carried_tokens += previous[2]

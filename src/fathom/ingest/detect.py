@@ -37,8 +37,12 @@ _KNOWN_BINARY = [
     (b"ID3", "an MP3 file"),
     (b"%!PS", "a PostScript file"),
 ]
-_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL)
-_HTML_TAGS = re.compile(rb"<(html|head|body|div|p|h[1-6]|article|section|table|ul|span)\b[^>]*>", re.IGNORECASE)
+_HTML_START = re.compile(
+    rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL
+)
+_HTML_TAGS = re.compile(
+    rb"<(html|head|body|div|p|h[1-6]|article|section|table|ul|span)\b[^>]*>", re.IGNORECASE
+)
 _MD_HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.MULTILINE)
 _MD_FENCE = re.compile(r"^(```|~~~)", re.MULTILINE)
 
@@ -135,7 +139,9 @@ def decode_text(data: bytes, *, sample: bool = False) -> DecodedText:
         else:
             best = from_bytes(data[:1_000_000]).best()
             if best is None:
-                raise UnsupportedFormat("the file holds binary data, not text", code="ingest.binary")
+                raise UnsupportedFormat(
+                    "the file holds binary data, not text", code="ingest.binary"
+                ) from None
             if best.encoding not in {"utf_8", "utf-8"}:
                 encoding = best.encoding
                 text = data.decode(encoding, errors="replace")

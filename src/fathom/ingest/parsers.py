@@ -11,6 +11,7 @@ import re
 import zipfile
 from collections.abc import Callable
 from pathlib import PurePath
+from typing import Any
 
 from fathom.errors import IngestError
 from fathom.ingest.clean import clean_text
@@ -210,15 +211,54 @@ def _parse_markdown(data: bytes) -> ParsedDocument:
 
 # -- HTML -----------------------------------------------------------------------------
 
-_SKIP_TAGS = {"script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form",
-              "iframe", "svg", "canvas", "button", "select", "head"}
-_BLOCK_TAGS = {"p", "div", "section", "article", "main", "li", "ul", "ol", "pre", "blockquote", "table",
-               "tr", "td", "th", "dt", "dd", "dl", "figure", "figcaption", "caption", "br", "hr", "address"}
+_SKIP_TAGS = {
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "iframe",
+    "svg",
+    "canvas",
+    "button",
+    "select",
+    "head",
+}
+_BLOCK_TAGS = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "li",
+    "ul",
+    "ol",
+    "pre",
+    "blockquote",
+    "table",
+    "tr",
+    "td",
+    "th",
+    "dt",
+    "dd",
+    "dl",
+    "figure",
+    "figcaption",
+    "caption",
+    "br",
+    "hr",
+    "address",
+}
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
 def _parse_html(data: bytes) -> ParsedDocument:
-    from bs4 import BeautifulSoup, NavigableString, Tag
+    from bs4 import BeautifulSoup
+    from bs4.element import NavigableString, Tag
 
     decoded = decode_text(data)
     soup = BeautifulSoup(decoded.text, "lxml")
@@ -251,8 +291,10 @@ def _parse_html(data: bytes) -> ParsedDocument:
         name = node.name.lower()
         if name in _SKIP_TAGS:
             continue
-        if node.has_attr("hidden") or node.get("aria-hidden") == "true" or _HIDDEN_STYLE.search(
-            str(node.get("style", ""))
+        if (
+            node.has_attr("hidden")
+            or node.get("aria-hidden") == "true"
+            or _HIDDEN_STYLE.search(str(node.get("style", "")))
         ):
             hidden += 1
             continue
@@ -281,49 +323,64 @@ def _parse_html(data: bytes) -> ParsedDocument:
 # -- PDF ------------------------------------------------------------------------------
 
 
+def _unlock_pdf(reader: Any) -> None:
+    from pypdf.errors import PdfReadError, WrongPasswordError
+
+    if not reader.is_encrypted:
+        return
+    try:
+        unlocked = reader.decrypt("")
+    except (NotImplementedError, WrongPasswordError, PdfReadError):
+        unlocked = 0
+    if not unlocked:
+        raise IngestError(
+            "the PDF is encrypted with a password; remove the password and ingest it again",
+            code="ingest.encrypted_pdf",
+        )
+
+
 def _parse_pdf(data: bytes) -> ParsedDocument:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError, WrongPasswordError
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
 
+    damaged = (
+        FileNotDecryptedError,
+        PdfReadError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        RecursionError,
+        AssertionError,
+        OSError,
+    )
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            try:
-                unlocked = reader.decrypt("")
-            except (NotImplementedError, WrongPasswordError, PdfReadError):
-                unlocked = 0
-            if not unlocked:
-                raise IngestError(
-                    "the PDF is encrypted with a password; remove the password and ingest it again",
-                    code="ingest.encrypted_pdf",
-                )
-        pages = list(reader.pages)
-        if not pages:
-            raise IngestError("the PDF has no pages", code="ingest.empty")
-        builder = DocumentBuilder()
-        page_starts: list[int] = []
-        for page in pages:
-            page_text = page.extract_text() or ""
-            page_starts.append(len(builder.text()))
-            for paragraph in re.split(r"\n\s*\n", page_text):
-                builder.block(paragraph.strip())
-        metadata_title = ""
-        if reader.metadata is not None and reader.metadata.title:
-            metadata_title = str(reader.metadata.title).strip()
-    except IngestError:
-        raise
-    except (FileNotDecryptedError, PdfReadError, ValueError, KeyError, TypeError, AttributeError,
-            IndexError, RecursionError, AssertionError, OSError) as exc:
+    except damaged as exc:
         raise IngestError("the PDF is damaged and cannot be read", code="ingest.malformed_pdf") from exc
+    _unlock_pdf(reader)
+    try:
+        pages = list(reader.pages)
+        page_texts = [page.extract_text() or "" for page in pages]
+        metadata_title = (
+            str(reader.metadata.title).strip() if reader.metadata and reader.metadata.title else ""
+        )
+    except damaged as exc:
+        raise IngestError("the PDF is damaged and cannot be read", code="ingest.malformed_pdf") from exc
+    if not pages:
+        raise IngestError("the PDF has no pages", code="ingest.empty")
+    builder = DocumentBuilder()
+    for page_text in page_texts:
+        for paragraph in re.split(r"\n\s*\n", page_text):
+            builder.block(paragraph.strip())
     text = builder.text()
     if not text.strip():
         raise IngestError(
             "the PDF has no text layer (a scanned document?); OCR is not enabled", code="ingest.no_text"
         )
     first_line = text.strip().split("\n", 1)[0][:120]
-    return ParsedDocument(
-        metadata_title or first_line, text, builder.blocks, PDF, [], {"pages": len(pages)}
-    )
+    return ParsedDocument(metadata_title or first_line, text, builder.blocks, PDF, [], {"pages": len(pages)})
 
 
 # -- DOCX -----------------------------------------------------------------------------
@@ -354,7 +411,9 @@ def _parse_docx(data: bytes) -> ParsedDocument:
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises many kinds for a damaged file
-        raise IngestError("the Word document is damaged and cannot be read", code="ingest.malformed_docx") from exc
+        raise IngestError(
+            "the Word document is damaged and cannot be read", code="ingest.malformed_docx"
+        ) from exc
     builder = DocumentBuilder()
     title = (document.core_properties.title or "").strip()
     for item in document.iter_inner_content():

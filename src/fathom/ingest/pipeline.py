@@ -124,12 +124,14 @@ class IngestPipeline:
         existing = self._store.find_document(tenant, source)
         if existing is not None and existing.content_hash == content_hash:
             return FileOutcome(source, "unchanged", doc_id=existing.id)
+        if len(data) > self._settings.max_file_bytes:
+            return FileOutcome(
+                source,
+                "failed",
+                error_code="ingest.too_large",
+                message=f"the document is larger than the {self._settings.max_file_bytes} byte limit",
+            )
         try:
-            if len(data) > self._settings.max_file_bytes:
-                raise IngestError(
-                    f"the document is larger than the {self._settings.max_file_bytes} byte limit",
-                    code="ingest.too_large",
-                )
             parsed = parse_bytes(data, source)
         except FathomError as exc:
             return FileOutcome(source, "failed", error_code=exc.code, message=exc.message)
@@ -146,13 +148,7 @@ class IngestPipeline:
     ) -> tuple[FileOutcome | None, _Pending | None]:
         source = str(path.resolve())
         try:
-            size = path.stat().st_size
-            if size > self._settings.max_file_bytes:
-                raise IngestError(
-                    f"the file is larger than the {self._settings.max_file_bytes} byte limit",
-                    code="ingest.too_large",
-                )
-            data = path.read_bytes()
+            data = self._read_limited(path)
         except FileNotFoundError:
             return FileOutcome(source, "failed", error_code="ingest.not_found", message="no such file"), None
         except IsADirectoryError:
@@ -180,7 +176,17 @@ class IngestPipeline:
         meta = {**metadata, "filename": path.name}
         return None, self._chunk(source, content_hash, parsed, meta)
 
-    def _chunk(self, source: str, content_hash: str, parsed: ParsedDocument, metadata: dict[str, Any]) -> _Pending:
+    def _read_limited(self, path: Path) -> bytes:
+        if path.stat().st_size > self._settings.max_file_bytes:
+            raise IngestError(
+                f"the file is larger than the {self._settings.max_file_bytes} byte limit",
+                code="ingest.too_large",
+            )
+        return path.read_bytes()
+
+    def _chunk(
+        self, source: str, content_hash: str, parsed: ParsedDocument, metadata: dict[str, Any]
+    ) -> _Pending:
         settings = self._settings
         limit = min(settings.chunk_tokens, self._embedder.max_tokens - 32)
         spans = chunk_document(
@@ -217,7 +223,9 @@ class IngestPipeline:
         for pending in batch:
             pending.vectors = [known[d] for d in pending.hashes]
 
-    def _flush(self, batch: list[_Pending], tenant: str, progress: ProgressCallback | None) -> list[FileOutcome]:
+    def _flush(
+        self, batch: list[_Pending], tenant: str, progress: ProgressCallback | None
+    ) -> list[FileOutcome]:
         self._embed(batch, progress)
         outcomes: list[FileOutcome] = []
         for pending in batch:

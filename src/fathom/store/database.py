@@ -413,7 +413,11 @@ class Store:
         with self.connection() as conn:
             rows = conn.execute(
                 select(
-                    ChunkRow.id, ChunkRow.text, DocumentRow.title, ChunkRow.heading_path, ChunkRow.content_hash
+                    ChunkRow.id,
+                    ChunkRow.text,
+                    DocumentRow.title,
+                    ChunkRow.heading_path,
+                    ChunkRow.content_hash,
                 )
                 .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
                 .where(ChunkRow.embedding_model != model)

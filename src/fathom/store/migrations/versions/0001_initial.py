@@ -35,9 +35,7 @@ def upgrade() -> None:
     op.create_table(
         "chunks",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column(
-            "doc_id", sa.String(32), sa.ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("doc_id", sa.String(32), sa.ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
         sa.Column("tenant_id", sa.String(128), nullable=False),
         sa.Column("ordinal", sa.Integer(), nullable=False),
         sa.Column("start_offset", sa.Integer(), nullable=False),
