@@ -136,6 +136,7 @@ _QUESTION_WORDS = frozenset(
 )
 _MAX_SENTENCE_CHARS = 500
 _LEXICAL_WEIGHT = 0.65
+_MAX_EMBEDDED_CANDIDATES = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +261,10 @@ class ExtractiveAnswerer:
                     raw.append((rank, hit, hit.start + start, hit.start + end, text, terms, coverage))
         if not raw:
             return []
+        if len(raw) > _MAX_EMBEDDED_CANDIDATES:
+            # Embedding sentences dominates answer latency; ones that cover little of the
+            # question cannot win, so only the best-covering sentences are embedded.
+            raw = sorted(raw, key=lambda r: (-r[6], r[0]))[:_MAX_EMBEDDED_CANDIDATES]
         vectors = self._embedder.embed_documents([r[4] for r in raw])
         similarities = vectors @ np.asarray(query_vector, dtype=np.float32)
         return [
