@@ -13,7 +13,7 @@ from fathom.answer.extractive import ExtractiveAnswerer
 from fathom.config import Settings, load_settings
 from fathom.domain import Answer, DocumentInfo, FileOutcome, Hit, IngestReport, Principal, StoreStatus
 from fathom.embed.base import Embedder, create_embedder
-from fathom.errors import InvalidQuery, NotFound
+from fathom.errors import ConfigError, InvalidQuery, NotFound
 from fathom.index.base import IndexFilter
 from fathom.index.catchup import IndexSet, Progress
 from fathom.index.dense import UsearchIndex
@@ -69,7 +69,12 @@ class Fathom:
         )
         self._embedder = embedder
         self._retriever: HybridRetriever | None = None
-        self.indexes.catch_up()
+        try:
+            self.indexes.catch_up()
+        except ConfigError as exc:
+            # E.g. the embedder changed dimension: stay openable so `reindex` can repair it;
+            # ingest and search raise the same clear error until then.
+            log.warning("index.catch_up_failed", code=exc.code)
 
     # -- lifecycle ------------------------------------------------------------------------
 

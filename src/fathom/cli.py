@@ -200,7 +200,7 @@ def ask(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Answer with verbatim sentences from your documents, each cited [n]; abstains when unsupported."""
+    """Answer with verbatim sentences from your documents, each cited \\[n]; abstains when unsupported."""
     with _errors():
         answer = _open(home).ask(question, k=k)
     if as_json:

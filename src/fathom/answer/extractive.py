@@ -189,9 +189,11 @@ class ExtractiveAnswerer:
         self._document_frequencies = document_frequencies
         self._max_sentences = max_sentences
         self._min_support = min_support
+        # Compared after stemming ("does" -> "doe"), so the stop list is stemmed the same way.
+        self._stop_terms = frozenset(t for word in _QUESTION_WORDS for t in analyze(word))
 
     def _term_weights(self, question: str) -> dict[str, float]:
-        terms = [t for t in dict.fromkeys(self._analyze(question)) if t not in _QUESTION_WORDS]
+        terms = [t for t in dict.fromkeys(self._analyze(question)) if t not in self._stop_terms]
         if not terms:
             return {}
         total, frequencies = self._document_frequencies(terms)

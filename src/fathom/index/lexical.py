@@ -61,6 +61,9 @@ class TantivyIndex:
     def apply(self, removed: Sequence[int], added: Sequence[IndexableChunk], sequence: int) -> None:
         with self._lock:
             writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
+            # A process killed mid-commit leaves files no commit references; tantivy would
+            # later try to create one of them again and fail, so sweep them first.
+            writer.garbage_collect_files()
             try:
                 for chunk_id in removed:
                     writer.delete_documents_by_term("chunk_id", chunk_id)

@@ -146,7 +146,7 @@ def _parse_text(data: bytes) -> ParsedDocument:
 
 _ATX = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_MD_INLINE = re.compile(r"[*_`]+")
+_MD_INLINE = re.compile(r"[*`]+|(?<!\w)_+|_+(?!\w)")
 
 
 def _parse_markdown(data: bytes) -> ParsedDocument:
