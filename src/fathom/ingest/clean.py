@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
-__all__ = ["clean_text"]
+__all__ = ["Removed", "clean_text", "clean_text_counted"]
 
 # C0/C1 control characters other than tab, newline and carriage return; NUL included.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -13,21 +14,40 @@ _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 _MANY_BLANK_LINES = re.compile(r"\n{4,}")
 
 
-def clean_text(text: str) -> tuple[str, list[str]]:
+@dataclass(slots=True)
+class Removed:
+    """Characters cleaning removed, summed over everything cleaned with this tally."""
+
+    nul: int = 0
+    control: int = 0
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.nul:
+            out.append(f"removed {self.nul} NUL byte(s)")
+        if self.control:
+            out.append(f"removed {self.control} control character(s)")
+        return out
+
+
+def clean_text_counted(text: str, removed: Removed) -> str:
     """Normalise extracted text: NFC, one newline style, no control characters.
 
-    Returns:
-        The cleaned text and warnings about what was removed.
+    What was removed is added to ``removed``.
     """
-    warnings: list[str] = []
     nul_count = text.count("\x00")
-    if nul_count:
-        warnings.append(f"removed {nul_count} NUL byte(s)")
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n\n")
-    text, removed = _CONTROL.subn("", text)
-    if removed - nul_count > 0:
-        warnings.append(f"removed {removed - nul_count} control character(s)")
+    text, control_count = _CONTROL.subn("", text)
+    removed.nul += nul_count
+    removed.control += control_count - nul_count
     text = unicodedata.normalize("NFC", text)
     text = _TRAILING_SPACE.sub("\n", text)
     text = _MANY_BLANK_LINES.sub("\n\n\n", text)
-    return text.strip("\n"), warnings
+    return text.strip("\n")
+
+
+def clean_text(text: str) -> tuple[str, list[str]]:
+    """Clean one text (see :func:`clean_text_counted`); returns it with warnings."""
+    removed = Removed()
+    cleaned = clean_text_counted(text, removed)
+    return cleaned, removed.warnings()

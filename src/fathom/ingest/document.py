@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fathom.ingest.clean import Removed, clean_text_counted
+
 __all__ = ["Block", "DocumentBuilder", "ParsedDocument"]
 
 BlockKind = Literal["heading", "paragraph", "code", "table", "list"]
@@ -31,20 +33,24 @@ class ParsedDocument:
 
 
 class DocumentBuilder:
-    """Builds a document's text block by block, tracking the heading path."""
+    """Builds a document's text block by block, tracking the heading path.
+
+    Every piece is cleaned as it is added, so block offsets point into the final text.
+    """
 
     def __init__(self) -> None:
         self._parts: list[str] = []
         self._length = 0
         self._headings: list[tuple[int, str]] = []
         self.blocks: list[Block] = []
+        self.removed = Removed()
 
     @property
     def heading_path(self) -> tuple[str, ...]:
         return tuple(text for _level, text in self._headings)
 
     def heading(self, level: int, text: str) -> None:
-        text = " ".join(text.split())
+        text = " ".join(clean_text_counted(text, self.removed).split())
         if not text:
             return
         while self._headings and self._headings[-1][0] >= level:
@@ -53,7 +59,7 @@ class DocumentBuilder:
         self._append(text, "heading")
 
     def block(self, text: str, kind: BlockKind = "paragraph") -> None:
-        text = text.strip("\n")
+        text = clean_text_counted(text, self.removed)
         if text.strip():
             self._append(text, kind)
 

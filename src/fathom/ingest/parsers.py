@@ -34,36 +34,11 @@ def parse_bytes(data: bytes, name: str) -> ParsedDocument:
     mime = detect_format(data, suffix)
     parser = _PARSERS[mime]
     parsed = parser(data)
-    cleaned, warnings = clean_text(parsed.text)
-    if cleaned != parsed.text:
-        # Cleaning changed offsets: re-derive blocks on the cleaned text by re-parsing it as
-        # already-extracted text of the same structure (rare: only for control characters).
-        parsed = _reparse_clean(parsed, cleaned)
-    parsed.warnings = [*warnings, *parsed.warnings]
     if not parsed.text.strip():
         raise IngestError("no text could be extracted from this file", code="ingest.no_text")
     if not parsed.title:
         parsed.title = PurePath(name).stem or name
     return parsed
-
-
-def _reparse_clean(parsed: ParsedDocument, cleaned: str) -> ParsedDocument:
-    """Map blocks onto the cleaned text by locating each block's cleaned text in order."""
-    blocks: list[Block] = []
-    cursor = 0
-    for block in parsed.blocks:
-        piece, _ = clean_text(parsed.text[block.start : block.end])
-        piece = piece.strip()
-        if not piece:
-            continue
-        at = cleaned.find(piece, cursor)
-        if at < 0:
-            continue
-        blocks.append(Block(at, at + len(piece), block.kind, block.heading_path))
-        cursor = at + len(piece)
-    if not blocks and cleaned.strip():
-        blocks = [Block(0, len(cleaned), "paragraph", ())]
-    return ParsedDocument(parsed.title, cleaned, blocks, parsed.mime_type, parsed.warnings, parsed.metadata)
 
 
 # -- plain text -----------------------------------------------------------------------
@@ -317,7 +292,9 @@ def _parse_html(data: bytes) -> ParsedDocument:
     warnings = list(decoded.warnings)
     if hidden:
         warnings.append(f"dropped {hidden} hidden element(s)")
-    return ParsedDocument(title, builder.text(), builder.blocks, HTML, warnings)
+    return ParsedDocument(
+        title, builder.text(), builder.blocks, HTML, [*warnings, *builder.removed.warnings()]
+    )
 
 
 # -- PDF ------------------------------------------------------------------------------
@@ -380,7 +357,14 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
             "the PDF has no text layer (a scanned document?); OCR is not enabled", code="ingest.no_text"
         )
     first_line = text.strip().split("\n", 1)[0][:120]
-    return ParsedDocument(metadata_title or first_line, text, builder.blocks, PDF, [], {"pages": len(pages)})
+    return ParsedDocument(
+        metadata_title or first_line,
+        text,
+        builder.blocks,
+        PDF,
+        builder.removed.warnings(),
+        {"pages": len(pages)},
+    )
 
 
 # -- DOCX -----------------------------------------------------------------------------
@@ -438,7 +422,7 @@ def _parse_docx(data: bytes) -> ParsedDocument:
     if not title:
         first_heading = next((b for b in builder.blocks if b.kind == "heading"), None)
         title = first_heading.heading_path[-1] if first_heading and first_heading.heading_path else ""
-    return ParsedDocument(title, builder.text(), builder.blocks, DOCX, [])
+    return ParsedDocument(title, builder.text(), builder.blocks, DOCX, builder.removed.warnings())
 
 
 _PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
