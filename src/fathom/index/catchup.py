@@ -62,18 +62,22 @@ class IndexSet:
             head = self.store.last_sequence()
             for index in self.indexes:
                 index.refresh()
-                position = index.applied_sequence()
-                while position < head:
-                    batch = self.store.changes_since(position)
-                    if batch is None:
-                        break
-                    added = self.store.indexable_chunks(sorted(batch.added))
-                    index.apply(sorted(batch.removed), added, batch.last_seq)
-                    applied += batch.last_seq - position
-                    position = batch.last_seq
-                    if progress is not None:
-                        progress(position, head)
-                log.debug("index.caught_up", index=index.name, sequence=position)
+            positions = {index.name: index.applied_sequence() for index in self.indexes}
+            while (position := min(positions.values())) < head:
+                batch = self.store.changes_since(position)
+                if batch is None:
+                    break
+                # One read of the store feeds every index that stands at this position
+                # (usually all of them); an index further ahead waits for its turn.
+                added = self.store.indexable_chunks(sorted(batch.added))
+                for index in self.indexes:
+                    if positions[index.name] == position:
+                        index.apply(sorted(batch.removed), added, batch.last_seq)
+                        positions[index.name] = batch.last_seq
+                applied += batch.last_seq - position
+                if progress is not None:
+                    progress(batch.last_seq, head)
+            log.debug("index.caught_up", positions=positions)
         return applied
 
     def rebuild(self, progress: Progress | None = None, batch_size: int = 10_000) -> None:
