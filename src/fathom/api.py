@@ -69,6 +69,7 @@ class Fathom:
         )
         self._embedder = embedder
         self._retriever: HybridRetriever | None = None
+        self._answerer: ExtractiveAnswerer | None = None
         try:
             self.indexes.catch_up()
         except ConfigError as exc:
@@ -134,6 +135,17 @@ class Fathom:
                 )
                 continue
             files.extend(iter_files(path))
+        return self._ingest_files(files, metadata=metadata, progress=progress, missing=missing)
+
+    def _ingest_files(
+        self,
+        files: list[Path],
+        *,
+        metadata: Mapping[str, Any] | None,
+        progress: ProgressCallback | None,
+        missing: list[FileOutcome] | None = None,
+    ) -> IngestReport:
+        missing = missing or []
         if progress is not None:
             progress("files_total", len(files) + len(missing))
             for _ in missing:
@@ -143,7 +155,7 @@ class Fathom:
             tenant=self.settings.tenant,
             metadata=dict(metadata or {}),
             progress=progress,
-            after_commit=self._catch_up,
+            after_commit=self.indexes.catch_up,
         )
         report.outcomes[:0] = missing
         return report
@@ -187,8 +199,9 @@ class Fathom:
         root = Path(directory).expanduser().resolve()
         if not root.is_dir():
             raise NotFound(f"no folder {str(directory)!r}", code="sync.not_a_folder")
-        report = self.ingest([root], progress=progress)
-        present = {str(path.resolve()) for path in iter_files(root)}
+        files = list(iter_files(root))
+        report = self._ingest_files(files, metadata=None, progress=progress)
+        present = {str(path.resolve()) for path in files}
         prefix = str(root) + os.sep
         for doc, _chunks in self.store.list_documents(self.settings.tenant, source_prefix=prefix):
             if doc.source not in present:
@@ -208,9 +221,6 @@ class Fathom:
                 self.embedder.name, {row[0]: v for row, v in zip(stale, vectors, strict=True)}
             )
         self.indexes.rebuild(progress)
-
-    def _catch_up(self) -> None:
-        self.indexes.catch_up()
 
     def _pipeline(self) -> IngestPipeline:
         return IngestPipeline(self.store, self.embedder, self.settings)
@@ -271,15 +281,15 @@ class Fathom:
         where = self._filter(self._principal(principal), filters)
         trace = self._hybrid.retrieve(question, where, limit)
         hits = self._hybrid.hits(trace, limit)
-        lexical = self.indexes.lexical
-        answerer = ExtractiveAnswerer(
-            self.embedder,
-            analyze,
-            lexical.document_frequencies if isinstance(lexical, TantivyIndex) else lambda terms: (1, {}),
-            max_sentences=self.settings.answer_sentences,
-            min_support=self.settings.min_support,
-        )
-        return answerer.answer(question, trace.query_vector, hits)
+        if self._answerer is None:
+            self._answerer = ExtractiveAnswerer(
+                self.embedder,
+                analyze,
+                self.indexes.lexical.document_frequencies,
+                max_sentences=self.settings.answer_sentences,
+                min_support=self.settings.min_support,
+            )
+        return self._answerer.answer(question, trace.query_vector, hits)
 
     def documents(self) -> list[DocumentInfo]:
         """Every document of the tenant, by source."""

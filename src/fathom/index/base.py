@@ -59,6 +59,18 @@ class LexicalIndex(_Positioned, Protocol):
         """BM25 search among chunks that pass ``where``; best first."""
         ...
 
+    def count(self, where: IndexFilter) -> int:
+        """How many chunks pass ``where``."""
+        ...
+
+    def allowed_ids(self, where: IndexFilter) -> list[int]:
+        """Every chunk id that passes ``where`` (restricts dense search to the same set)."""
+        ...
+
+    def document_frequencies(self, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """(chunks in the index, chunks containing each analysed term)."""
+        ...
+
 
 class DenseIndex(_Positioned, Protocol):
     def search(

@@ -83,7 +83,7 @@ class IngestPipeline:
         tenant: str,
         metadata: dict[str, Any] | None = None,
         progress: ProgressCallback | None = None,
-        after_commit: Callable[[], None] | None = None,
+        after_commit: Callable[[], object] | None = None,
     ) -> IngestReport:
         """Ingest files; every file gets one outcome and no file's failure stops the rest."""
         report = IngestReport()

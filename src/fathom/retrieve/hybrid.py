@@ -14,7 +14,6 @@ from fathom.domain import Hit
 from fathom.embed.base import Embedder
 from fathom.index.base import IndexFilter, ScoredId
 from fathom.index.catchup import IndexSet
-from fathom.index.lexical import TantivyIndex
 from fathom.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
 
 __all__ = ["HybridRetriever", "RetrievalTrace"]
@@ -46,8 +45,6 @@ class HybridRetriever:
     def _allowed(self, where: IndexFilter) -> list[int] | None:
         """Chunk ids the dense search may return, or None when the filter excludes nothing."""
         lexical = self._indexes.lexical
-        if not isinstance(lexical, TantivyIndex):  # pragma: no cover - one lexical backend today
-            return None
         if lexical.count(where) >= self._indexes.dense.size():
             return None
         return lexical.allowed_ids(where)
