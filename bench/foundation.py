@@ -104,11 +104,29 @@ def main() -> None:
     }
     out = ROOT / "bench" / "results" / "foundation.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print("| figure | value |\n|---|---|")
-    for key, value in result.items():
-        if key != "machine":
-            print(f"| {key} | {value} |")
-    print(f"\nmachine: {result['machine']}; written to {out.relative_to(ROOT)}")
+    table = readme_table(result)
+    print(table)
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.index(_START) + len(_START), text.index(_END)
+    readme.write_text(text[:start] + "\n" + table + "\n" + text[end:], encoding="utf-8")
+    print(f"\nmachine: {result['machine']}; written to {out.relative_to(ROOT)} and the README table")
+
+
+_START, _END = "<!-- bench/foundation.py:start -->", "<!-- bench/foundation.py:end -->"
+
+
+def readme_table(result: dict[str, object]) -> str:
+    """The README's figures table, made from the JSON results."""
+    r = result
+    rows = [
+        ("documents / chunks", f"{r['documents']} / {r['chunks']}"),
+        ("ingest end to end", f"{r['ingest_chunks_per_s']} chunks/s ({r['ingest_seconds']} s)"),
+        ("embedder alone (same chunk texts)", f"{r['embedder_chunks_per_s']} chunks/s"),
+        ("search, in process, p50 / p95", f"{r['search_p50_ms']} / {r['search_p95_ms']} ms"),
+        ("ask, in process, p50 / p95", f"{r['ask_p50_ms']} / {r['ask_p95_ms']} ms"),
+    ]
+    return "| figure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
 
 if __name__ == "__main__":
