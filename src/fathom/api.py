@@ -11,7 +11,16 @@ import structlog
 
 from fathom.answer.extractive import ExtractiveAnswerer
 from fathom.config import Settings, load_settings
-from fathom.domain import Answer, DocumentInfo, FileOutcome, Hit, IngestReport, Principal, StoreStatus
+from fathom.domain import (
+    Answer,
+    DocumentInfo,
+    FileOutcome,
+    Hit,
+    IngestReport,
+    Principal,
+    StoreStatus,
+    TextDocument,
+)
 from fathom.embed.base import Embedder, create_embedder
 from fathom.errors import ConfigError, InvalidQuery, NotFound
 from fathom.index.base import IndexFilter
@@ -178,6 +187,14 @@ class Fathom:
         )
         self.indexes.catch_up()
         return outcome
+
+    def ingest_texts(
+        self, documents: Iterable[TextDocument], *, progress: ProgressCallback | None = None
+    ) -> IngestReport:
+        """Ingest many documents given as text, embedded in batches (unchanged ones are skipped)."""
+        return self._pipeline().ingest_texts(
+            documents, tenant=self.settings.tenant, progress=progress, after_commit=self.indexes.catch_up
+        )
 
     def delete(self, source_or_id: str) -> str:
         """Delete a document by its source (a path is resolved) or its id; returns the doc id.

@@ -14,6 +14,7 @@ __all__ = [
     "IngestReport",
     "Principal",
     "StoreStatus",
+    "TextDocument",
 ]
 
 
@@ -169,3 +170,13 @@ class StoreStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TextDocument:
+    """A document given as text rather than as a file (API uploads, evaluation corpora)."""
+
+    source: str
+    text: str
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)

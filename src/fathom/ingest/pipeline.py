@@ -18,7 +18,7 @@ import numpy as np
 import structlog
 
 from fathom.config import Settings
-from fathom.domain import FileOutcome, IngestReport
+from fathom.domain import FileOutcome, IngestReport, TextDocument
 from fathom.embed.base import Embedder
 from fathom.errors import FathomError, IngestError
 from fathom.ingest.chunk import chunk_document
@@ -86,14 +86,40 @@ class IngestPipeline:
         after_commit: Callable[[], object] | None = None,
     ) -> IngestReport:
         """Ingest files; every file gets one outcome and no file's failure stops the rest."""
+        prepared = (self._prepare_file(path, tenant, metadata or {}) for path in files)
+        return self._ingest_prepared(prepared, tenant, progress, after_commit)
+
+    def ingest_texts(
+        self,
+        documents: Iterable[TextDocument],
+        *,
+        tenant: str,
+        progress: ProgressCallback | None = None,
+        after_commit: Callable[[], object] | None = None,
+    ) -> IngestReport:
+        """Ingest in-memory documents in embedding batches, one transaction per document."""
+        prepared = (
+            self._prepare_bytes(
+                doc.text.encode("utf-8"), doc.source, tenant, title=doc.title, metadata=dict(doc.metadata)
+            )
+            for doc in documents
+        )
+        return self._ingest_prepared(prepared, tenant, progress, after_commit)
+
+    def _ingest_prepared(
+        self,
+        prepared: Iterable[tuple[FileOutcome | None, _Pending | None]],
+        tenant: str,
+        progress: ProgressCallback | None,
+        after_commit: Callable[[], object] | None,
+    ) -> IngestReport:
         report = IngestReport()
         batch: list[_Pending] = []
-        for path in files:
-            outcome, pending = self._prepare_file(path, tenant, metadata or {})
-            if progress is not None and outcome is not None:
-                progress("file", 1)
+        for outcome, pending in prepared:
             if outcome is not None:
                 report.outcomes.append(outcome)
+                if progress is not None:
+                    progress("file", 1)
                 continue
             assert pending is not None
             batch.append(pending)
@@ -120,26 +146,34 @@ class IngestPipeline:
         acl_groups: Sequence[str] = (),
     ) -> FileOutcome:
         """Ingest one in-memory document under ``source``."""
+        outcome, pending = self._prepare_bytes(data, source, tenant, title=title, metadata=metadata or {})
+        if outcome is not None:
+            return outcome
+        assert pending is not None
+        pending.acl_users, pending.acl_groups = acl_users, acl_groups
+        return self._flush([pending], tenant, None)[0]
+
+    def _prepare_bytes(
+        self, data: bytes, source: str, tenant: str, *, title: str | None, metadata: dict[str, Any]
+    ) -> tuple[FileOutcome | None, _Pending | None]:
         content_hash = hashlib.sha256(data).hexdigest()
         existing = self._store.find_document(tenant, source)
         if existing is not None and existing.content_hash == content_hash:
-            return FileOutcome(source, "unchanged", doc_id=existing.id)
+            return FileOutcome(source, "unchanged", doc_id=existing.id), None
         if len(data) > self._settings.max_file_bytes:
             return FileOutcome(
                 source,
                 "failed",
                 error_code="ingest.too_large",
                 message=f"the document is larger than the {self._settings.max_file_bytes} byte limit",
-            )
+            ), None
         try:
             parsed = parse_bytes(data, source)
         except FathomError as exc:
-            return FileOutcome(source, "failed", error_code=exc.code, message=exc.message)
+            return FileOutcome(source, "failed", error_code=exc.code, message=exc.message), None
         if title:
             parsed.title = title
-        pending = self._chunk(source, content_hash, parsed, metadata or {})
-        pending.acl_users, pending.acl_groups = acl_users, acl_groups
-        return self._flush([pending], tenant, None)[0]
+        return None, self._chunk(source, content_hash, parsed, metadata)
 
     # -- steps --------------------------------------------------------------------------
 
