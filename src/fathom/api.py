@@ -29,6 +29,7 @@ from fathom.index.dense import UsearchIndex
 from fathom.index.lexical import TantivyIndex, analyze
 from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, embedding_input, iter_files
 from fathom.logs import configure_logging
+from fathom.rerank.base import create_reranker
 from fathom.retrieve.hybrid import HybridRetriever
 from fathom.store.database import Store
 
@@ -99,7 +100,12 @@ class Fathom:
     @property
     def _hybrid(self) -> HybridRetriever:
         if self._retriever is None:
-            self._retriever = HybridRetriever(self.indexes, self.embedder, self.settings)
+            reranker = (
+                create_reranker(self.settings.reranker, device=self.settings.device)
+                if self.settings.reranker
+                else None
+            )
+            self._retriever = HybridRetriever(self.indexes, self.embedder, self.settings, reranker)
         return self._retriever
 
     def close(self) -> None:

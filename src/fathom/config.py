@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 list in fusion.")
     dense_weight: float = Field(default=1.0, ge=0, description="Weight of the dense list in fusion.")
     candidates: int = Field(default=50, ge=1, le=1000, description="Candidates each retriever returns.")
+    reranker: str | None = Field(
+        default=None,
+        description="Cross-encoder that rescores the best fused candidates, e.g. "
+        "'cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2' (a name in the local model cache or a "
+        "folder); off when unset.",
+    )
+    rerank_depth: int = Field(
+        default=30, ge=1, le=1000, description="Fused candidates the reranker rescores."
+    )
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
     )
