@@ -20,6 +20,7 @@ from fathom.domain import (
     Principal,
     StoreStatus,
     TextDocument,
+    contextual_text,
 )
 from fathom.embed.base import Embedder, create_embedder
 from fathom.errors import ConfigError, InvalidQuery, NotFound
@@ -27,7 +28,7 @@ from fathom.index.base import IndexFilter
 from fathom.index.catchup import IndexSet, Progress
 from fathom.index.dense import UsearchIndex
 from fathom.index.lexical import TantivyIndex, analyze
-from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, embedding_input, iter_files
+from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, iter_files
 from fathom.logs import configure_logging
 from fathom.rerank.base import create_reranker
 from fathom.retrieve.hybrid import HybridRetriever
@@ -238,7 +239,7 @@ class Fathom:
         stale = self.store.chunks_needing_embedding(self.embedder.name)
         if stale:
             vectors = self.embedder.embed_documents(
-                [embedding_input(title, path, text) for _id, text, title, path, _hash in stale]
+                [contextual_text(title, path, text) for _id, text, title, path, _hash in stale]
             )
             self.store.set_embeddings(
                 self.embedder.name, {row[0]: v for row, v in zip(stale, vectors, strict=True)}

@@ -53,8 +53,10 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(default=64, ge=1, le=4096, description="Chunks per embedding batch.")
     chunk_tokens: int = Field(default=160, ge=16, le=2048, description="Target chunk size in model tokens.")
     chunk_overlap: int = Field(default=32, ge=0, le=512, description="Tokens repeated between chunks.")
-    fusion: Literal["rrf", "weighted"] = Field(
-        default="rrf", description="How lexical and dense results are fused."
+    fusion: Literal["zscore", "rrf", "weighted"] = Field(
+        default="zscore",
+        description="How lexical and dense results are fused: z-normalised scores, reciprocal ranks, "
+        "or min-max normalised scores.",
     )
     rrf_k: int = Field(default=60, ge=1, description="The k constant of reciprocal rank fusion.")
     lexical_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 list in fusion.")
@@ -72,8 +74,16 @@ class Settings(BaseSettings):
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
     )
-    title_boost: float = Field(default=1.0, ge=0, description="BM25 boost of the document title field.")
-    heading_boost: float = Field(default=1.0, ge=0, description="BM25 boost of the heading-path field.")
+    title_boost: float = Field(
+        default=0.0,
+        ge=0,
+        description="Extra BM25 weight of the title field (title words already count in the chunk text).",
+    )
+    heading_boost: float = Field(
+        default=0.0,
+        ge=0,
+        description="Extra BM25 weight of the heading-path field (headings already count in the chunk text).",
+    )
     max_file_bytes: int = Field(
         default=100 * 1024 * 1024, ge=1, description="Files larger than this are refused at ingest."
     )

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from fathom import Fathom
+from fathom.domain import contextual_text
 from fathom.errors import ConfigError
-from fathom.ingest.pipeline import embedding_input
 from fathom.rerank import create_reranker
 
 pytestmark = [pytest.mark.integration]
@@ -80,7 +80,7 @@ def test_reranker_orders_candidates_by_the_cross_encoder_score(
         hits = fathom.search(query, k=4)
     assert len(hits) == 4
     expected = create_reranker(spec).score(
-        query, [embedding_input(h.title, h.heading_path, h.text) for h in hits]
+        query, [contextual_text(h.title, h.heading_path, h.text) for h in hits]
     )
     assert [h.score for h in hits] == pytest.approx(expected, abs=1e-5)
     assert expected == sorted(expected, reverse=True), "hits must come in cross-encoder order"

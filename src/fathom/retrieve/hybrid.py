@@ -10,13 +10,12 @@ import numpy as np
 import structlog
 
 from fathom.config import Settings
-from fathom.domain import Hit
+from fathom.domain import Hit, contextual_text
 from fathom.embed.base import Embedder
 from fathom.index.base import IndexFilter, ScoredId
 from fathom.index.catchup import IndexSet
-from fathom.ingest.pipeline import embedding_input
 from fathom.rerank.base import Reranker
-from fathom.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
+from fathom.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion, zscore_fusion
 
 __all__ = ["HybridRetriever", "RetrievalTrace"]
 
@@ -68,7 +67,9 @@ class HybridRetriever:
         dense = self._indexes.dense.search(vector, depth, where, allowed)
         dense_ms = (time.perf_counter() - dense_started) * 1000
         weights = (settings.lexical_weight, settings.dense_weight)
-        if settings.fusion == "rrf":
+        if settings.fusion == "zscore":
+            fused = zscore_fusion([lexical, dense], weights)
+        elif settings.fusion == "rrf":
             fused = reciprocal_rank_fusion([lexical, dense], weights, k=settings.rrf_k)
         else:
             fused = weighted_fusion([lexical, dense], weights)
@@ -90,7 +91,7 @@ class HybridRetriever:
         chunks = self._indexes.store.chunks_by_id([chunk_id for chunk_id, _ in head])
         present = [(chunk_id, chunks[chunk_id]) for chunk_id, _ in head if chunk_id in chunks]
         scores = self._reranker.score(
-            query, [embedding_input(chunk.title, chunk.heading_path, chunk.text) for _, chunk in present]
+            query, [contextual_text(chunk.title, chunk.heading_path, chunk.text) for _, chunk in present]
         )
         reranked = sorted(
             ((chunk_id, score) for (chunk_id, _), score in zip(present, scores, strict=True)),
