@@ -94,7 +94,10 @@ class Fathom:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = create_embedder(
-                self.settings.embedder, device=self.settings.device, batch_size=self.settings.embed_batch_size
+                self.settings.embedder,
+                device=self.settings.device,
+                batch_size=self.settings.embed_batch_size,
+                query_precision=self.settings.query_precision,
             )
         return self._embedder
 

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         default=DEFAULT_EMBEDDER,
         description="Embedding model: 'sentence-transformers:NAME_OR_PATH' or 'hash:DIM' (tests only).",
     )
+    query_precision: Literal["float32", "int8"] = Field(
+        default="float32",
+        description="Precision of the model that embeds queries on CPU: 'int8' is about twice as fast "
+        "and slightly less exact; document vectors are always float32.",
+    )
     device: str = Field(default="cpu", description="Torch device for models: 'cpu', 'cuda', 'auto'.")
     embed_batch_size: int = Field(default=64, ge=1, le=4096, description="Chunks per embedding batch.")
     chunk_tokens: int = Field(default=160, ge=16, le=2048, description="Target chunk size in model tokens.")

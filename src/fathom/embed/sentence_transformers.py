@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from fathom.errors import ConfigError
 
-__all__ = ["SentenceTransformerEmbedder", "quiet_transformers", "resolve_model_path", "torch_device"]
+__all__ = [
+    "QueryPrecision",
+    "SentenceTransformerEmbedder",
+    "quiet_transformers",
+    "resolve_model_path",
+    "torch_device",
+]
 
 # Names under which the packaged all-MiniLM-L6-v2 weights are found without a download.
 _PACKAGED_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -50,6 +57,23 @@ def quiet_transformers() -> None:
         pass
 
 
+QueryPrecision = Literal["float32", "int8"]
+
+
+def _int8_copy(model: Any) -> Any:
+    """A copy of ``model`` whose linear layers run in int8 (weights quantised once, activations
+    per call). Cosine to the float32 query vector is about 0.94 for all-MiniLM-L6-v2."""
+    import copy
+
+    import torch
+
+    with warnings.catch_warnings():
+        # torch points eager-mode quantisation users at torchao; the pinned torch still ships it.
+        warnings.simplefilter("ignore")
+        quantize: Any = torch.ao.quantization.quantize_dynamic
+        return quantize(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+
+
 def torch_device(device: str) -> str:
     """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``; anything else is kept."""
     if device != "auto":
@@ -62,7 +86,14 @@ def torch_device(device: str) -> str:
 class SentenceTransformerEmbedder:
     """``sentence-transformers:NAME``: a SentenceTransformer model, normalised embeddings."""
 
-    def __init__(self, model_name: str, *, device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        query_precision: QueryPrecision = "float32",
+    ) -> None:
         quiet_transformers()
         import torch
         from sentence_transformers import SentenceTransformer
@@ -91,6 +122,11 @@ class SentenceTransformerEmbedder:
         self._tokenizer = self._model.tokenizer
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        # Queries may run through an int8 copy of the model: about twice as fast for one
+        # short text on a CPU, while documents keep full-precision vectors.
+        self._query_model: Any = self._model
+        if query_precision == "int8" and device == "cpu":
+            self._query_model = _int8_copy(self._model)
 
     @property
     def name(self) -> str:
@@ -136,7 +172,7 @@ class SentenceTransformerEmbedder:
         device = self._model.device
         features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
         with self._torch.inference_mode():
-            output = self._model(features)["sentence_embedding"]
+            output = self._query_model(features)["sentence_embedding"]
             output = self._torch.nn.functional.normalize(output, p=2, dim=1)
         return np.asarray(output[0].float().cpu().numpy(), dtype=np.float32)
 
