@@ -74,6 +74,7 @@ class Fathom:
                 index_dir / "lexical",
                 title_boost=self.settings.title_boost,
                 heading_boost=self.settings.heading_boost,
+                context_in_body=self.settings.lexical_context,
             ),
             UsearchIndex(index_dir / "dense.usearch", exact_below=self.settings.exact_search_below),
             lock_path=index_dir / "catchup.lock",

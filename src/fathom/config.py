@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
     )
+    lexical_context: bool = Field(
+        default=True,
+        description="Index each chunk's document title and heading path in the same BM25 field as its "
+        "text (changing it rebuilds the lexical index on next open).",
+    )
     title_boost: float = Field(
         default=0.0,
         ge=0,

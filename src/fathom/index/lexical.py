@@ -20,8 +20,8 @@ __all__ = ["TantivyIndex", "analyze"]
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
 _WRITER_HEAP = 64_000_000
-# Bumped whenever what goes into the index changes; an index of another version is
-# cleared on open and rebuilt from the change log.
+# Bumped whenever what goes into the index changes; an index of another layout (version,
+# or the context_in_body choice) is cleared on open and rebuilt from the change log.
 _LAYOUT_VERSION = 2
 
 
@@ -43,7 +43,14 @@ class TantivyIndex:
 
     name = "lexical"
 
-    def __init__(self, directory: Path, *, title_boost: float = 0.0, heading_boost: float = 0.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        title_boost: float = 0.0,
+        heading_boost: float = 0.0,
+        context_in_body: bool = True,
+    ) -> None:
         self._directory = directory
         self._position_file = directory.with_suffix(".position")
         self._version_file = directory.with_suffix(".version")
@@ -55,14 +62,16 @@ class TantivyIndex:
             {name: b for name, b in (("title", title_boost), ("heading", heading_boost)) if b}
         )
         self._lock = threading.Lock()
-        if self._read_version() != _LAYOUT_VERSION:
+        self._context_in_body = context_in_body
+        self._layout = f"{_LAYOUT_VERSION}-{'context' if context_in_body else 'text'}"
+        if self._read_layout() != self._layout:
             self._reset()
         self._open()
 
-    def _read_version(self) -> int | None:
+    def _read_layout(self) -> str | None:
         try:
-            return int(self._version_file.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+            return self._version_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
             return None
 
     def _reset(self) -> None:
@@ -70,7 +79,7 @@ class TantivyIndex:
         shutil.rmtree(self._directory, ignore_errors=True)
         self._position_file.unlink(missing_ok=True)
         self._directory.parent.mkdir(parents=True, exist_ok=True)
-        self._version_file.write_text(str(_LAYOUT_VERSION), encoding="utf-8")
+        self._version_file.write_text(self._layout, encoding="utf-8")
 
     def _open(self) -> None:
         self._directory.mkdir(parents=True, exist_ok=True)
@@ -104,7 +113,12 @@ class TantivyIndex:
                         document.add_text("meta", token)
                     document.add_text("title", chunk.title)
                     document.add_text("heading", " / ".join(chunk.heading_path))
-                    document.add_text("body", contextual_text(chunk.title, chunk.heading_path, chunk.text))
+                    body = (
+                        contextual_text(chunk.title, chunk.heading_path, chunk.text)
+                        if self._context_in_body
+                        else chunk.text
+                    )
+                    document.add_text("body", body)
                     writer.add_document(document)
                 writer.commit()
             except BaseException:
