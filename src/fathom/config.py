@@ -58,10 +58,15 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(default=64, ge=1, le=4096, description="Chunks per embedding batch.")
     chunk_tokens: int = Field(default=160, ge=16, le=2048, description="Target chunk size in model tokens.")
     chunk_overlap: int = Field(default=32, ge=0, le=512, description="Tokens repeated between chunks.")
-    fusion: Literal["zscore", "rrf", "weighted"] = Field(
-        default="zscore",
-        description="How lexical and dense results are fused: z-normalised scores, reciprocal ranks, "
+    fusion: Literal["rrf", "zscore", "weighted"] = Field(
+        default="rrf",
+        description="How lexical and dense results are fused: reciprocal ranks, z-normalised scores, "
         "or min-max normalised scores.",
+    )
+    dense_min_spread: float = Field(
+        default=0.04,
+        ge=0,
+        description="z-score fusion divides the dense list's cosine scores by at least this spread.",
     )
     rrf_k: int = Field(default=60, ge=1, description="The k constant of reciprocal rank fusion.")
     lexical_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 list in fusion.")

@@ -53,3 +53,12 @@ def test_zscore_fusion_weights_and_flat_lists():
     dense = [(2, 0.9), (1, 0.1)]
     assert [i for i, _ in zscore_fusion([lexical, dense], [0.0, 1.0])] == [2, 1]
     assert zscore_fusion([[], dense], [1.0, 1.0])[0][0] == 2
+
+
+def test_zscore_fusion_floor_keeps_flat_dense_noise_from_outvoting_a_clear_bm25_winner():
+    from fathom.retrieve.fusion import zscore_fusion
+
+    lexical = [(1, 10.0), (2, 4.0), (3, 3.0), (4, 3.0)]
+    dense = [(5, 0.23), (6, 0.22), (7, 0.21), (1, 0.20)]  # all about equally unrelated
+    assert zscore_fusion([lexical, dense], [1.0, 1.0])[0][0] == 5
+    assert zscore_fusion([lexical, dense], [1.0, 1.0], [0.0, 0.04])[0][0] == 1
