@@ -392,17 +392,23 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = RESULTS / "scale.json"
-    previous = json.loads(output.read_text()) if output.exists() else {"results": []}
-    by_size = {r["size"]: r for r in previous.get("results", [])}
+
+    def previous() -> dict[int, dict[str, Any]]:
+        # Read again before writing: runs for different sizes may overlap.
+        results = json.loads(output.read_text())["results"] if output.exists() else []
+        return {r["size"]: r for r in results}
+
+    measured: dict[int, dict[str, Any]] = {}
     for size in args.sizes:
         print(f"== {size:,} chunks", flush=True)
-        entry = dict(by_size.get(size, {"size": size}))
+        entry = dict(previous().get(size, {"size": size}))
         if not args.reuse or "build" not in entry:
             entry["build"] = _phase(args, "build", size)
             print(json.dumps(entry["build"]), flush=True)
         entry["search"] = _phase(args, "search", size)
         print(json.dumps(entry["search"]), flush=True)
-        by_size[size] = entry
+        measured[size] = entry
+    by_size = {**previous(), **measured}
     results = [by_size[s] for s in sorted(by_size)]
     machine = f"{os.cpu_count()} cores, {platform.machine()}, no GPU, Python {platform.python_version()}"
     meta = {

@@ -164,3 +164,37 @@ def test_filtered_search_returns_only_allowed_chunks_on_every_path(tmp_path: Pat
             dense.search(query, 5, IndexFilter(tenant="other"), lexical.allowed(IndexFilter(tenant="other")))
             == []
         )
+
+
+def test_a_writer_keeps_complete_records_a_killed_writer_left_unpositioned(tmp_path: Path):
+    """A reader may already have applied them, so they must stay where they are."""
+    path = tmp_path / "dense.usearch"
+    opened_before = UsearchIndex(path)
+    killed = UsearchIndex(path)
+    killed.apply([], _chunks(range(1, 51)), sequence=50)
+    (tmp_path / "dense.position").write_text('{"sequence": 0}')  # killed before its position
+    reader = UsearchIndex(path)
+    assert reader.size() == 50
+    opened_before.apply([], _chunks(range(51, 101), seed=1), sequence=100)
+    reader.refresh()
+    assert reader.chunk_ids() == set(range(1, 101))
+    assert [r.sequence for r, _ in read_records(tmp_path / "dense.00000000.journal")] == [50, 100]
+
+
+def test_a_tenant_never_sees_another_tenants_nearest_vectors(tmp_path: Path):
+    ours = _chunks(range(1, 1501))
+    theirs = [
+        IndexableChunk(
+            **{**{f: getattr(c, f) for f in c.__slots__}, "tenant_id": "u", "chunk_id": c.chunk_id + 10_000}
+        )
+        for c in _chunks(range(1, 1501))  # the same vectors, so theirs tie with ours
+    ]
+    lexical = TantivyIndex(tmp_path / "lexical")
+    dense = UsearchIndex(tmp_path / "dense.usearch", exact_below=0)
+    for index in (lexical, dense):
+        index.apply([], ours + theirs, sequence=1)
+    assert not lexical.allowed(WHERE).excludes_nothing()
+    for chunk in ours[:20]:
+        hits = dense.search(chunk.embedding, 10, WHERE, lexical.allowed(WHERE))
+        assert hits and all(chunk_id < 10_000 for chunk_id, _ in hits)
+        assert hits[0][0] == chunk.chunk_id

@@ -64,7 +64,11 @@ class Fathom:
                 title_boost=self.settings.title_boost,
                 heading_boost=self.settings.heading_boost,
             ),
-            UsearchIndex(index_dir / "dense.usearch", exact_below=self.settings.exact_search_below),
+            UsearchIndex(
+                index_dir / "dense.usearch",
+                exact_below=self.settings.exact_search_below,
+                journal_limit=self.settings.dense_journal_limit,
+            ),
             lock_path=index_dir / "catchup.lock",
         )
         self._embedder = embedder

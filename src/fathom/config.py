@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
     )
+    dense_journal_limit: int = Field(
+        default=20_000,
+        ge=1,
+        description="Vectors added or removed since the last dense snapshot before they are merged into it.",
+    )
     title_boost: float = Field(default=1.0, ge=0, description="BM25 boost of the document title field.")
     heading_boost: float = Field(default=1.0, ge=0, description="BM25 boost of the heading-path field.")
     max_file_bytes: int = Field(

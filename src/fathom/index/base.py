@@ -35,6 +35,10 @@ class AllowedChunks(Protocol):
     ranked exactly) or which of its HNSW candidates pass (a large set).
     """
 
+    def excludes_nothing(self) -> bool:
+        """True when every chunk passes, known without scanning (False when unsure)."""
+        ...
+
     def upper_bound(self) -> int:
         """At least as many chunks as pass the filter, computed without scanning them."""
         ...

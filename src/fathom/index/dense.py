@@ -188,10 +188,14 @@ class UsearchIndex:
                 # become resident.
                 self._main = Index.restore(str(snapshot), view=True)
                 self._dim = None if self._main is None else int(self._main.ndim)
-        for record, end in read_records(self._journal_path(generation), self._journal_size):
+        self._read_journal()
+        self._loaded_sequence = sequence
+
+    def _read_journal(self) -> None:
+        """Apply the journal's complete records past the offset read so far."""
+        for record, end in read_records(self._journal_path(self._generation), self._journal_size):
             self._apply_record(record)
             self._journal_size = end
-        self._loaded_sequence = sequence
 
     def refresh(self) -> None:
         """Pick up batches and compactions another process applied since we loaded."""
@@ -236,6 +240,10 @@ class UsearchIndex:
         with self._lock:
             if self._latest_generation() != self._generation:
                 self._load(read_position(self._position_file))
+            else:
+                # Complete records a killed writer appended without recording its position
+                # are kept (a reader may have seen them); only a torn tail gets cut off.
+                self._read_journal()
             if removed or added:
                 vectors = (
                     np.stack([c.embedding for c in added]).astype(np.float32)
@@ -326,6 +334,8 @@ class UsearchIndex:
             if self._dim is not None:
                 self._checked_dim(len(vector))
             query = _unit(np.asarray(vector, dtype=np.float32))
+            if allowed is not None and allowed.excludes_nothing():
+                allowed = None
             if allowed is not None and allowed.upper_bound() <= _COUNT_LIMIT:
                 # Few enough to count: a filter that excludes nothing needs no filtering,
                 # and a very small allowed set is ranked exactly.

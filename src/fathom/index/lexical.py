@@ -177,6 +177,16 @@ class _TantivyAllowed:
         self._ids: list[int] | None = None
         self._count: int | None = None
 
+    def excludes_nothing(self) -> bool:
+        # The usual single-tenant home read by its admin: the tenant term is the only one
+        # in the dictionary (a deleted chunk's other tenant lingers until a merge, which
+        # only makes this answer False more often).
+        where = self._where
+        if where.acl_tokens is not None or where.metadata:
+            return False
+        tenants = self._searcher.terms_with_prefix("tenant", "", limit=2)
+        return [str(term) for term, _ in tenants] == [where.tenant]
+
     def upper_bound(self) -> int:
         # Each clause must match, so the rarest one bounds the result. Document
         # frequencies come from the term dictionary (they still count deleted chunks,
