@@ -198,3 +198,17 @@ def test_a_tenant_never_sees_another_tenants_nearest_vectors(tmp_path: Path):
         hits = dense.search(chunk.embedding, 10, WHERE, lexical.allowed(WHERE))
         assert hits and all(chunk_id < 10_000 for chunk_id, _ in hits)
         assert hits[0][0] == chunk.chunk_id
+
+
+def test_the_newest_generation_wins_and_older_ones_are_swept(tmp_path: Path):
+    """A crash between writing a snapshot and deleting the old one leaves both on disk."""
+    path = tmp_path / "dense.usearch"
+    index = UsearchIndex(path, journal_limit=100)
+    index.apply([], _chunks(range(1, 101)), sequence=100)  # compacts into generation 1
+    (tmp_path / "dense.00000000.usearch").write_bytes(b"left by a crash")
+    (tmp_path / "dense.00000000.journal").write_bytes(b"left by a crash")
+    assert UsearchIndex(path).chunk_ids() == set(range(1, 101))
+    index.apply([], _chunks(range(101, 201), seed=1), sequence=200)  # generation 2
+    assert _files(tmp_path, ".usearch") == ["dense.00000002.usearch"]
+    assert _files(tmp_path, ".journal") == ["dense.00000002.journal"]
+    assert UsearchIndex(path).chunk_ids() == set(range(1, 201))

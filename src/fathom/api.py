@@ -68,6 +68,7 @@ class Fathom:
                 index_dir / "dense.usearch",
                 exact_below=self.settings.exact_search_below,
                 journal_limit=self.settings.dense_journal_limit,
+                threads=self.settings.index_threads,
             ),
             lock_path=index_dir / "catchup.lock",
         )

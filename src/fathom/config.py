@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Vectors added or removed since the last dense snapshot before they are merged into it.",
     )
+    index_threads: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Threads that merge journaled vectors into the dense HNSW graph.",
+    )
     title_boost: float = Field(default=1.0, ge=0, description="BM25 boost of the document title field.")
     heading_boost: float = Field(default=1.0, ge=0, description="BM25 boost of the heading-path field.")
     max_file_bytes: int = Field(

@@ -120,18 +120,22 @@ class UsearchIndex:
     Args:
         path: ``index/dense.usearch``; generation files are named after its stem.
         exact_below: below this many vectors the snapshot is searched exactly.
-        journal_limit: journaled entries (adds + removes) that trigger a compaction.
+        journal_limit: vectors changed since the snapshot that trigger a compaction.
+        threads: threads that merge vectors into the HNSW graph during a compaction.
     """
 
     name = "dense"
 
-    def __init__(self, path: Path, *, exact_below: int = 50_000, journal_limit: int = 20_000) -> None:
+    def __init__(
+        self, path: Path, *, exact_below: int = 50_000, journal_limit: int = 20_000, threads: int = 1
+    ) -> None:
         self._path = path
         self._dir = path.parent
         self._stem = path.stem
         self._position_file = path.with_suffix(".position")
         self._exact_below = exact_below
         self._journal_limit = max(1, journal_limit)
+        self._threads = max(1, threads)
         self._pattern = re.compile(rf"^{re.escape(self._stem)}\.(\d+)\.usearch$")
         self._lock = threading.RLock()
         self._reset(generation=0)
@@ -271,6 +275,15 @@ class UsearchIndex:
 
     def _compact(self) -> None:
         """Merge the delta into the HNSW graph and write it as the next generation."""
+        try:
+            self._merge_and_save()
+        except BaseException:
+            # The in-memory graph may hold half a merge: start again from the disk.
+            self._loaded_sequence = -1
+            self._load(read_position(self._position_file))
+            raise
+
+    def _merge_and_save(self) -> None:
         keys, vectors = self._delta.live()
         main = self._main if self._main_writable else None
         if main is None and self._main is not None:
@@ -283,7 +296,7 @@ class UsearchIndex:
         if self._tombstones:
             main.remove(np.asarray(sorted(self._tombstones), dtype=np.uint64))
         if len(keys):
-            main.add(keys, vectors, threads=1)
+            main.add(keys, vectors, threads=self._threads)
         generation = self._generation + 1
         snapshot = self._snapshot_path(generation)
         tmp = snapshot.with_suffix(".tmp")
@@ -293,9 +306,12 @@ class UsearchIndex:
         truncate(self._journal_path(generation))
         os.replace(tmp, snapshot)
         self._fsync_dir()
-        # The new generation is complete and durable: the old one is garbage.
-        for old in (self._snapshot_path(self._generation), self._journal_path(self._generation)):
-            old.unlink(missing_ok=True)
+        # The new generation is complete and durable: older ones (a crash may have left
+        # more than one) are garbage.
+        for name in os.listdir(self._dir):
+            match = re.match(rf"^{re.escape(self._stem)}\.(\d+)\.(usearch|journal|tmp)$", name)
+            if match and int(match.group(1)) < generation:
+                (self._dir / name).unlink(missing_ok=True)
         log.debug("dense.compacted", generation=generation, vectors=len(main))
         # The writer keeps its in-memory copy (no re-read); readers map the new file.
         self._generation = generation
