@@ -146,8 +146,12 @@ def _put(fathom: Any, number: int, texts: list[str], vectors: np.ndarray) -> Non
     )
 
 
-def build(size: int, home: Path, corpus: Path) -> dict[str, Any]:
-    """Write ``size`` chunks into a fresh home, catching the indexes up every 1,000 documents."""
+def build(size: int, home: Path, corpus: Path, budget_s: float | None) -> dict[str, Any]:
+    """Write ``size`` chunks into a fresh home, catching the indexes up every 1,000 documents.
+
+    With a time budget the build stops at the first catch-up past it, and reports the
+    chunks it reached (a shared machine may not finish 1M in time).
+    """
     shutil.rmtree(home, ignore_errors=True)
     sentences = _sentences(corpus)
     fathom = _open(home)
@@ -163,6 +167,8 @@ def build(size: int, home: Path, corpus: Path) -> dict[str, Any]:
             index_s += time.perf_counter() - t0
             index_cpu_s += time.process_time() - c0
             print(f"  {(number + 1) * CHUNKS_PER_DOC:>9,} chunks  index {index_s:7.1f} s", flush=True)
+            if budget_s is not None and time.perf_counter() - started > budget_s:
+                break
     t0, c0 = time.perf_counter(), time.process_time()
     fathom.indexes.catch_up()
     index_s += time.perf_counter() - t0
@@ -172,6 +178,7 @@ def build(size: int, home: Path, corpus: Path) -> dict[str, Any]:
     # Catch-up after a small ingest into the big home: one more document of 20 chunks.
     sentences_rng = np.random.default_rng(SEED + 2)
     extra = [" ".join(random.Random(i).choices(sentences, k=4)) for i in range(CHUNKS_PER_DOC)]
+    built = fathom.store.counts()[1]
     _put(fathom, size, extra, _chunk_vectors(sentences_rng, _centroids()[0], CHUNKS_PER_DOC))
     t0 = time.perf_counter()
     fathom.indexes.catch_up()
@@ -180,6 +187,8 @@ def build(size: int, home: Path, corpus: Path) -> dict[str, Any]:
     fathom.close()
     return {
         "chunks": status.chunks,
+        "target_chunks": size,
+        "complete": built >= size,
         "documents": status.documents,
         "store_write_s": round(store_s, 1),
         "index_catch_up_s": round(index_s, 1),
@@ -246,11 +255,13 @@ def search(size: int, home: Path, corpus: Path, count: int) -> dict[str, Any]:
     from fathom.index.base import IndexFilter
     from fathom.retrieve.hybrid import HybridRetriever
 
-    queries = _queries(size, count, corpus)
     t0 = time.perf_counter()
     fathom = _open(home)
     open_s = time.perf_counter() - t0
     rss_open = _peak_rss_mb()
+    # Queries come from documents the build wrote (all of them unless it hit its budget).
+    built = fathom.store.counts()[1] - CHUNKS_PER_DOC
+    queries = _queries(min(size, built), count, corpus)
     retriever = HybridRetriever(fathom.indexes, _PrecomputedEmbedder(dict(queries)), fathom.settings)
     everything = IndexFilter(tenant=fathom.settings.tenant, acl_tokens=None)
     half = IndexFilter(tenant=fathom.settings.tenant, acl_tokens=None, metadata=("shard=even",))
@@ -307,6 +318,7 @@ def _phase(args: argparse.Namespace, phase: str, size: int) -> dict[str, Any]:
         str(args.corpus),
         "--queries",
         str(args.queries),
+        *([] if args.build_minutes is None else ["--build-minutes", str(args.build_minutes)]),
     ]
     completed = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
     for line in completed.stdout.splitlines():
@@ -325,8 +337,9 @@ def _table(results: list[dict[str, Any]], machine: str) -> str:
     ]
     for r in results:
         b, s = r["build"], r["search"]
+        stopped = "" if b.get("complete", True) else f" (of {b['target_chunks']:,}: stopped)"
         rows.append(
-            f"| {b['chunks']:,} | {b['index_catch_up_s']:.0f} s | {b['store_write_s']:.0f} s | "
+            f"| {b['chunks']:,}{stopped} | {b['index_catch_up_s']:.0f} s | {b['store_write_s']:.0f} s | "
             f"{b['build_peak_rss_mb'] / 1024:.2f} GB | "
             f"{s['hybrid']['p50_ms']:.1f} / {s['hybrid']['p95_ms']:.1f} ms | "
             f"{s['hybrid_filtered_half']['p50_ms']:.1f} / {s['hybrid_filtered_half']['p95_ms']:.1f} ms | "
@@ -377,6 +390,9 @@ def main() -> None:
         "--corpus", type=Path, default=ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
     )
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument(
+        "--build-minutes", type=float, help="stop a build at the first catch-up past this many minutes"
+    )
     parser.add_argument("--reuse", action="store_true", help="search homes built by an earlier run")
     parser.add_argument("--phase", choices=["build", "search"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -384,7 +400,8 @@ def main() -> None:
         size = args.sizes[0]
         home = args.work / f"home-{size}"
         if args.phase == "build":
-            out = build(size, home, args.corpus)
+            budget = None if args.build_minutes is None else args.build_minutes * 60
+            out = build(size, home, args.corpus, budget)
         else:
             out = search(size, home, args.corpus, args.queries)
         print("RESULT " + json.dumps(out), flush=True)
