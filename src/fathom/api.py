@@ -76,7 +76,12 @@ class Fathom:
                 heading_boost=self.settings.heading_boost,
                 context_in_body=self.settings.lexical_context,
             ),
-            UsearchIndex(index_dir / "dense.usearch", exact_below=self.settings.exact_search_below),
+            UsearchIndex(
+                index_dir / "dense.usearch",
+                exact_below=self.settings.exact_search_below,
+                journal_limit=self.settings.dense_journal_limit,
+                threads=self.settings.index_threads,
+            ),
             lock_path=index_dir / "catchup.lock",
         )
         self._embedder = embedder

@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
     )
+    dense_journal_limit: int = Field(
+        default=20_000,
+        ge=1,
+        description="Vectors added or removed since the last dense snapshot before they are merged into it.",
+    )
+    index_threads: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Threads that merge journaled vectors into the dense HNSW graph.",
+    )
     lexical_context: bool = Field(
         default=True,
         description="Index each chunk's document title and heading path in the same BM25 field as its "

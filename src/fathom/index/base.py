@@ -10,7 +10,7 @@ import numpy as np
 
 from fathom.store.database import IndexableChunk
 
-__all__ = ["DenseIndex", "IndexFilter", "LexicalIndex", "ScoredId"]
+__all__ = ["AllowedChunks", "DenseIndex", "IndexFilter", "LexicalIndex", "ScoredId"]
 
 ScoredId = tuple[int, float]
 
@@ -26,6 +26,34 @@ class IndexFilter:
     tenant: str
     acl_tokens: tuple[str, ...] | None = ("*",)
     metadata: tuple[str, ...] = field(default_factory=tuple)
+
+
+class AllowedChunks(Protocol):
+    """The chunks one filter lets a query see, resolved lazily so no query costs O(corpus).
+
+    Dense search asks for the cheap estimate first, then either every id (a small set,
+    ranked exactly) or which of its HNSW candidates pass (a large set).
+    """
+
+    def excludes_nothing(self) -> bool:
+        """True when every chunk passes, known without scanning (False when unsure)."""
+        ...
+
+    def upper_bound(self) -> int:
+        """At least as many chunks as pass the filter, computed without scanning them."""
+        ...
+
+    def count(self) -> int:
+        """How many chunks pass (costs time in proportion to their number)."""
+        ...
+
+    def ids(self) -> list[int]:
+        """Every chunk id that passes (costs time in proportion to their number)."""
+        ...
+
+    def keep(self, chunk_ids: Sequence[int]) -> set[int]:
+        """The ids among ``chunk_ids`` that pass."""
+        ...
 
 
 class _Positioned(Protocol):
@@ -59,12 +87,8 @@ class LexicalIndex(_Positioned, Protocol):
         """BM25 search among chunks that pass ``where``; best first."""
         ...
 
-    def count(self, where: IndexFilter) -> int:
-        """How many chunks pass ``where``."""
-        ...
-
-    def allowed_ids(self, where: IndexFilter) -> list[int]:
-        """Every chunk id that passes ``where`` (restricts dense search to the same set)."""
+    def allowed(self, where: IndexFilter) -> AllowedChunks:
+        """The chunks that pass ``where``, as dense search needs them."""
         ...
 
     def document_frequencies(self, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
@@ -74,7 +98,7 @@ class LexicalIndex(_Positioned, Protocol):
 
 class DenseIndex(_Positioned, Protocol):
     def search(
-        self, vector: np.ndarray, limit: int, where: IndexFilter, allowed: Sequence[int] | None
+        self, vector: np.ndarray, limit: int, where: IndexFilter, allowed: AllowedChunks | None
     ) -> list[ScoredId]:
-        """Nearest chunks by cosine similarity; when ``allowed`` is given, only among those ids."""
+        """Nearest chunks by cosine similarity; when ``allowed`` is given, only among those."""
         ...

@@ -192,20 +192,71 @@ class TantivyIndex:
         }
         return int(searcher.num_docs), frequencies
 
-    def count(self, where: IndexFilter) -> int:
-        """How many chunks pass the filter."""
-        query = tantivy.Query.boolean_query(self._filter_clauses(where))
-        return _count(self._index.searcher().search(query, 1, count=True))
+    def allowed(self, where: IndexFilter) -> _TantivyAllowed:
+        """The chunks that pass the filter, resolved lazily against one searcher."""
+        return _TantivyAllowed(self._index.searcher(), self._schema, self._filter_clauses(where), where)
 
-    def allowed_ids(self, where: IndexFilter) -> list[int]:
-        """Every chunk id that passes the filter (used to restrict dense search)."""
-        searcher = self._index.searcher()
-        query = tantivy.Query.boolean_query(self._filter_clauses(where))
-        total = _count(searcher.search(query, 1, count=True))
-        if total == 0:
-            return []
-        hits = searcher.search(query, total, count=False).hits
-        return sorted(_ids(searcher.fast_field_values("chunk_id", [addr for _, addr in hits])))
+
+class _TantivyAllowed:
+    """:class:`~fathom.index.base.AllowedChunks` over one tantivy searcher (one snapshot)."""
+
+    def __init__(
+        self,
+        searcher: tantivy.Searcher,
+        schema: tantivy.Schema,
+        clauses: list[tuple[tantivy.Occur, tantivy.Query]],
+        where: IndexFilter,
+    ) -> None:
+        self._searcher = searcher
+        self._schema = schema
+        self._clauses = clauses
+        self._where = where
+        self._ids: list[int] | None = None
+        self._count: int | None = None
+
+    def excludes_nothing(self) -> bool:
+        # The usual single-tenant home read by its admin: the tenant term is the only one
+        # in the dictionary (a deleted chunk's other tenant lingers until a merge, which
+        # only makes this answer False more often).
+        where = self._where
+        if where.acl_tokens is not None or where.metadata:
+            return False
+        tenants = self._searcher.terms_with_prefix("tenant", "", limit=2)
+        return [str(term) for term, _ in tenants] == [where.tenant]
+
+    def upper_bound(self) -> int:
+        # Each clause must match, so the rarest one bounds the result. Document
+        # frequencies come from the term dictionary (they still count deleted chunks,
+        # which only makes the bound looser).
+        searcher, where = self._searcher, self._where
+        bounds = [int(searcher.num_docs), int(searcher.doc_freq("tenant", where.tenant))]
+        if where.acl_tokens is not None:
+            bounds.append(sum(int(searcher.doc_freq("acl", token)) for token in where.acl_tokens))
+        bounds.extend(int(searcher.doc_freq("meta", term)) for term in where.metadata)
+        return min(bounds)
+
+    def count(self) -> int:
+        if self._count is None:
+            query = tantivy.Query.boolean_query(self._clauses)
+            self._count = _count(self._searcher.search(query, 1, count=True))
+        return self._count
+
+    def ids(self) -> list[int]:
+        if self._ids is None:
+            query = tantivy.Query.boolean_query(self._clauses)
+            total = self.count()
+            hits = self._searcher.search(query, total, count=False).hits if total else []
+            addresses = [addr for _, addr in hits]
+            self._ids = sorted(_ids(self._searcher.fast_field_values("chunk_id", addresses)))
+        return self._ids
+
+    def keep(self, chunk_ids: Sequence[int]) -> set[int]:
+        if not chunk_ids:
+            return set()
+        wanted = tantivy.Query.term_set_query(self._schema, "chunk_id", list(chunk_ids))
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, wanted), *self._clauses])
+        hits = self._searcher.search(query, len(chunk_ids), count=False).hits
+        return _ids(self._searcher.fast_field_values("chunk_id", [addr for _, addr in hits]))
 
 
 def _ids(values: Sequence[object]) -> set[int]:

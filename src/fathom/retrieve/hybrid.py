@@ -46,13 +46,6 @@ class HybridRetriever:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
-    def _allowed(self, where: IndexFilter) -> list[int] | None:
-        """Chunk ids the dense search may return, or None when the filter excludes nothing."""
-        lexical = self._indexes.lexical
-        if lexical.count(where) >= self._indexes.dense.size():
-            return None
-        return lexical.allowed_ids(where)
-
     def retrieve(self, query: str, where: IndexFilter, limit: int) -> RetrievalTrace:
         settings = self._settings
         depth = max(settings.candidates, limit)
@@ -60,7 +53,7 @@ class HybridRetriever:
         embedding = self._pool.submit(self._embedder.embed_query, query)
         lexical_started = time.perf_counter()
         lexical = self._indexes.lexical.search(query, depth, where)
-        allowed = self._allowed(where)
+        allowed = self._indexes.lexical.allowed(where)
         lexical_ms = (time.perf_counter() - lexical_started) * 1000
         vector = embedding.result()
         dense_started = time.perf_counter()
