@@ -19,12 +19,12 @@ from fathom.domain import Answer, Citation, Hit
 from fathom.embed.base import Embedder
 from fathom.ingest.chunk import sentence_spans
 
-__all__ = ["ABSTAIN_MESSAGE", "ExtractiveAnswerer"]
+__all__ = ["ABSTAIN_MESSAGE", "QUESTION_WORDS", "ExtractiveAnswerer"]
 
 ABSTAIN_MESSAGE = "I could not find an answer to that in your documents."
 
 # Words that carry no information about what is being asked.
-_QUESTION_WORDS = frozenset(
+QUESTION_WORDS = frozenset(
     [
         "a",
         "an",
@@ -190,7 +190,7 @@ class ExtractiveAnswerer:
         self._max_sentences = max_sentences
         self._min_support = min_support
         # Compared after stemming ("does" -> "doe"), so the stop list is stemmed the same way.
-        self._stop_terms = frozenset(t for word in _QUESTION_WORDS for t in analyze(word))
+        self._stop_terms = frozenset(t for word in QUESTION_WORDS for t in analyze(word))
 
     def _term_weights(self, question: str) -> dict[str, float]:
         terms = [t for t in dict.fromkeys(self._analyze(question)) if t not in self._stop_terms]
