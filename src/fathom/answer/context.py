@@ -89,11 +89,15 @@ def _truncated(hit: Hit, tokens: int) -> Hit:
     )
 
 
+def _attribute(value: str) -> str:
+    return value.replace('"', "'").replace("<", "‹").replace(">", "›").replace("\n", " ")
+
+
 def fence(chunk: ContextChunk, *, warning: str | None = None) -> str:
     """The chunk as a fenced block of untrusted data, headed by its id and source."""
     body = _FENCE_TAG.sub(lambda m: m.group(0).replace("<", "‹"), chunk.text)
-    title = chunk.hit.title.replace('"', "'")
-    where = " > ".join(chunk.hit.heading_path).replace('"', "'")
+    title = _attribute(chunk.hit.title)
+    where = _attribute(" / ".join(chunk.hit.heading_path))
     attributes = f'id="{chunk.n}" title="{title}"' + (f' section="{where}"' if where else "")
     if warning:
         attributes += f' warning="{warning}"'

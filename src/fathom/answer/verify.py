@@ -28,9 +28,13 @@ __all__ = ["Verification", "Verifier", "split_sentences"]
 
 _LEXICAL_WEIGHT = 0.6
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])|(?<=\])\s+(?=[A-Z0-9\"'(])|\n+")
+# A sentence ends at . ! ? before a non-marker, or after its [n] markers, or at a newline.
+_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])|(?<=\d\])\s+(?=[A-Z0-9*•\"'(-])|\n+")
 _SPECIFIC = re.compile(r"[\w.+-]+@[\w.-]+|\S*\d\S*")
 _EMBEDDED_SPANS = 6
+_NAME = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9]\b")
+# Capitalised words that are not names (pronouns, sentence openers after a colon, and the like).
+_COMMON_CAPITALISED = frozenset(["i", "the", "a", "an", "this", "that", "it", "in", "on", "for", "and", "or"])
 
 
 def split_sentences(text: str) -> list[str]:
@@ -39,7 +43,13 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _specifics(text: str) -> set[str]:
-    return {token.strip(".,;:!?()[]\"'").lower() for token in _SPECIFIC.findall(text)} - {""}
+    """Numbers, addresses and proper nouns: the tokens a fabrication most often changes."""
+    tokens = {token.strip(".,;:!?()[]\"'").lower() for token in _SPECIFIC.findall(text)}
+    names = _NAME.findall(text)
+    tokens.update(name.lower() for name in names[1:] if name.lower() not in _COMMON_CAPITALISED)
+    if names and not text.startswith(names[0]) and names[0].lower() not in _COMMON_CAPITALISED:
+        tokens.add(names[0].lower())
+    return tokens - {""}
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +183,11 @@ class Verifier:
         for chunk in chunks:
             if chunk.n not in cache:
                 cache[chunk.n] = self._passages(chunk)
-            context = " ".join((chunk.hit.title, *chunk.hit.heading_path))
+            context = " ".join((chunk.hit.title, *chunk.hit.heading_path)).lower()
             for passage in cache[chunk.n]:
-                if specifics and not specifics <= _specifics(passage.text + " " + context):
-                    continue  # a figure or address the passage does not contain
+                haystack = passage.text.lower() + " " + context
+                if not all(token in haystack for token in specifics):
+                    continue  # a figure, address or name the passage does not contain
                 candidates.append((len(terms & passage.terms) / len(terms), passage))
         if not candidates:
             return 0.0, []
