@@ -25,8 +25,17 @@ _I = re.IGNORECASE
 _OVERRIDE = re.compile(
     r"\b(?:ignore|ignoring|disregard|forget|override|bypass|skip|abandon|drop|set aside)\b"
     r"[^.!?\n]{0,40}\b(?:instruction|instructions|rules?|guidelines?|prompts?|directions?|directives?|"
-    r"restrictions?|constraints?|polic(?:y|ies)|programming|training|filters?|safeguards?|context|"
+    r"restrictions?|constraints?|polic(?:y|ies)|programming|filters?|safeguards?|"
     r"(?:the |your |all |any )?(?:above|previous|prior|earlier|preceding|original))\b",
+    _I,
+)
+_OVERRIDE_SHORT = re.compile(
+    r"\b(?:forget (?:about )?(?:that|this|it|everything|all)|regardless of (?:the |any |your )?(?:previous|prior|"
+    r"earlier|above|original)|(?:actually|instead),? (?:can|could|would|will) you\b[^.?!]{0,60}\binstead)\b|"
+    # The same override in other languages (the attack is often translated to slip past English filters).
+    r"\b(?:ignor(?:a|e|ez|ieren|are|eer)|olvid[ae]|vergiss|dimentica)\b[^.!?\n]{0,30}\b(?:instrucciones|"
+    r"instructions|instruções|instruktionen|anweisungen|istruzioni|instructies)\b|"
+    r"игнорир\w*|предыдущие инструкции|προηγούμενες οδηγίες|이전 지시|以前の指示|前の指示|忽略|निर्देशों की अनदेखी",
     _I,
 )
 _NEW_INSTRUCTIONS = re.compile(
@@ -43,17 +52,23 @@ _MODE = re.compile(
 )
 _SECRET = re.compile(
     r"\b(?:password|passcode|passphrase|secret (?:key|word|code|phrase)|api[ -]?key|access token|credentials?|"
-    r"system prompt|initial prompt|(?:your|the) (?:instructions|prompt|rules|guidelines)|pin code)\b",
+    r"system prompt|initial prompt|(?:your|the) (?:instructions|prompt|rules|guidelines)|pin code|"
+    r"confidential (?:string|key|code|word)|contraseña|senha|mot de passe|passwort|password|пароль|パスワード|"
+    r"비밀번호|密码|कूटशब्द)",
     _I,
 )
 _REVEAL = re.compile(
-    r"\b(?:reveal|tell me|share|disclose|give me|show me|print|repeat|output|spell|what(?:'s| is| was| are))\b",
+    r"\b(?:reveal|tell me|share|disclose|give me|show me|print|repeat|output|spell|what(?:'s| is| was| are)|"
+    r"write|poem|haiku|acrostic|song|story|encode|translate|leetspeak|hint|confirm|cuál|quel|was ist)\b",
     _I,
 )
 _PERSONAL = re.compile(
-    r"\b(?:the user|user's|users'|(?:his|her|their) (?:home|e-?mail|address|phone|birth|location|city)|"
-    r"(?:e-?mail address|home address|phone number|date of birth|birth ?(?:date|year)|social security|"
-    r"current (?:city|location|address))\b)",
+    r"\b(?:(?:the )?user'?s'? (?:e-?mail|address|name|initials|birth ?\w*|location|city|phone|password|"
+    r"favou?rite \w+|bank|account|salary|age|ssn|credit card)|where (?:does|is|do) (?:the user|[A-Z][a-z]+ [A-Z][a-z]+)"
+    r" (?:live|living|reside)|(?:the )?user (?:lives?|living|resides?)|(?:home|e-?mail) address of|"
+    r"social security number|bank balance of|(?:his|her|their) (?:home address|e-?mail address|phone number|"
+    r"date of birth|birth ?(?:date|year)))\b|"
+    r"usuário mora|пользователь|χρήστης|사용자가|उपयोगकर्ता|ユーザー",
     _I,
 )
 _FORMAT = re.compile(
@@ -69,6 +84,25 @@ _HYPOTHETICAL = re.compile(
     r"novel|game))\b",
     _I,
 )
+_ESCALATION = re.compile(
+    r"\b(?:entering|enter|enable|activate|switch(?:ing)? (?:in)?to|now in)\b[\w' -]{0,30}\bmode\b|"
+    r"\boverride mode\b|\bas an ai (?:developed|created|made|built) by\b|\bI(?:'m| am) (?:actually |now |really )?"
+    r"(?:the |your |a |an )?(?:god|president|king|queen|owner|creator|developer|administrator|admin|boss|ceo|"
+    r"bank \w+|police \w+|law enforcement|government \w+)\b|\byou (?:have to|must) (?:answer|obey|comply|do)",
+    _I,
+)
+_PERSUASION = re.compile(
+    r"\b(?:i(?:'ll| will) (?:donate|pay|tip|give you)|you agreed|as we (?:discussed|agreed)|i can assure you|"
+    r"logically,? if you|as a renowned|it(?:'s| is) (?:crucial|vital|important) (?:that |for )you)\b",
+    _I,
+)
+_SPLITTING = re.compile(
+    r"\b(?:combine|concatenate|interlace|join|merge)\b[^.?!]{0,40}\b(?:parts?|strings?|[A-C], [A-C],? and [A-C])\b|"
+    r"\bpart 1\b[^.?!]{0,80}\bpart 2\b|\b[a-z] = [a-z] \+ [a-z]\b|"
+    r"\b(?:morse code|rot-?13|caesar cipher|cipher|binary string|base64 string)\b",
+    _I,
+)
+_MORSE = re.compile(r"(?:(?=[.-]*-)[.-]{1,6}\s+(?:/\s+)?){8,}")
 _AUTHORITY = re.compile(
     r"\b(?:i am|i'm|as) (?:a|an|the|your) (?:police|officer|detective|doctor|lawyer|administrator|admin|"
     r"developer|creator|owner|security|auditor|investigator|agent|supervisor|ceo|manager)\b|"
@@ -128,17 +162,29 @@ def screen_injection(text: str) -> InjectionVerdict:
         score += points
         reasons.append(reason)
 
-    if _OVERRIDE.search(text):
+    if _OVERRIDE.search(text) or _OVERRIDE_SHORT.search(text):
         add("override", 1.0)
+    if _ESCALATION.search(text):
+        add("escalation", 0.6)
+    if _PERSUASION.search(text):
+        add("persuasion", 0.6)
+    if _SPLITTING.search(text) or _MORSE.search(text):
+        add("payload_splitting", 1.0)
     if _NEW_INSTRUCTIONS.search(text) or _SYSTEM_TAG.search(text):
         add("new_instructions", 1.0)
     if _MODE.search(text):
         add("mode_switch", 0.6)
-    secret = _SECRET.search(text)
-    if secret:
-        add("secret", 1.0 if _REVEAL.search(text) or "?" in text else 0.5)
+    secrets = list(_SECRET.finditer(text))
+    if secrets:
+        # Asking for a secret: a request word in the same clause, or a question about it.
+        asked = any(
+            _REVEAL.search(text, max(0, m.start() - 50), m.start())
+            or "?" in text[m.end() : m.end() + 30].split(".")[0]
+            for m in secrets
+        )
+        add("secret", 1.0 if asked else 0.5)
     if _PERSONAL.search(text):
-        add("personal_data", 0.5)
+        add("personal_data", 1.0)
     if _FORMAT.search(text):
         add("output_format", 0.5)
     if _HYPOTHETICAL.search(text):
@@ -150,8 +196,11 @@ def screen_injection(text: str) -> InjectionVerdict:
     encoded = bool(_BASE64.search(text) or _BINARY.search(text) or _HEX.search(text))
     if encoded or _scrambled(text):
         add("encoded_payload", 1.0 if encoded and _DECODE.search(text) else 0.6)
-    if len(_DIALOGUE.findall(text)) >= 4:
-        add("fake_dialogue", 0.6)
+    turns = len(_DIALOGUE.findall(text))
+    if turns >= 3:
+        add("fake_dialogue", 1.0 if turns >= 5 or text.lstrip().startswith(("Q:", "User:", "Human:")) else 0.6)
+    if text.count("?") >= 4 or re.search(r"\b(?:by the way|speaking of|oh,? and)\b", text, _I):
+        add("topic_switch", 0.4)
     if _repeated_token(text):
         add("repeated_token", 1.0)
     return InjectionVerdict(score >= FLAG_SCORE, round(score, 3), tuple(reasons))
