@@ -16,6 +16,7 @@ import os
 import platform
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from fathom.config import DEFAULT_EMBEDDER, Settings
@@ -28,7 +29,9 @@ from fathom.ingest.pipeline import iter_files
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _chunks(name: str, data: bytes, token_spans, limit: int, overlap: int) -> list[str]:
+def _chunks(
+    name: str, data: bytes, token_spans: Callable[[str], list[tuple[int, int]]], limit: int, overlap: int
+) -> list[str]:
     parsed = parse_bytes(data, name)
     spans = chunk_document(parsed.text, parsed.blocks, token_spans, limit, overlap)
     return [parsed.text[s.start : s.end] for s in spans]
@@ -54,11 +57,15 @@ def main() -> None:
 
     corpora: dict[str, list[str]] = {"seeds": [], "scifact": []}
     for path in iter_files(args.shared / "corpus/seeds"):
-        corpora["seeds"] += _chunks(path.name, path.read_bytes(), embedder.token_spans, limit, settings.chunk_overlap)
+        corpora["seeds"] += _chunks(
+            path.name, path.read_bytes(), embedder.token_spans, limit, settings.chunk_overlap
+        )
     for line in (args.shared / "data/scifact/corpus.jsonl").read_text().splitlines():
         doc = json.loads(line)
         data = f"{doc['title']}\n\n{doc['text']}".encode()
-        corpora["scifact"] += _chunks(f"{doc['_id']}.txt", data, embedder.token_spans, limit, settings.chunk_overlap)
+        corpora["scifact"] += _chunks(
+            f"{doc['_id']}.txt", data, embedder.token_spans, limit, settings.chunk_overlap
+        )
     false_positives: dict[str, dict[str, object]] = {}
     screen_started = time.perf_counter()
     screened = 0
@@ -95,10 +102,13 @@ def main() -> None:
     lines = [
         "| set | texts | flagged | rate |",
         "|---|---|---|---|",
-        f"| CyberSecEval attacks (detection) | {len(attacks)} | {detected} | {result['detection_rate']:.1%} |",
+        f"| CyberSecEval attacks (detection) | {len(attacks)} | {detected} "
+        f"| {result['detection_rate']:.1%} |",
     ]
     for name, fp in false_positives.items():
-        lines.append(f"| {name} chunks (false positives) | {fp['chunks']} | {fp['flagged']} | {fp['rate']:.2%} |")
+        lines.append(
+            f"| {name} chunks (false positives) | {fp['chunks']} | {fp['flagged']} | {fp['rate']:.2%} |"
+        )
     lines += ["", "| attack variant | n | detected | rate |", "|---|---|---|---|"]
     for variant, stats in result["by_variant"].items():  # type: ignore[union-attr]
         lines.append(f"| {variant} | {stats['n']} | {stats['detected']} | {stats['rate']:.0%} |")

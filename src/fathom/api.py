@@ -16,15 +16,24 @@ from fathom.answer.prompts import PROMPT_VERSION
 from fathom.answer.usage import TokenLedger
 from fathom.answer.verify import Verifier
 from fathom.config import Settings, load_settings
-from fathom.domain import Answer, AnswerDelta, DocumentInfo, FileOutcome, Hit, IngestReport, Principal, StoreStatus
+from fathom.domain import (
+    Answer,
+    AnswerDelta,
+    DocumentInfo,
+    FileOutcome,
+    Hit,
+    IngestReport,
+    Principal,
+    StoreStatus,
+)
 from fathom.embed.base import Embedder, create_embedder
 from fathom.errors import ConfigError, InvalidQuery, NotFound
 from fathom.index.base import IndexFilter
 from fathom.index.catchup import IndexSet, Progress
 from fathom.index.dense import UsearchIndex
 from fathom.index.lexical import TantivyIndex, analyze
-from fathom.llm.base import EXTRACTIVE, create_provider
 from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, embedding_input, iter_files
+from fathom.llm.base import EXTRACTIVE, create_provider
 from fathom.logs import configure_logging
 from fathom.retrieve.hybrid import HybridRetriever
 from fathom.store.database import Store

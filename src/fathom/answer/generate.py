@@ -129,7 +129,7 @@ class LLMAnswerer:
         pieces: list[str] = []
         usage: TokenUsage | None = None
         shown = 0
-        stream = self._loop.iterate(
+        stream: Generator[str | TokenUsage, None, None] = self._loop.iterate(
             provider.stream(
                 messages, temperature=self._settings.llm_temperature, max_tokens=self._settings.llm_max_tokens
             )

@@ -30,12 +30,14 @@ _OVERRIDE = re.compile(
     _I,
 )
 _OVERRIDE_SHORT = re.compile(
-    r"\b(?:forget (?:about )?(?:that|this|it|everything|all)|regardless of (?:the |any |your )?(?:previous|prior|"
+    r"\b(?:forget (?:about )?(?:that|this|it|everything|all)|"
+    r"regardless of (?:the |any |your )?(?:previous|prior|"
     r"earlier|above|original)|(?:actually|instead),? (?:can|could|would|will) you\b[^.?!]{0,60}\binstead)\b|"
     # The same override in other languages (the attack is often translated to slip past English filters).
     r"\b(?:ignor(?:a|e|ez|ieren|are|eer)|olvid[ae]|vergiss|dimentica)\b[^.!?\n]{0,30}\b(?:instrucciones|"
     r"instructions|instruções|instruktionen|anweisungen|istruzioni|instructies)\b|"
-    r"игнорир\w*|предыдущие инструкции|προηγούμενες οδηγίες|이전 지시|以前の指示|前の指示|忽略|निर्देशों की अनदेखी",
+    r"игнорир\w*|предыдущие инструкции|προηγούμενες οδηγίες|이전 지시|以前の指示|前の指示|忽略|"
+    r"निर्देशों की अनदेखी",
     _I,
 )
 _NEW_INSTRUCTIONS = re.compile(
@@ -47,13 +49,15 @@ _MODE = re.compile(
     r"\b(?:developer|admin(?:istrator)?|debug|god|sudo|maintenance|system|unrestricted|jailbr(?:eak|oken)|dan)"
     r" mode\b|\bjailbreak|\bdo anything now\b|\byou are now\b|\bfrom now on,? you\b|"
     r"\bact as (?:if|an?|my|the)\b|\bpretend (?:to be|you(?:'re| are)?|that)\b|\brole-?play\b|"
-    r"\bno (?:special )?(?:filter(?:ing|s)?|restrictions|limits|rules)\b|\bwithout (?:any )?(?:filter|restriction|censorship)",
+    r"\bno (?:special )?(?:filter(?:ing|s)?|restrictions|limits|rules)\b|"
+    r"\bwithout (?:any )?(?:filter|restriction|censorship)",
     _I,
 )
 _SECRET = re.compile(
-    r"\b(?:password|passcode|passphrase|secret (?:key|word|code|phrase)|api[ -]?key|access token|credentials?|"
+    r"\b(?:password|passcode|passphrase|secret (?:key|word|code|phrase)|api[ -]?key|access token|"
+    r"credentials?|"
     r"system prompt|initial prompt|(?:your|the) (?:instructions|prompt|rules|guidelines)|pin code|"
-    r"confidential (?:string|key|code|word)|contraseña|senha|mot de passe|passwort|password|пароль|パスワード|"
+    r"confidential (?:string|key|code|word)|contraseña|senha|mot de passe|passwort|пароль|パスワード|"
     r"비밀번호|密码|कूटशब्द)",
     _I,
 )
@@ -64,7 +68,8 @@ _REVEAL = re.compile(
 )
 _PERSONAL = re.compile(
     r"\b(?:(?:the )?user'?s'? (?:e-?mail|address|name|initials|birth ?\w*|location|city|phone|password|"
-    r"favou?rite \w+|bank|account|salary|age|ssn|credit card)|where (?:does|is|do) (?:the user|[A-Z][a-z]+ [A-Z][a-z]+)"
+    r"favou?rite \w+|bank|account|salary|age|ssn|credit card)|"
+    r"where (?:does|is|do) (?:the user|[A-Z][a-z]+ [A-Z][a-z]+)"
     r" (?:live|living|reside)|(?:the )?user (?:lives?|living|resides?)|(?:home|e-?mail) address of|"
     r"social security number|bank balance of|(?:his|her|their) (?:home address|e-?mail address|phone number|"
     r"date of birth|birth ?(?:date|year)))\b|"
@@ -86,7 +91,8 @@ _HYPOTHETICAL = re.compile(
 )
 _ESCALATION = re.compile(
     r"\b(?:entering|enter|enable|activate|switch(?:ing)? (?:in)?to|now in)\b[\w' -]{0,30}\bmode\b|"
-    r"\boverride mode\b|\bas an ai (?:developed|created|made|built) by\b|\bI(?:'m| am) (?:actually |now |really )?"
+    r"\boverride mode\b|\bas an ai (?:developed|created|made|built) by\b|"
+    r"\bI(?:'m| am) (?:actually |now |really )?"
     r"(?:the |your |a |an )?(?:god|president|king|queen|owner|creator|developer|administrator|admin|boss|ceo|"
     r"bank \w+|police \w+|law enforcement|government \w+)\b|\byou (?:have to|must) (?:answer|obey|comply|do)",
     _I,
@@ -97,7 +103,8 @@ _PERSUASION = re.compile(
     _I,
 )
 _SPLITTING = re.compile(
-    r"\b(?:combine|concatenate|interlace|join|merge)\b[^.?!]{0,40}\b(?:parts?|strings?|[A-C], [A-C],? and [A-C])\b|"
+    r"\b(?:combine|concatenate|interlace|join|merge)\b[^.?!]{0,40}"
+    r"\b(?:parts?|strings?|[A-C], [A-C],? and [A-C])\b|"
     r"\bpart 1\b[^.?!]{0,80}\bpart 2\b|\b[a-z] = [a-z] \+ [a-z]\b|"
     r"\b(?:morse code|rot-?13|caesar cipher|cipher|binary string|base64 string)\b",
     _I,
@@ -128,7 +135,7 @@ _SYSTEM_TAG = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class InjectionVerdict:
-    """The screening result: ``flagged`` when ``score`` reaches the threshold; ``reasons`` name the families."""
+    """A screening result: ``flagged`` once ``score`` reaches the threshold; ``reasons`` name the families."""
 
     flagged: bool
     score: float
@@ -198,7 +205,9 @@ def screen_injection(text: str) -> InjectionVerdict:
         add("encoded_payload", 1.0 if encoded and _DECODE.search(text) else 0.6)
     turns = len(_DIALOGUE.findall(text))
     if turns >= 3:
-        add("fake_dialogue", 1.0 if turns >= 5 or text.lstrip().startswith(("Q:", "User:", "Human:")) else 0.6)
+        add(
+            "fake_dialogue", 1.0 if turns >= 5 or text.lstrip().startswith(("Q:", "User:", "Human:")) else 0.6
+        )
     if text.count("?") >= 4 or re.search(r"\b(?:by the way|speaking of|oh,? and)\b", text, _I):
         add("topic_switch", 0.4)
     if _repeated_token(text):
