@@ -15,7 +15,7 @@ from fathom import Fathom
 from fathom.answer.generate import NOTE_FALLBACK
 from fathom.domain import Answer, AnswerDelta
 from fathom.embed import Embedder
-from tests.llm_server import Reply, ScriptedLLMServer, documents
+from fathom.llm.testing import Reply, ScriptedLLMServer, documents
 
 pytestmark = pytest.mark.integration
 
@@ -321,7 +321,8 @@ def test_cli_ask_with_llm_from_settings_file_never_echoes_the_key(tmp_path):
     with ScriptedLLMServer(echo_then(lambda r: "")) as server:
         (home / "fathom.toml").write_text(
             f'llm = "openai:scripted-model"\nllm_base_url = "{server.url}"\n'
-            f'llm_api_key = "sk-cli-secret"\nlog_level = "DEBUG"\nllm_prices = {{"scripted-model" = [0.5, 1.5]}}\n'
+            f'llm_api_key = "sk-cli-secret"\nlog_level = "DEBUG"\n'
+            'llm_prices = {"scripted-model" = [0.5, 1.5]}\n'
         )
         fathom_cli("ingest", str(home / "notes.md"), "--json", home=home)
         result = fathom_cli("ask", QUESTION, "--json", home=home)

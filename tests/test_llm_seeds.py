@@ -10,68 +10,18 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import pytest
 
 from fathom import Fathom
+from fathom.llm.testing import EchoAndInvent, ScriptedLLMServer, normalized
 from tests.conftest import require_shared
-from tests.llm_server import Reply, ScriptedLLMServer, documents
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
-INVENTED = "The company was founded on the Moon by Zorblax Industries in 2157."
 
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.lower()))
-
-
-def _normalized(text: str) -> str:
-    return " ".join(text.split()).rstrip(".").lower()
-
-
-class EchoAndInvent:
-    """Echoes up to two sentences of the first document and one of the last, then adds fabrications."""
-
-    def __init__(self) -> None:
-        self.echoed: list[str] = []
-        self.invented: list[str] = []
-
-    def __call__(self, request: dict[str, Any]) -> Reply:
-        docs = documents(request)
-        first, last = min(docs), max(docs)
-        picks = [(first, s) for s in self._sentences(docs[first])[:2]]
-        picks += [(last, s) for s in self._sentences(docs[last])[:1] if last != first]
-        parts: list[str] = []
-        for n, sentence in picks:
-            parts.append(f"{sentence} [{n}]")
-            self.echoed.append(_normalized(sentence))
-        fakes = [(first, INVENTED)]
-        for n, sentence in picks:
-            if re.search(r"\d", sentence):
-                changed = re.sub(r"\d", lambda m: str((int(m.group()) + 3) % 10), sentence)
-                fakes.append((n, changed))
-                break
-        for n, sentence in picks:
-            names = re.findall(r"(?<=\s)[A-Z][a-z]{3,}\b", sentence)
-            if names:
-                fakes.append((n, sentence.replace(names[0], "Quixotrel", 1)))
-                break
-        for n, fake in fakes:
-            parts.append(f"{fake} [{n}]")
-            self.invented.append(_normalized(fake))
-        return Reply(text=" ".join(parts), pieces=3)
-
-    @staticmethod
-    def _sentences(text: str) -> list[str]:
-        out = []
-        for raw in _SPLIT.split(text):
-            sentence = raw.strip()
-            if len(sentence.split()) >= 6 and "<" not in sentence and not sentence.startswith("#"):
-                out.append(sentence if sentence[-1] in ".!?" else sentence + ".")
-        return out
 
 
 def test_every_supported_sentence_is_supported_by_its_quote(tmp_path_factory, embedder):
@@ -99,7 +49,7 @@ def test_every_supported_sentence_is_supported_by_its_quote(tmp_path_factory, em
             if not sentence.supported:
                 continue
             supported_total += 1
-            claim = _normalized(sentence.text)
+            claim = normalized(sentence.text)
             assert claim not in script.invented, f"{row['id']}: invented sentence passed: {sentence.text}"
             assert claim in script.echoed, f"{row['id']}: unexpected supported sentence {sentence.text}"
             quotes = " ".join(by_n[n].quote for n in sentence.citations)

@@ -127,9 +127,6 @@ class Settings(BaseSettings):
     verify_min_support: float = Field(
         default=0.5, ge=0, le=1, description="Support a generated sentence needs to count as supported."
     )
-    nli_model: str | None = Field(
-        default=None, description="Optional NLI cross-encoder (sentence-transformers name or path)."
-    )
     pii_masking: bool = Field(
         default=True, description="Mask e-mails, phone, card and IBAN numbers, IPs before the LLM sees text."
     )

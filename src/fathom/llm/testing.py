@@ -1,6 +1,6 @@
-"""A local OpenAI-compatible chat server for tests: real HTTP, real server-sent events, scripted replies.
+"""A local OpenAI-compatible chat server for tests and benches: real HTTP, real SSE, scripted replies.
 
-It stands in for a remote LLM provider, which cannot run here. Each request is
+It stands in for a remote LLM provider where none can run (tests, CI, benches). Each request is
 answered by a ``Reply`` that a test script chooses from the request itself, so a
 script can read the fenced documents fathom sent and echo or distort them.
 """
@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+__all__ = ["EchoAndInvent", "Reply", "ScriptedLLMServer", "documents", "normalized"]
 
 _DOCUMENT = re.compile(r'<document id="(\d+)"[^>]*>\n(.*?)\n</document>', re.DOTALL)
 
@@ -54,7 +56,7 @@ class ScriptedLLMServer:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._server: asyncio.base_events.Server | None = None
+        self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 
@@ -157,4 +159,56 @@ class ScriptedLLMServer:
             out.append(
                 json.dumps({"id": "c1", "object": "chat.completion.chunk", "choices": [], "usage": usage})
             )
+        return out
+
+
+_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+INVENTED = "The company was founded on the Moon by Zorblax Industries in 2157."
+
+
+def normalized(text: str) -> str:
+    """A sentence compared loosely: whitespace collapsed, final period dropped, lower case."""
+    return " ".join(text.split()).rstrip(".").lower()
+
+
+class EchoAndInvent:
+    """Echoes up to two sentences of the first document and one of the last, then adds fabrications."""
+
+    def __init__(self) -> None:
+        self.echoed: list[str] = []
+        self.invented: list[str] = []
+
+    def __call__(self, request: dict[str, Any]) -> Reply:
+        docs = documents(request)
+        first, last = min(docs), max(docs)
+        picks = [(first, s) for s in self._sentences(docs[first])[:2]]
+        picks += [(last, s) for s in self._sentences(docs[last])[:1] if last != first]
+        parts: list[str] = []
+        for n, sentence in picks:
+            parts.append(f"{sentence} [{n}]")
+            self.echoed.append(normalized(sentence))
+        fakes = [(first, INVENTED)]
+        for n, sentence in picks:
+            if re.search(r"\d", sentence):
+                changed = re.sub(r"\d", lambda m: str((int(m.group()) + 3) % 10), sentence)
+                fakes.append((n, changed))
+                break
+        for n, sentence in picks:
+            names = re.findall(r"(?<=\s)[A-Z][a-z]{3,}\b", sentence)
+            if names:
+                fakes.append((n, sentence.replace(names[0], "Quixotrel", 1)))
+                break
+        for n, fake in fakes:
+            parts.append(f"{fake} [{n}]")
+            self.invented.append(normalized(fake))
+        return Reply(text=" ".join(parts), pieces=3)
+
+    @staticmethod
+    def _sentences(text: str) -> list[str]:
+        """Whole sentences of six words or more, without placeholders or headings."""
+        out = []
+        for raw in _SPLIT.split(text):
+            sentence = raw.strip()
+            if len(sentence.split()) >= 6 and "<" not in sentence and not sentence.startswith("#"):
+                out.append(sentence if sentence[-1] in ".!?" else sentence + ".")
         return out
