@@ -333,3 +333,25 @@ def test_cli_ask_with_llm_from_settings_file_never_echoes_the_key(tmp_path):
     assert answer["usage"]["cost"] == pytest.approx((120 * 0.5 + 30 * 1.5) / 1e6)
     assert "four business hours" in answer["answer"]
     assert "sk-cli-secret" not in result.stdout + result.stderr
+
+
+def test_server_that_ignores_streaming_still_answers(make_fathom):
+    def script(request: dict[str, Any]) -> Reply:
+        n, sentence = sentence_from(request, "business hours")
+        return Reply(text=f"{sentence} [{n}]", whole=True)
+
+    with ScriptedLLMServer(script) as server:
+        answer = make_fathom(server).ask(QUESTION)
+    assert answer.model == "openai:scripted-model" and answer.groundedness == 1.0
+    assert answer.usage.completion_tokens > 0
+
+
+def test_abandoning_a_stream_midway_leaves_fathom_usable(make_fathom):
+    with ScriptedLLMServer(echo_then(lambda r: "More text follows here in small pieces.")) as server:
+        fathom = make_fathom(server, answer_cache_size=0)
+        stream = fathom.ask_stream(QUESTION)
+        first = next(stream)
+        assert isinstance(first, AnswerDelta)
+        stream.close()
+        answer = fathom.ask(QUESTION)
+    assert answer.model == "openai:scripted-model" and not answer.abstained

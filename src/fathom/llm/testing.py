@@ -12,7 +12,7 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["EchoAndInvent", "Reply", "ScriptedLLMServer", "documents", "normalized"]
@@ -26,7 +26,8 @@ class Reply:
 
     ``text`` is streamed as SSE deltas (split into ``pieces`` words each); ``status`` other
     than 200 sends an error body; ``raw`` sends these SSE data payloads verbatim; ``hang_before``
-    waits that long before the response headers; ``hang_after_first`` stalls after the first delta.
+    waits that long before the response headers; ``hang_after_first`` stalls after the first delta;
+    ``whole`` ignores ``"stream": true`` and sends one JSON completion, as some servers do.
     """
 
     text: str = ""
@@ -37,7 +38,7 @@ class Reply:
     hang_after_first: float = 0.0
     usage: tuple[int, int] | None = (120, 30)
     pieces: int = 2
-    headers: dict[str, str] = field(default_factory=dict)
+    whole: bool = False
 
 
 def documents(request: dict[str, Any]) -> dict[int, str]:
@@ -121,6 +122,16 @@ class ScriptedLLMServer:
             writer.write(
                 f"HTTP/1.1 {reply.status} Scripted\r\nContent-Type: application/json\r\n{extra}"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+            return
+        if reply.whole:
+            message = {"role": "assistant", "content": reply.text}
+            body = json.dumps({"choices": [{"index": 0, "message": message}]}).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 + body
             )
             await writer.drain()
