@@ -31,7 +31,7 @@ _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? before a non-marker, or after its [n] markers, or at a newline.
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])|(?<=\d\])\s+(?=[A-Z0-9*•\"'(-])|\n+")
 _SPECIFIC = re.compile(r"[\w.+-]+@[\w.-]+|\S*\d\S*")
-_EMBEDDED_SPANS = 6
+_EMBEDDED_SPANS = 4
 _NAME = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9]\b")
 # Capitalised words that are not names (pronouns, sentence openers after a colon, and the like).
 _COMMON_CAPITALISED = frozenset(["i", "the", "a", "an", "this", "that", "it", "in", "on", "for", "and", "or"])
@@ -122,7 +122,7 @@ class Verifier:
             claim = _MARKER.sub("", sentence).strip()
             if claim:
                 claims.append((claim, ids))
-        scored = [self._score(claim, [by_id[n] for n in ids], passages) for claim, ids in claims]
+        scored = self._score_all([(claim, [by_id[n] for n in ids]) for claim, ids in claims], passages)
 
         citations: list[Citation] = []
         numbers: dict[tuple[int, int, int], int] = {}
@@ -171,13 +171,13 @@ class Verifier:
             removed_sentences=removed,
         )
 
-    def _score(
+    def _candidates(
         self, claim: str, chunks: list[ContextChunk], cache: dict[int, list[_Passage]]
-    ) -> tuple[float, list[_Passage]]:
-        """The claim's support and the best passage of each cited chunk that supports it."""
+    ) -> list[tuple[float, _Passage]]:
+        """The passages of the cited chunks that best cover the claim's terms, with that coverage."""
         terms = self._terms(claim)
         if not chunks or not terms:
-            return 0.0, []
+            return []
         specifics = _specifics(claim)
         candidates: list[tuple[float, _Passage]] = []
         for chunk in chunks:
@@ -189,21 +189,44 @@ class Verifier:
                 if not all(token in haystack for token in specifics):
                     continue  # a figure, address or name the passage does not contain
                 candidates.append((len(terms & passage.terms) / len(terms), passage))
-        if not candidates:
-            return 0.0, []
         candidates.sort(key=lambda c: (-c[0], c[1].end - c[1].start))
-        top = candidates[:_EMBEDDED_SPANS]
-        vectors = self._embedder.embed_documents([claim] + [p.text for _, p in top])
-        similarities = vectors[1:] @ vectors[0]
-        scored = [
-            (_LEXICAL_WEIGHT * lexical + (1 - _LEXICAL_WEIGHT) * max(float(sim), 0.0), passage)
-            for (lexical, passage), sim in zip(top, np.asarray(similarities), strict=True)
-        ]
-        scored.sort(key=lambda s: -s[0])
-        best = scored[0][0]
-        # One quote per cited chunk that supports the claim on its own.
-        quotes: list[_Passage] = []
-        for score, passage in scored:
-            if score >= self._min_support and all(q.chunk.n != passage.chunk.n for q in quotes):
-                quotes.append(passage)
-        return best, quotes
+        # Similarity adds at most (1 - _LEXICAL_WEIGHT): passages that cannot reach the bar are not embedded.
+        reachable = self._min_support - (1 - _LEXICAL_WEIGHT)
+        return [c for c in candidates[:_EMBEDDED_SPANS] if _LEXICAL_WEIGHT * c[0] >= reachable]
+
+    def _score_all(
+        self, claims: list[tuple[str, list[ContextChunk]]], cache: dict[int, list[_Passage]]
+    ) -> list[tuple[float, list[_Passage]]]:
+        """Each claim's support and the best passage of each cited chunk that supports it.
+
+        All claims and candidate passages are embedded in one batch.
+        """
+        candidates = [self._candidates(claim, chunks, cache) for claim, chunks in claims]
+        texts: dict[str, int] = {}
+        for (claim, _chunks), found in zip(claims, candidates, strict=True):
+            if found:
+                for text in (claim, *(p.text for _, p in found)):
+                    texts.setdefault(text, len(texts))
+        vectors = self._embedder.embed_documents(list(texts)) if texts else np.zeros((0, 1), np.float32)
+        results: list[tuple[float, list[_Passage]]] = []
+        for (claim, _chunks), found in zip(claims, candidates, strict=True):
+            if not found:
+                results.append((0.0, []))
+                continue
+            anchor = vectors[texts[claim]]
+            scored = [
+                (
+                    _LEXICAL_WEIGHT * lexical
+                    + (1 - _LEXICAL_WEIGHT) * max(float(vectors[texts[passage.text]] @ anchor), 0.0),
+                    passage,
+                )
+                for lexical, passage in found
+            ]
+            scored.sort(key=lambda s: -s[0])
+            # One quote per cited chunk that supports the claim on its own.
+            quotes: list[_Passage] = []
+            for score, passage in scored:
+                if score >= self._min_support and all(q.chunk.n != passage.chunk.n for q in quotes):
+                    quotes.append(passage)
+            results.append((scored[0][0], quotes))
+        return results
