@@ -10,13 +10,16 @@ from fathom.api import Fathom
 from fathom.config import Settings, load_settings
 from fathom.domain import (
     Answer,
+    AnswerDelta,
     Citation,
     DocumentInfo,
     FileOutcome,
     Hit,
     IngestReport,
     Principal,
+    SentenceSupport,
     StoreStatus,
+    Usage,
 )
 from fathom.errors import (
     BackendUnavailable,
@@ -34,6 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer",
+    "AnswerDelta",
     "BackendUnavailable",
     "Citation",
     "ConfigError",
@@ -49,9 +53,11 @@ __all__ = [
     "NotFound",
     "Principal",
     "ProviderError",
+    "SentenceSupport",
     "Settings",
     "StoreStatus",
     "UnsupportedFormat",
+    "Usage",
     "__version__",
     "load_settings",
 ]

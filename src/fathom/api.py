@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from fathom.answer.cache import AnswerCache, CacheScope
 from fathom.answer.extractive import ExtractiveAnswerer
+from fathom.answer.generate import LLMAnswerer
+from fathom.answer.prompts import PROMPT_VERSION
+from fathom.answer.usage import TokenLedger
+from fathom.answer.verify import Verifier
 from fathom.config import Settings, load_settings
 from fathom.domain import (
     Answer,
+    AnswerDelta,
     DocumentInfo,
     FileOutcome,
     Hit,
@@ -29,6 +35,7 @@ from fathom.index.catchup import IndexSet, Progress
 from fathom.index.dense import UsearchIndex
 from fathom.index.lexical import TantivyIndex, analyze
 from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, iter_files
+from fathom.llm.base import EXTRACTIVE, create_provider
 from fathom.logs import configure_logging
 from fathom.rerank.base import create_reranker
 from fathom.retrieve.hybrid import HybridRetriever
@@ -87,6 +94,11 @@ class Fathom:
         self._embedder = embedder
         self._retriever: HybridRetriever | None = None
         self._answerer: ExtractiveAnswerer | None = None
+        self._llm: LLMAnswerer | None = None
+        self.ledger = TokenLedger(self.settings.tenant_token_budgets)
+        self._cache = AnswerCache(
+            self.settings.answer_cache_size, self.settings.answer_cache_similarity, self._document_version
+        )
         try:
             self.indexes.catch_up()
         except ConfigError as exc:
@@ -119,6 +131,9 @@ class Fathom:
         return self._retriever
 
     def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
         if self._retriever is not None:
             self._retriever.close()
         self.store.close()
@@ -307,13 +322,67 @@ class Fathom:
         filters: Mapping[str, str] | None = None,
         principal: Principal | None = None,
     ) -> Answer:
-        """Answer from the documents with cited verbatim sentences, or abstain."""
+        """Answer from the documents with cited, verified sentences, or abstain.
+
+        With the default ``llm = "extractive"`` every sentence is a verbatim quote; with an
+        LLM configured, generated sentences are kept only when their citations support them.
+        """
+        final: Answer | None = None
+        for item in self.ask_stream(question, k=k, filters=filters, principal=principal):
+            if isinstance(item, Answer):
+                final = item
+        if final is None:  # pragma: no cover - ask_stream always ends with an Answer
+            raise RuntimeError("ask_stream ended without an answer")
+        return final
+
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        filters: Mapping[str, str] | None = None,
+        principal: Principal | None = None,
+    ) -> Iterator[AnswerDelta | Answer]:
+        """Like :meth:`ask`, streamed: answer text pieces as produced, then one final ``Answer``.
+
+        The pieces are the model's raw, unverified text (plain text; escape it when showing
+        it as HTML). The final ``Answer`` is verified and is what should be kept: sentences
+        that verification removed are absent from it.
+        """
         question = self._check_query(question)
         limit = k or self.settings.answer_chunks
         self.indexes.catch_up()
-        where = self._filter(self._principal(principal), filters)
+        who = self._principal(principal)
+        where = self._filter(who, filters)
         trace = self._hybrid.retrieve(question, where, limit)
         hits = self._hybrid.hits(trace, limit)
+        extractive = self._extractive()
+
+        def extract() -> Answer:
+            return extractive.answer(question, trace.query_vector, hits)
+
+        llm = self._llm_answerer()
+        if llm is None:
+            yield extract()
+            return
+        scope: CacheScope = (
+            who.tenant,
+            "admin" if who.admin else ",".join(sorted(who.acl_tokens())),
+            ",".join(where.metadata),
+            str(limit),
+            self.settings.llm,
+            PROMPT_VERSION,
+        )
+        cached = self._cache.get(scope, question, trace.query_vector)
+        if cached is not None:
+            yield cached
+            return
+        for item in llm.stream(question, hits, tenant=who.tenant, extractive=extract):
+            if isinstance(item, Answer) and not item.abstained and item.model != EXTRACTIVE:
+                self._cache.put(scope, question, trace.query_vector, item)
+            yield item
+
+    def _extractive(self) -> ExtractiveAnswerer:
         if self._answerer is None:
             self._answerer = ExtractiveAnswerer(
                 self.embedder,
@@ -322,7 +391,24 @@ class Fathom:
                 max_sentences=self.settings.answer_sentences,
                 min_support=self.settings.min_support,
             )
-        return self._answerer.answer(question, trace.query_vector, hits)
+        return self._answerer
+
+    def _llm_answerer(self) -> LLMAnswerer | None:
+        settings = self.settings
+        if settings.llm == EXTRACTIVE:
+            return None
+        if self._llm is None:
+            specs = [spec for spec in (settings.llm, *settings.llm_fallbacks) if spec != EXTRACTIVE]
+            verifier = Verifier(
+                self.embedder, analyze, min_support=settings.verify_min_support, policy=settings.verify_policy
+            )
+            providers = [create_provider(spec, settings) for spec in dict.fromkeys(specs)]
+            self._llm = LLMAnswerer(providers, verifier, settings, self.ledger)
+        return self._llm
+
+    def _document_version(self, tenant: str, doc_id: str) -> str | None:
+        doc = self.store.get_document(tenant, doc_id)
+        return doc.content_hash if doc is not None else None
 
     def documents(self) -> list[DocumentInfo]:
         """Every document of the tenant, by source."""

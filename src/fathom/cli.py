@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fathom.api import Fathom
-from fathom.domain import IngestReport
+from fathom.domain import AnswerDelta, IngestReport
 from fathom.errors import FathomError
 
 app = typer.Typer(
@@ -200,9 +200,23 @@ def ask(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Answer with verbatim sentences from your documents, each cited \\[n]; abstains when unsupported."""
+    """Answer from your documents, each sentence cited \\[n]; abstains when unsupported.
+
+    The answer is verbatim sentences by default; with an LLM configured (FATHOM_LLM=openai:MODEL)
+    the generated text streams to stderr and the verified answer is printed when it is done.
+    """
+    stream = not as_json and err.is_terminal
     with _errors():
-        answer = _open(home).ask(question, k=k)
+        answer = None
+        for item in _open(home).ask_stream(question, k=k):
+            if isinstance(item, AnswerDelta):
+                if stream:
+                    err.print(escape(item.text), end="", style="dim")
+            else:
+                answer = item
+        if stream and answer is not None and answer.model != "extractive":
+            err.print()
+    assert answer is not None
     if as_json:
         out.print_json(json.dumps(answer.to_dict()))
         return
@@ -215,6 +229,15 @@ def ask(
                 f"[bold][{citation.n}][/bold] {escape(citation.title)} [dim]{escape(citation.source)}"
                 f"{' > ' + escape(where) if where else ''} chars {citation.start}-{citation.end}[/dim]"
             )
+    if answer.model != "extractive":
+        grounded = "n/a" if answer.groundedness is None else f"{answer.groundedness:.2f}"
+        cost = "" if answer.usage.cost is None else f", ${answer.usage.cost:.6f}"
+        out.print(
+            f"[dim]{escape(answer.model)} {escape(answer.prompt_version or '')}, groundedness {grounded}, "
+            f"{answer.usage.total_tokens} tokens{cost}[/dim]"
+        )
+    for note in answer.notes:
+        err.print(f"[yellow]note[/yellow] {escape(note)}")
 
 
 @app.command()

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fathom.errors import ConfigError
@@ -32,6 +32,11 @@ def default_home() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
     return base / "fathom"
+
+
+def _is_provider_spec(spec: str) -> bool:
+    provider, _, model = spec.partition(":")
+    return provider == "openai" and bool(model.partition("@")[0])
 
 
 class Settings(BaseSettings):
@@ -122,6 +127,63 @@ class Settings(BaseSettings):
         le=1,
         description="Support score below which the answerer abstains instead of answering.",
     )
+    llm: str = Field(
+        default="extractive",
+        description="Answerer: 'extractive' (no LLM) or 'openai:MODEL' for an OpenAI-compatible endpoint.",
+    )
+    llm_base_url: str = Field(
+        default="https://api.openai.com/v1", description="Base URL of the OpenAI-compatible endpoint."
+    )
+    llm_api_key: SecretStr | None = Field(default=None, description="API key of the endpoint; never logged.")
+    llm_fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Providers tried in order after `llm` fails ('openai:MODEL' or 'openai:MODEL@BASE_URL');"
+        " the extractive answerer always comes last.",
+    )
+    llm_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect to the provider.")
+    llm_first_token_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the first generated token."
+    )
+    llm_total_timeout: float = Field(default=120.0, gt=0, description="Seconds one generation may take.")
+    llm_retries: int = Field(default=2, ge=0, le=10, description="Retries on 429, 5xx and connect errors.")
+    llm_backoff: float = Field(default=0.5, ge=0, description="Base seconds of exponential retry backoff.")
+    llm_breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that open a provider's circuit breaker."
+    )
+    llm_breaker_cooldown: float = Field(
+        default=30.0, ge=0, description="Seconds an open circuit breaker skips its provider."
+    )
+    llm_temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
+    llm_max_tokens: int = Field(default=512, ge=16, description="Most tokens one answer may generate.")
+    llm_context_tokens: int = Field(
+        default=3000, ge=200, description="Token budget of the retrieved context put into the prompt."
+    )
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="USD per million prompt and completion tokens, by model name.",
+    )
+    tenant_token_budgets: dict[str, int] = Field(
+        default_factory=dict,
+        description="LLM tokens each tenant may use per UTC day ('*' applies to tenants not listed).",
+    )
+    verify_policy: Literal["remove", "mark"] = Field(
+        default="remove", description="What happens to LLM sentences their citations do not support."
+    )
+    verify_min_support: float = Field(
+        default=0.5, ge=0, le=1, description="Support a generated sentence needs to count as supported."
+    )
+    pii_masking: bool = Field(
+        default=True, description="Mask e-mails, phone, card and IBAN numbers, IPs before the LLM sees text."
+    )
+    injection_policy: Literal["drop", "fence"] = Field(
+        default="drop", description="What happens to retrieved chunks flagged as prompt injection."
+    )
+    answer_cache_size: int = Field(
+        default=256, ge=0, description="Answers kept in the cache; 0 turns it off."
+    )
+    answer_cache_similarity: float = Field(
+        default=0.97, gt=0, le=1, description="Question similarity at which a cached answer is reused."
+    )
     log_level: str = Field(default="WARNING", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines to stderr.")
 
@@ -130,6 +192,21 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Any) -> Any:
         if isinstance(value, str | Path):
             return Path(value).expanduser().resolve()
+        return value
+
+    @field_validator("llm")
+    @classmethod
+    def _check_llm(cls, value: str) -> str:
+        if value != "extractive" and not _is_provider_spec(value):
+            raise ValueError("must be 'extractive' or 'openai:MODEL'")
+        return value
+
+    @field_validator("llm_fallbacks")
+    @classmethod
+    def _check_fallbacks(cls, value: list[str]) -> list[str]:
+        bad = [spec for spec in value if spec != "extractive" and not _is_provider_spec(spec)]
+        if bad:
+            raise ValueError(f"{bad} must be 'openai:MODEL' or 'openai:MODEL@BASE_URL'")
         return value
 
     @property

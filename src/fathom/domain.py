@@ -8,15 +8,18 @@ from typing import Any, Literal
 
 __all__ = [
     "Answer",
+    "AnswerDelta",
     "Citation",
     "DocumentInfo",
     "FileOutcome",
     "Hit",
     "IngestReport",
     "Principal",
+    "SentenceSupport",
     "StoreStatus",
     "TextDocument",
     "contextual_text",
+    "Usage",
 ]
 
 
@@ -84,20 +87,92 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class SentenceSupport:
+    """How well one answer sentence is supported by the quotes it cites.
+
+    ``citations`` are the ``n`` of the answer's citations this sentence cites;
+    ``support`` is 0..1 (lexical overlap with the quote mixed with embedding
+    similarity, or an NLI entailment score when configured).
+    """
+
+    text: str
+    citations: tuple[int, ...]
+    support: float
+    supported: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "citations": list(self.citations),
+            "support": round(self.support, 4),
+            "supported": self.supported,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens an answer consumed and what they cost (``cost`` is None without a price)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "cost": self.cost,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
-    """An answer with inline ``[n]`` markers that refer to ``citations``, or an abstention."""
+    """An answer with inline ``[n]`` markers that refer to ``citations``, or an abstention.
+
+    ``groundedness`` is the share of answer text whose sentences are supported by
+    their quotes (1.0 for extractive answers, which are quotes; None when abstaining).
+    ``sentences`` holds per-sentence support, ``model`` the answerer that produced the
+    text (``extractive`` or a provider spec), ``notes`` what a user should know, such as
+    a fallback to the extractive answer.
+    """
 
     answer: str
     citations: tuple[Citation, ...]
     abstained: bool
     hits: tuple[Hit, ...] = ()
+    groundedness: float | None = None
+    sentences: tuple[SentenceSupport, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    model: str = "extractive"
+    prompt_version: str | None = None
+    notes: tuple[str, ...] = ()
+    cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
             "citations": [c.to_dict() for c in self.citations],
             "abstained": self.abstained,
+            "groundedness": self.groundedness,
+            "sentences": [s.to_dict() for s in self.sentences],
+            "usage": self.usage.to_dict(),
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "notes": list(self.notes),
+            "cached": self.cached,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDelta:
+    """A piece of answer text as it is produced (before verification); streamed to callers."""
+
+    text: str
 
 
 FileStatus = Literal["added", "updated", "unchanged", "deleted", "failed", "skipped"]

@@ -1,0 +1,89 @@
+"""The answer cache: exact and semantic, scoped so that nobody sees an answer they could not get.
+
+The scope (tenant first) is
+built by the caller. Entries are keyed by tenant, the caller's ACL view, the metadata filters, the model
+and the prompt version. A question matches an entry exactly (same normalised text)
+or semantically (embedding cosine at or above the threshold). An entry remembers
+the content hash of every document its citations came from and is dropped when
+any of them changed or disappeared.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from fathom.domain import Answer
+
+__all__ = ["AnswerCache", "CacheScope"]
+
+CacheScope = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    question: str
+    vector: np.ndarray
+    answer: Answer
+    versions: dict[str, str]
+
+
+def _normalized(question: str) -> str:
+    return " ".join(question.lower().split()).rstrip("?!. ")
+
+
+class AnswerCache:
+    """A bounded LRU of verified answers (see the module docstring)."""
+
+    def __init__(self, size: int, similarity: float, version_of: Callable[[str, str], str | None]) -> None:
+        self._size = size
+        self._similarity = similarity
+        self._version_of = version_of
+        self._entries: OrderedDict[tuple[CacheScope, str], _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, scope: CacheScope, question: str, vector: np.ndarray) -> Answer | None:
+        """A still-valid cached answer to this or a near-identical question, or None."""
+        if self._size == 0:
+            return None
+        key = (scope, _normalized(question))
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                best, best_sim = None, self._similarity
+                for (entry_scope, _q), candidate in self._entries.items():
+                    if entry_scope != scope:
+                        continue
+                    sim = float(np.dot(candidate.vector, vector))
+                    if sim >= best_sim:
+                        best, best_sim = candidate, sim
+                entry = best
+            if entry is None:
+                return None
+            entry_key = (scope, entry.question)
+            if any(self._version_of(scope[0], doc) != version for doc, version in entry.versions.items()):
+                del self._entries[entry_key]
+                return None
+            self._entries.move_to_end(entry_key)
+            return replace(entry.answer, cached=True)
+
+    def put(self, scope: CacheScope, question: str, vector: np.ndarray, answer: Answer) -> None:
+        """Remember a verified answer with the versions of the documents it cites."""
+        if self._size == 0:
+            return
+        versions: dict[str, str] = {}
+        for citation in answer.citations:
+            version = self._version_of(scope[0], citation.doc_id)
+            if version is None:
+                return
+            versions[citation.doc_id] = version
+        key = (scope, _normalized(question))
+        with self._lock:
+            self._entries[key] = _Entry(key[1], np.asarray(vector, dtype=np.float32), answer, versions)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)

@@ -1,0 +1,102 @@
+"""The chat provider protocol and the registry that builds providers from config strings.
+
+A provider streams text deltas for a list of chat messages and ends with one
+:class:`TokenUsage`. Config strings look like ``openai:MODEL`` (the endpoint is
+``llm_base_url``) or ``openai:MODEL@BASE_URL`` for a fallback on another endpoint.
+``extractive`` is not a provider: it is the answerer that needs none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
+
+from fathom.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fathom.config import Settings
+
+__all__ = ["EXTRACTIVE", "ChatProvider", "Message", "TokenUsage", "create_provider", "parse_provider_spec"]
+
+EXTRACTIVE = "extractive"
+
+
+class Message(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Tokens of one generation as the provider counted them (estimated when it did not say)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@runtime_checkable
+class ChatProvider(Protocol):
+    """Streams a chat completion."""
+
+    @property
+    def name(self) -> str:
+        """The config string naming this provider, e.g. ``openai:gpt-4o-mini``."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The model name sent to the endpoint (the key of the price table)."""
+        ...
+
+    def stream(
+        self, messages: Sequence[Message], *, temperature: float, max_tokens: int
+    ) -> AsyncIterator[str | TokenUsage]:
+        """Yield text deltas, then exactly one ``TokenUsage``.
+
+        Raises:
+            ProviderError: the provider failed, timed out or answered malformed output.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+def parse_provider_spec(spec: str) -> tuple[str, str, str | None]:
+    """Split ``PROVIDER:MODEL[@BASE_URL]`` into its parts.
+
+    Raises:
+        ConfigError: the string does not name a known provider and a model.
+    """
+    provider, _, rest = spec.partition(":")
+    model, _, base_url = rest.partition("@")
+    if provider != "openai" or not model:
+        raise ConfigError(f"llm {spec!r} must be 'extractive' or 'openai:MODEL' (optionally '@BASE_URL')")
+    return provider, model, base_url or None
+
+
+def create_provider(spec: str, settings: Settings) -> ChatProvider:
+    """Build the provider a config string names, with the timeouts and retries of ``settings``.
+
+    Raises:
+        ConfigError: the string names no known provider.
+    """
+    _provider, model, base_url = parse_provider_spec(spec)
+    from fathom.llm.openai import OpenAICompatibleProvider
+
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return OpenAICompatibleProvider(
+        spec,
+        model=model,
+        base_url=base_url or settings.llm_base_url,
+        api_key=key,
+        connect_timeout=settings.llm_connect_timeout,
+        first_token_timeout=settings.llm_first_token_timeout,
+        total_timeout=settings.llm_total_timeout,
+        retries=settings.llm_retries,
+        backoff=settings.llm_backoff,
+        breaker_failures=settings.llm_breaker_failures,
+        breaker_cooldown=settings.llm_breaker_cooldown,
+    )
