@@ -194,6 +194,15 @@ def test_a_tenant_never_sees_another_tenants_nearest_vectors(tmp_path: Path):
     for index in (lexical, dense):
         index.apply([], ours + theirs, sequence=1)
     assert not lexical.allowed(WHERE).excludes_nothing()
+    lexical_hits = lexical.search("common", 100, WHERE)
+    assert len(lexical_hits) == 100 and all(chunk_id < 10_000 for chunk_id, _ in lexical_hits)
+    alone = TantivyIndex(tmp_path / "alone")  # one tenant: searched without the filter clause
+    alone.apply([], ours, sequence=1)
+    assert alone.allowed(WHERE).excludes_nothing()
+    # The same chunks through the filtered query (every chunk has the ACL "*"): same ranking.
+    via_filter = IndexFilter(tenant="t", acl_tokens=("*",))
+    assert not alone.allowed(via_filter).excludes_nothing()
+    assert alone.search("word3 common", 20, WHERE) == alone.search("word3 common", 20, via_filter)
     for chunk in ours[:20]:
         hits = dense.search(chunk.embedding, 10, WHERE, lexical.allowed(WHERE))
         assert hits and all(chunk_id < 10_000 for chunk_id, _ in hits)

@@ -168,11 +168,18 @@ class TantivyIndex:
         if not words:
             return []
         parsed = self._index.parse_query(" ".join(words), list(self._boosts), field_boosts=self._boosts)
-        filters = tantivy.Query.const_score_query(
-            tantivy.Query.boolean_query(self._filter_clauses(where)), 0.0
-        )
-        combined = tantivy.Query.boolean_query([(tantivy.Occur.Must, parsed), (tantivy.Occur.Must, filters)])
         searcher = self._index.searcher()
+        if _excludes_nothing(searcher, where):
+            # Same hits and scores (the filter scores 0), but a bare disjunction lets
+            # tantivy skip blocks that cannot reach the top: half the time at 200k chunks.
+            combined = parsed
+        else:
+            filters = tantivy.Query.const_score_query(
+                tantivy.Query.boolean_query(self._filter_clauses(where)), 0.0
+            )
+            combined = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Must, parsed), (tantivy.Occur.Must, filters)]
+            )
         hits = searcher.search(combined, limit, count=False).hits
         if not hits:
             return []
@@ -215,14 +222,7 @@ class _TantivyAllowed:
         self._count: int | None = None
 
     def excludes_nothing(self) -> bool:
-        # The usual single-tenant home read by its admin: the tenant term is the only one
-        # in the dictionary (a deleted chunk's other tenant lingers until a merge, which
-        # only makes this answer False more often).
-        where = self._where
-        if where.acl_tokens is not None or where.metadata:
-            return False
-        tenants = self._searcher.terms_with_prefix("tenant", "", limit=2)
-        return [str(term) for term, _ in tenants] == [where.tenant]
+        return _excludes_nothing(self._searcher, self._where)
 
     def upper_bound(self) -> int:
         # Each clause must match, so the rarest one bounds the result. Document
@@ -257,6 +257,18 @@ class _TantivyAllowed:
         query = tantivy.Query.boolean_query([(tantivy.Occur.Must, wanted), *self._clauses])
         hits = self._searcher.search(query, len(chunk_ids), count=False).hits
         return _ids(self._searcher.fast_field_values("chunk_id", [addr for _, addr in hits]))
+
+
+def _excludes_nothing(searcher: tantivy.Searcher, where: IndexFilter) -> bool:
+    """True for the usual single-tenant home read by its admin, known without scanning.
+
+    The tenant's term must be the only one in the dictionary (a deleted chunk's other
+    tenant lingers until a merge, which only makes the answer False more often).
+    """
+    if where.acl_tokens is not None or where.metadata:
+        return False
+    tenants = searcher.terms_with_prefix("tenant", "", limit=2)
+    return [str(term) for term, _ in tenants] == [where.tenant]
 
 
 def _ids(values: Sequence[object]) -> set[int]:
