@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,19 @@ import structlog
 
 from fathom.answer.extractive import ExtractiveAnswerer
 from fathom.config import Settings, load_settings
-from fathom.domain import Answer, DocumentInfo, FileOutcome, Hit, IngestReport, Principal, StoreStatus
+from fathom.domain import (
+    Answer,
+    AnswerDelta,
+    DocumentInfo,
+    FileOutcome,
+    Hit,
+    IngestReport,
+    JobInfo,
+    Principal,
+    StoreStatus,
+)
 from fathom.embed.base import Embedder, create_embedder
-from fathom.errors import ConfigError, InvalidQuery, NotFound
+from fathom.errors import Conflict, ConfigError, InvalidQuery, LimitExceeded, NotFound, PermissionDenied
 from fathom.index.base import IndexFilter
 from fathom.index.catchup import IndexSet, Progress
 from fathom.index.dense import UsearchIndex
@@ -22,10 +34,18 @@ from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, embedding_i
 from fathom.logs import configure_logging
 from fathom.retrieve.hybrid import HybridRetriever
 from fathom.store.database import Store
+from fathom.store.feedback import FeedbackLog
+from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
+from fathom.store.keys import KeyRegistry
+from fathom.store.schema import DocumentRow
 
 __all__ = ["Fathom"]
 
 log = structlog.get_logger(__name__)
+
+# Called with a pipeline stage name ("lexical", "dense", "retrieve", "answer") and its seconds.
+StageObserver = Callable[[str, float], None]
+_DELTA_PIECES = re.compile(r"\S+\s*")
 
 
 class Fathom:
@@ -70,6 +90,14 @@ class Fathom:
         self._embedder = embedder
         self._retriever: HybridRetriever | None = None
         self._answerer: ExtractiveAnswerer | None = None
+        self.keys = KeyRegistry(self.store)
+        self.jobs = JobQueue(
+            self.store,
+            lease_seconds=self.settings.job_lease_seconds,
+            max_attempts=self.settings.job_max_attempts,
+        )
+        self.feedback_log = FeedbackLog(self.store)
+        self.stage_observer: StageObserver | None = None
         try:
             self.indexes.catch_up()
         except ConfigError as exc:
@@ -179,20 +207,109 @@ class Fathom:
         self.indexes.catch_up()
         return outcome
 
-    def delete(self, source_or_id: str) -> str:
+    def delete(self, source_or_id: str, *, principal: Principal | None = None) -> str:
         """Delete a document by its source (a path is resolved) or its id; returns the doc id.
 
+        Only admins delete; a document the principal may not read does not exist for it.
+
         Raises:
-            NotFound: no such document.
+            NotFound: no such document, or one the principal may not read.
+            PermissionDenied: the principal may read the document but is not an admin.
         """
-        tenant = self.settings.tenant
+        who = self._principal(principal)
+        tenant = who.tenant
         doc = self.store.get_document(tenant, source_or_id) or self.store.find_document(tenant, source_or_id)
         if doc is None and not source_or_id.startswith(("http://", "https://")):
             doc = self.store.find_document(tenant, str(Path(source_or_id).expanduser().resolve()))
-        if doc is None or not self.store.delete_document(tenant, doc.id):
+        if doc is None or not who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ()):
+            raise NotFound(f"no document {source_or_id!r}", code="document.not_found")
+        if not who.admin:
+            raise PermissionDenied("only an admin key may delete documents", code="document.delete_denied")
+        if not self.store.delete_document(tenant, doc.id):
             raise NotFound(f"no document {source_or_id!r}", code="document.not_found")
         self.indexes.catch_up()
         return doc.id
+
+    # -- ingestion jobs (the HTTP service's writes) -----------------------------------------
+
+    def submit_document(
+        self,
+        content: bytes,
+        *,
+        source: str,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        acl_users: Sequence[str] = (),
+        acl_groups: Sequence[str] = (),
+        principal: Principal | None = None,
+        idempotency: tuple[str, str, str] | None = None,
+    ) -> tuple[JobInfo, bool]:
+        """Queue a document for ingestion; a worker (:meth:`run_job`) commits it later.
+
+        An empty ACL makes the document readable by the whole tenant. Returns the job and
+        whether it is new (False when ``idempotency`` matched an earlier request).
+
+        Raises:
+            LimitExceeded: the content is larger than ``max_upload_bytes``.
+            Conflict: the source belongs to a document the principal may not read, or the
+                idempotency key was used for another request.
+        """
+        who = self._principal(principal)
+        if len(content) > self.settings.max_upload_bytes:
+            raise LimitExceeded(
+                f"the document is larger than the {self.settings.max_upload_bytes} byte limit",
+                code="upload.too_large",
+            )
+        existing = self.store.find_document(who.tenant, source)
+        if existing is not None and not who.can_read(
+            existing.tenant_id, existing.acl_users or (), existing.acl_groups or ()
+        ):
+            raise Conflict("this source is taken; choose another source name", code="document.source_taken")
+        users, groups = acl_pair(acl_users, acl_groups)
+        job = NewJob(
+            tenant=who.tenant,
+            owner_user=who.user,
+            source=source,
+            title=title,
+            content=content,
+            metadata=dict(metadata or {}),
+            acl_users=users,
+            acl_groups=groups,
+        )
+        return self.jobs.enqueue(job, idempotency=idempotency)
+
+    def run_job(self, job: ClaimedJob) -> FileOutcome:
+        """Ingest a claimed job's document (one transaction) and bring the indexes up to date."""
+        try:
+            outcome = self._pipeline().ingest_bytes(
+                job.content,
+                source=job.source,
+                tenant=job.tenant,
+                title=job.title,
+                metadata=job.metadata,
+                acl_users=job.acl_users,
+                acl_groups=job.acl_groups,
+                doc_id=job.document_id,
+            )
+        except Conflict as exc:
+            return FileOutcome(job.source, "failed", error_code=exc.code, message=exc.message)
+        self.indexes.catch_up()
+        return outcome
+
+    def job(self, job_id: str, *, principal: Principal | None = None) -> JobInfo:
+        """A job's state, for its submitter, an admin, or a reader of its document.
+
+        Raises:
+            NotFound: no such job, or one the principal may not see.
+        """
+        who = self._principal(principal)
+        found = self.jobs.get(job_id)
+        if found is not None:
+            info, row = found
+            own = who.tenant == row.tenant_id and who.user is not None and row.owner_user == who.user
+            if own or who.can_read(row.tenant_id, row.acl_users or (), row.acl_groups or ()):
+                return info
+        raise NotFound(f"no job {job_id!r}", code="job.not_found")
 
     def sync(self, directory: str | Path, *, progress: ProgressCallback | None = None) -> IngestReport:
         """Make the store mirror a folder: add new files, update changed ones, delete removed ones."""
@@ -264,7 +381,14 @@ class Fathom:
         self.indexes.catch_up()
         where = self._filter(self._principal(principal), filters)
         trace = self._hybrid.retrieve(query, where, k)
+        self._observe(trace.timings_ms)
         return self._hybrid.hits(trace, k)
+
+    def _observe(self, timings_ms: Mapping[str, float]) -> None:
+        if self.stage_observer is None:
+            return
+        for stage, ms in timings_ms.items():
+            self.stage_observer("retrieve" if stage == "total" else stage, ms / 1000)
 
     def ask(
         self,
@@ -280,6 +404,7 @@ class Fathom:
         self.indexes.catch_up()
         where = self._filter(self._principal(principal), filters)
         trace = self._hybrid.retrieve(question, where, limit)
+        self._observe(trace.timings_ms)
         hits = self._hybrid.hits(trace, limit)
         if self._answerer is None:
             self._answerer = ExtractiveAnswerer(
@@ -289,31 +414,82 @@ class Fathom:
                 max_sentences=self.settings.answer_sentences,
                 min_support=self.settings.min_support,
             )
-        return self._answerer.answer(question, trace.query_vector, hits)
+        started = time.perf_counter()
+        answer = self._answerer.answer(question, trace.query_vector, hits)
+        if self.stage_observer is not None:
+            self.stage_observer("answer", time.perf_counter() - started)
+        return answer
 
-    def documents(self) -> list[DocumentInfo]:
-        """Every document of the tenant, by source."""
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        filters: Mapping[str, str] | None = None,
+        principal: Principal | None = None,
+    ) -> Iterator[AnswerDelta | Answer]:
+        """Like :meth:`ask`, but yields the answer text in pieces as it is produced, then the Answer.
+
+        The last item is always exactly one :class:`Answer`; the pieces joined equal its text.
+        The extractive answerer produces its text at once, so its pieces are its words.
+        """
+        answer = self.ask(question, k=k, filters=filters, principal=principal)
+        for piece in _DELTA_PIECES.findall(answer.answer):
+            yield AnswerDelta(piece)
+        yield answer
+
+    def documents(self, *, principal: Principal | None = None) -> list[DocumentInfo]:
+        """Every document of the principal's tenant that it may read, by source."""
+        who = self._principal(principal)
         return [
-            DocumentInfo(
-                doc_id=doc.id,
-                source=doc.source,
-                title=doc.title,
-                mime_type=doc.mime_type,
-                content_hash=doc.content_hash,
-                chunks=chunks,
-                metadata=dict(doc.metadata_ or {}),
-                created_at=doc.created_at.isoformat(),
-                updated_at=doc.updated_at.isoformat(),
-            )
-            for doc, chunks in self.store.list_documents(self.settings.tenant)
+            _document_info(doc, chunks)
+            for doc, chunks in self.store.list_documents(who.tenant)
+            if who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ())
         ]
 
-    def document_text(self, doc_id: str) -> str:
+    def document(self, doc_id: str, *, principal: Principal | None = None) -> DocumentInfo:
+        """One document's details, without its text.
+
+        Raises:
+            NotFound: no such document, or one the principal may not read.
+        """
+        doc = self._readable(doc_id, principal)
+        chunks = self.store.counts_for_document(doc.id)
+        return _document_info(doc, chunks)
+
+    def document_text(self, doc_id: str, *, principal: Principal | None = None) -> str:
         """The extracted text of a document: the text every offset and quote refers to."""
-        doc = self.store.get_document(self.settings.tenant, doc_id)
-        if doc is None:
+        return self._readable(doc_id, principal).text
+
+    def _readable(self, doc_id: str, principal: Principal | None) -> DocumentRow:
+        who = self._principal(principal)
+        doc = self.store.get_document(who.tenant, doc_id)
+        if doc is None or not who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ()):
             raise NotFound(f"no document {doc_id!r}", code="document.not_found")
-        return doc.text
+        return doc
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def record_answer(self, answer: Answer, *, principal: Principal | None = None) -> str:
+        """Remember that the principal received ``answer`` (ids only); returns its answer id."""
+        return self.feedback_log.record_answer(
+            self._principal(principal),
+            abstained=answer.abstained,
+            cited_doc_ids=[c.doc_id for c in answer.citations],
+        )
+
+    def add_feedback(
+        self, answer_id: str, rating: str, comment: str | None = None, *, principal: Principal | None = None
+    ) -> int:
+        """Rate an answer the principal received ("up" or "down"); returns the feedback id.
+
+        Raises:
+            NotFound: no such answer, or one given to someone else.
+            InvalidQuery: the rating is not "up" or "down".
+        """
+        if rating not in ("up", "down"):
+            raise InvalidQuery("rating must be 'up' or 'down'", code="feedback.invalid_rating")
+        return self.feedback_log.add(self._principal(principal), answer_id, rating, comment)
 
     def status(self) -> StoreStatus:
         """Counts, index positions and disk use of this home."""
@@ -330,3 +506,19 @@ class Fathom:
             disk_bytes=disk,
             embedder=self.settings.embedder,
         )
+
+
+def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
+    return DocumentInfo(
+        doc_id=doc.id,
+        source=doc.source,
+        title=doc.title,
+        mime_type=doc.mime_type,
+        content_hash=doc.content_hash,
+        chunks=chunks,
+        metadata=dict(doc.metadata_ or {}),
+        created_at=doc.created_at.isoformat(),
+        updated_at=doc.updated_at.isoformat(),
+        acl_users=tuple(doc.acl_users or ()),
+        acl_groups=tuple(doc.acl_groups or ()),
+    )

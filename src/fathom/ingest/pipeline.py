@@ -65,6 +65,7 @@ class _Pending:
     metadata: dict[str, Any]
     acl_users: Sequence[str] = ()
     acl_groups: Sequence[str] = ()
+    doc_id: str | None = None
     vectors: list[np.ndarray] = field(default_factory=list)
 
 
@@ -118,11 +119,20 @@ class IngestPipeline:
         metadata: dict[str, Any] | None = None,
         acl_users: Sequence[str] = (),
         acl_groups: Sequence[str] = (),
+        doc_id: str | None = None,
     ) -> FileOutcome:
-        """Ingest one in-memory document under ``source``."""
+        """Ingest one in-memory document under ``source`` (as ``doc_id`` when it is new).
+
+        A document whose content and ACL are unchanged is left as it is.
+        """
         content_hash = hashlib.sha256(data).hexdigest()
         existing = self._store.find_document(tenant, source)
-        if existing is not None and existing.content_hash == content_hash:
+        if (
+            existing is not None
+            and existing.content_hash == content_hash
+            and sorted(existing.acl_users or ()) == sorted(acl_users)
+            and sorted(existing.acl_groups or ()) == sorted(acl_groups)
+        ):
             return FileOutcome(source, "unchanged", doc_id=existing.id)
         if len(data) > self._settings.max_file_bytes:
             return FileOutcome(
@@ -139,6 +149,7 @@ class IngestPipeline:
             parsed.title = title
         pending = self._chunk(source, content_hash, parsed, metadata or {})
         pending.acl_users, pending.acl_groups = acl_users, acl_groups
+        pending.doc_id = doc_id
         return self._flush([pending], tenant, None)[0]
 
     # -- steps --------------------------------------------------------------------------
@@ -257,6 +268,7 @@ class IngestPipeline:
                 embedding_model=self._embedder.name,
                 acl_users=pending.acl_users,
                 acl_groups=pending.acl_groups,
+                doc_id=pending.doc_id,
             )
             log.info("ingest.document_committed", doc_id=doc_id, chunks=len(drafts), replaced=replaced)
             outcomes.append(
