@@ -25,7 +25,7 @@ from fathom.domain import (
     StoreStatus,
 )
 from fathom.embed.base import Embedder, create_embedder
-from fathom.errors import Conflict, ConfigError, InvalidQuery, LimitExceeded, NotFound, PermissionDenied
+from fathom.errors import ConfigError, Conflict, InvalidQuery, LimitExceeded, NotFound, PermissionDenied
 from fathom.index.base import IndexFilter
 from fathom.index.catchup import IndexSet, Progress
 from fathom.index.dense import UsearchIndex

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL (shared deployments): rate limits and job signalling across processes.",
     )
+    redis_prefix: str = Field(
+        default="fathom", description="Prefix of every Redis key and channel fathom uses."
+    )
     max_upload_bytes: int = Field(
         default=20 * 1024 * 1024, ge=1, description="Largest HTTP upload body; larger ones get 413."
     )
@@ -91,7 +94,9 @@ class Settings(BaseSettings):
     answer_tokens_per_minute: int = Field(
         default=20_000, ge=0, description="Answer tokens per minute per API key (0: no limit)."
     )
-    job_workers: int = Field(default=1, ge=0, le=64, description="Ingestion worker threads per serve process.")
+    job_workers: int = Field(
+        default=1, ge=0, le=64, description="Ingestion worker threads per serve process."
+    )
     job_lease_seconds: float = Field(
         default=30.0, gt=0, description="A job whose worker sent no heartbeat for this long is retried."
     )

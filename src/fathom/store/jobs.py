@@ -90,7 +90,9 @@ class JobQueue:
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
 
-    def enqueue(self, job: NewJob, *, idempotency: tuple[str, str, str] | None = None) -> tuple[JobInfo, bool]:
+    def enqueue(
+        self, job: NewJob, *, idempotency: tuple[str, str, str] | None = None
+    ) -> tuple[JobInfo, bool]:
         """Store a new job; returns it and whether it is new.
 
         Args:

@@ -72,7 +72,9 @@ def upgrade() -> None:
     op.create_table(
         "feedback",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("answer_id", sa.String(32), sa.ForeignKey("answers.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "answer_id", sa.String(32), sa.ForeignKey("answers.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("tenant_id", sa.String(128), nullable=False),
         sa.Column("user_id", sa.String(256), nullable=True),
         sa.Column("rating", sa.String(8), nullable=False),
