@@ -24,7 +24,20 @@ ENV = {"FATHOM_EMBEDDER": "hash:64", "FATHOM_JOB_LEASE_SECONDS": "1.5", "FATHOM_
 
 def _big_document() -> str:
     rng = random.Random(7)
-    words = "harbour lantern meadow quartz ember falcon willow cobalt summit river orchard tide".split()
+    words = [
+        "harbour",
+        "lantern",
+        "meadow",
+        "quartz",
+        "ember",
+        "falcon",
+        "willow",
+        "cobalt",
+        "summit",
+        "river",
+        "orchard",
+        "tide",
+    ]
     sections = [
         f"## Part {i}\n\n" + " ".join(rng.choice(words) for _ in range(300)) + "." for i in range(500)
     ]

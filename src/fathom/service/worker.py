@@ -79,13 +79,13 @@ class JobWorkers:
         """Stop taking jobs; a job in progress finishes, or its lease runs out and it is retried."""
         self._stop.set()
         self._wake.set()
-        if self._pubsub is not None:
-            for thread in self._threads:
-                if isinstance(thread, redis.client.PubSubWorkerThread):
-                    thread.stop()
-            self._pubsub.close()
+        for thread in self._threads:
+            if isinstance(thread, redis.client.PubSubWorkerThread):
+                thread.stop()
         for thread in self._threads:
             thread.join(timeout)
+        if self._pubsub is not None:
+            self._pubsub.close()
         if self._redis is not None:
             self._redis.close()
 

@@ -84,6 +84,7 @@ class ChangeBatch:
 
 # Arbitrary constant naming the PostgreSQL advisory lock that orders change-log writers.
 _CHANGE_LOG_LOCK = 0x66617468
+_MIGRATE_LOCK = 0x66617469
 
 
 def acl_tokens(users: Sequence[str], groups: Sequence[str]) -> tuple[str, ...]:
@@ -141,6 +142,9 @@ class Store:
                 lock = (self._lock_dir / "migrate.lock").open("w")
                 fcntl.flock(lock, fcntl.LOCK_EX)
             with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # Servers sharing one database migrate one at a time.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except OperationalError as exc:
