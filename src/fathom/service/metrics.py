@@ -43,7 +43,10 @@ class Metrics:
             registry=self.registry,
         )
         self.jobs_by_status = Gauge(
-            "fathom_jobs_in_store", "Jobs in the store of record by status.", ["status"], registry=self.registry
+            "fathom_jobs_in_store",
+            "Jobs in the store of record by status.",
+            ["status"],
+            registry=self.registry,
         )
         self.rate_limited = Counter(
             "fathom_rate_limited_total",

@@ -200,6 +200,7 @@ class ReadyOut(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route may answer with."""
     descriptions = {
+        400: "The body could not be read (e.g. malformed JSON).",
         401: "No valid API key.",
         403: "Readable, but not allowed to change.",
         404: "No such thing, or one the caller may not read.",

@@ -36,6 +36,18 @@ _ACL_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+_METADATA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "integer"},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "array", "items": {"type": "string"}},
+        ]
+    },
+}
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -50,7 +62,7 @@ _UPLOAD_BODY: dict[str, Any] = {
                         "title": {"type": "string", "maxLength": 1024},
                         "source": {"type": "string", "minLength": 1, "maxLength": 4096},
                         "acl": _ACL_SCHEMA,
-                        "metadata": {"type": "object"},
+                        "metadata": _METADATA_SCHEMA,
                     },
                 },
                 "example": {
@@ -65,18 +77,30 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "title": {"type": "string"},
-                        "source": {"type": "string", "description": "Default: the file name."},
-                        "acl": {"type": "string", "description": 'JSON, e.g. {"groups": ["eng"]}'},
-                        "metadata": {"type": "string", "description": "JSON object"},
+                        "title": {"type": "string", "maxLength": 1024},
+                        "source": {
+                            "type": "string",
+                            "maxLength": 4096,
+                            "description": "Default: the file name.",
+                        },
+                        "acl": _ACL_SCHEMA,
+                        "metadata": _METADATA_SCHEMA,
                     },
-                }
+                },
+                "encoding": {
+                    "acl": {"contentType": "application/json"},
+                    "metadata": {"contentType": "application/json"},
+                },
             },
         },
     }
 }
+
+
+_FORM_FIELDS = {"file", "title", "source", "acl", "metadata"}
 
 
 def _invalid(field: str, message: str) -> RequestValidationError:
@@ -104,13 +128,14 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[DocumentIn, by
             raise RequestValidationError(exc.errors(include_input=False)) from None
         return document, document.text.encode("utf-8")
     if content_type == "multipart/form-data":
-        async with request.form(max_files=1, max_fields=8, max_part_size=max_bytes) as form:
+        async with request.form(max_files=1, max_fields=16, max_part_size=max_bytes) as form:
+            unknown = sorted(set(form.keys()) - _FORM_FIELDS)
+            if unknown:
+                raise _invalid(unknown[0], "unknown form field")
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise _invalid("file", "a file part named 'file' is required")
-            content = await upload.read()
-            if not content:
-                raise _invalid("file", "the file is empty")
+            content = await upload.read()  # an empty file fails its job with a reason
             fields = {
                 "text": "-",
                 "title": form.get("title") or None,
@@ -136,7 +161,7 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[DocumentIn, by
     "succeeds (`GET /v1/jobs/{job_id}`). A repeat with the same `Idempotency-Key` returns the first "
     "response; the same key with a different body is a 409.",
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(401, 409, 413, 415, 422, 429),
+    responses=error_responses(400, 401, 409, 413, 415, 422, 429),
 )
 async def upload_document(
     request: Request,
