@@ -112,7 +112,8 @@ async def _level(
 def _table(results: dict[str, Any]) -> str:
     rows = [
         f"Corpus: {results['corpus']} ({results['documents']} documents, {results['chunks']} chunks); "
-        f"{results['machine']['cpus']} CPUs, no GPU; {results['server_workers']} server process(es).",
+        f"{results['machine']['cpus']} CPUs, no GPU; {results['server_workers']} server process(es); "
+        f"load average {results['machine'].get('load_average_1m_at_end', '?')} at the end.",
         "",
         "| endpoint | clients | requests | errors | req/s | p50 ms | p95 ms |",
         "|---|---|---|---|---|---|---|",
@@ -210,6 +211,8 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            # Other work on a shared machine skews every figure; the load says how much.
+            "load_average_1m_at_end": round(os.getloadavg()[0], 1),
         },
         "levels": levels,
     }
