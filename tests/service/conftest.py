@@ -46,10 +46,14 @@ class Served:
     def wait_job(self, job_id: str, headers: dict[str, str], timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = self.client.get(f"/v1/jobs/{job_id}", headers=headers).json()
+            response = self.client.get(f"/v1/jobs/{job_id}", headers=headers)
+            if response.status_code == 429:  # polling spent the key's budget; wait as told
+                time.sleep(float(response.headers["retry-after"]))
+                continue
+            job = response.json()
             if job["status"] in ("succeeded", "failed"):
                 return job
-            time.sleep(0.05)
+            time.sleep(0.1)
         raise AssertionError(f"job {job_id} did not finish in {timeout}s")
 
     def upload(self, headers: dict[str, str], **body: Any) -> dict[str, Any]:

@@ -78,7 +78,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Any:
     from fathom import Fathom
     from fathom.service import create_app
 
-    fathom = Fathom(home=tmp_path_factory.mktemp("matrix") / "home", embedder=embedder)
+    # Rate limits are tested elsewhere; here they would only slow the matrix down.
+    fathom = Fathom(
+        home=tmp_path_factory.mktemp("matrix") / "home", embedder=embedder, rate_limit_per_minute=0
+    )
     client = TestClient(create_app(fathom=fathom), raise_server_exceptions=False)
     client.__enter__()
     served = Served(client, fathom)
