@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +25,14 @@ from fathom.domain import (
     FileOutcome,
     Hit,
     IngestReport,
+    JobInfo,
     Principal,
     StoreStatus,
     TextDocument,
     contextual_text,
 )
 from fathom.embed.base import Embedder, create_embedder
-from fathom.errors import ConfigError, InvalidQuery, NotFound
+from fathom.errors import ConfigError, Conflict, InvalidQuery, LimitExceeded, NotFound, PermissionDenied
 from fathom.index.base import IndexFilter
 from fathom.index.catchup import IndexSet, Progress
 from fathom.index.dense import UsearchIndex
@@ -40,10 +43,18 @@ from fathom.logs import configure_logging
 from fathom.rerank.base import create_reranker
 from fathom.retrieve.hybrid import HybridRetriever
 from fathom.store.database import Store
+from fathom.store.feedback import FeedbackLog
+from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
+from fathom.store.keys import KeyRegistry
+from fathom.store.schema import DocumentRow
 
 __all__ = ["Fathom"]
 
 log = structlog.get_logger(__name__)
+
+# Called with a pipeline stage name ("lexical", "dense", "retrieve", "answer") and its seconds.
+StageObserver = Callable[[str, float], None]
+_DELTA_PIECES = re.compile(r"\S+\s*")
 
 
 class Fathom:
@@ -99,6 +110,14 @@ class Fathom:
         self._cache = AnswerCache(
             self.settings.answer_cache_size, self.settings.answer_cache_similarity, self._document_version
         )
+        self.keys = KeyRegistry(self.store)
+        self.jobs = JobQueue(
+            self.store,
+            lease_seconds=self.settings.job_lease_seconds,
+            max_attempts=self.settings.job_max_attempts,
+        )
+        self.feedback_log = FeedbackLog(self.store)
+        self.stage_observer: StageObserver | None = None
         try:
             self.indexes.catch_up()
         except ConfigError as exc:
@@ -227,20 +246,109 @@ class Fathom:
             documents, tenant=self.settings.tenant, progress=progress, after_commit=self.indexes.catch_up
         )
 
-    def delete(self, source_or_id: str) -> str:
+    def delete(self, source_or_id: str, *, principal: Principal | None = None) -> str:
         """Delete a document by its source (a path is resolved) or its id; returns the doc id.
 
+        Only admins delete; a document the principal may not read does not exist for it.
+
         Raises:
-            NotFound: no such document.
+            NotFound: no such document, or one the principal may not read.
+            PermissionDenied: the principal may read the document but is not an admin.
         """
-        tenant = self.settings.tenant
+        who = self._principal(principal)
+        tenant = who.tenant
         doc = self.store.get_document(tenant, source_or_id) or self.store.find_document(tenant, source_or_id)
         if doc is None and not source_or_id.startswith(("http://", "https://")):
             doc = self.store.find_document(tenant, str(Path(source_or_id).expanduser().resolve()))
-        if doc is None or not self.store.delete_document(tenant, doc.id):
+        if doc is None or not who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ()):
+            raise NotFound(f"no document {source_or_id!r}", code="document.not_found")
+        if not who.admin:
+            raise PermissionDenied("only an admin key may delete documents", code="document.delete_denied")
+        if not self.store.delete_document(tenant, doc.id):
             raise NotFound(f"no document {source_or_id!r}", code="document.not_found")
         self.indexes.catch_up()
         return doc.id
+
+    # -- ingestion jobs (the HTTP service's writes) -----------------------------------------
+
+    def submit_document(
+        self,
+        content: bytes,
+        *,
+        source: str,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        acl_users: Sequence[str] = (),
+        acl_groups: Sequence[str] = (),
+        principal: Principal | None = None,
+        idempotency: tuple[str, str, str] | None = None,
+    ) -> tuple[JobInfo, bool]:
+        """Queue a document for ingestion; a worker (:meth:`run_job`) commits it later.
+
+        An empty ACL makes the document readable by the whole tenant. Returns the job and
+        whether it is new (False when ``idempotency`` matched an earlier request).
+
+        Raises:
+            LimitExceeded: the content is larger than ``max_upload_bytes``.
+            Conflict: the source belongs to a document the principal may not read, or the
+                idempotency key was used for another request.
+        """
+        who = self._principal(principal)
+        if len(content) > self.settings.max_upload_bytes:
+            raise LimitExceeded(
+                f"the document is larger than the {self.settings.max_upload_bytes} byte limit",
+                code="upload.too_large",
+            )
+        existing = self.store.find_document(who.tenant, source)
+        if existing is not None and not who.can_read(
+            existing.tenant_id, existing.acl_users or (), existing.acl_groups or ()
+        ):
+            raise Conflict("this source is taken; choose another source name", code="document.source_taken")
+        users, groups = acl_pair(acl_users, acl_groups)
+        job = NewJob(
+            tenant=who.tenant,
+            owner_user=who.user,
+            source=source,
+            title=title,
+            content=content,
+            metadata=dict(metadata or {}),
+            acl_users=users,
+            acl_groups=groups,
+        )
+        return self.jobs.enqueue(job, idempotency=idempotency)
+
+    def run_job(self, job: ClaimedJob) -> FileOutcome:
+        """Ingest a claimed job's document (one transaction) and bring the indexes up to date."""
+        try:
+            outcome = self._pipeline().ingest_bytes(
+                job.content,
+                source=job.source,
+                tenant=job.tenant,
+                title=job.title,
+                metadata=job.metadata,
+                acl_users=job.acl_users,
+                acl_groups=job.acl_groups,
+                doc_id=job.document_id,
+            )
+        except Conflict as exc:
+            return FileOutcome(job.source, "failed", error_code=exc.code, message=exc.message)
+        self.indexes.catch_up()
+        return outcome
+
+    def job(self, job_id: str, *, principal: Principal | None = None) -> JobInfo:
+        """A job's state, for its submitter, an admin, or a reader of its document.
+
+        Raises:
+            NotFound: no such job, or one the principal may not see.
+        """
+        who = self._principal(principal)
+        found = self.jobs.get(job_id)
+        if found is not None:
+            info, row = found
+            own = who.tenant == row.tenant_id and who.user is not None and row.owner_user == who.user
+            if own or who.can_read(row.tenant_id, row.acl_users or (), row.acl_groups or ()):
+                return info
+        raise NotFound(f"no job {job_id!r}", code="job.not_found")
 
     def sync(self, directory: str | Path, *, progress: ProgressCallback | None = None) -> IngestReport:
         """Make the store mirror a folder: add new files, update changed ones, delete removed ones."""
@@ -312,7 +420,14 @@ class Fathom:
         self.indexes.catch_up()
         where = self._filter(self._principal(principal), filters)
         trace = self._hybrid.retrieve(query, where, k)
+        self._observe(trace.timings_ms)
         return self._hybrid.hits(trace, k)
+
+    def _observe(self, timings_ms: Mapping[str, float]) -> None:
+        if self.stage_observer is None:
+            return
+        for stage, ms in timings_ms.items():
+            self.stage_observer("retrieve" if stage == "total" else stage, ms / 1000)
 
     def ask(
         self,
@@ -355,15 +470,25 @@ class Fathom:
         who = self._principal(principal)
         where = self._filter(who, filters)
         trace = self._hybrid.retrieve(question, where, limit)
+        self._observe(trace.timings_ms)
         hits = self._hybrid.hits(trace, limit)
         extractive = self._extractive()
 
         def extract() -> Answer:
-            return extractive.answer(question, trace.query_vector, hits)
+            started = time.perf_counter()
+            answer = extractive.answer(question, trace.query_vector, hits)
+            if self.stage_observer is not None:
+                self.stage_observer("answer", time.perf_counter() - started)
+            return answer
 
         llm = self._llm_answerer()
         if llm is None:
-            yield extract()
+            # The extractive answer exists all at once; stream it word by word all the same so
+            # every front handles one shape of stream.
+            answer = extract()
+            for piece in _DELTA_PIECES.findall(answer.answer):
+                yield AnswerDelta(piece)
+            yield answer
             return
         scope: CacheScope = (
             who.tenant,
@@ -410,29 +535,58 @@ class Fathom:
         doc = self.store.get_document(tenant, doc_id)
         return doc.content_hash if doc is not None else None
 
-    def documents(self) -> list[DocumentInfo]:
-        """Every document of the tenant, by source."""
+    def documents(self, *, principal: Principal | None = None) -> list[DocumentInfo]:
+        """Every document of the principal's tenant that it may read, by source."""
+        who = self._principal(principal)
         return [
-            DocumentInfo(
-                doc_id=doc.id,
-                source=doc.source,
-                title=doc.title,
-                mime_type=doc.mime_type,
-                content_hash=doc.content_hash,
-                chunks=chunks,
-                metadata=dict(doc.metadata_ or {}),
-                created_at=doc.created_at.isoformat(),
-                updated_at=doc.updated_at.isoformat(),
-            )
-            for doc, chunks in self.store.list_documents(self.settings.tenant)
+            _document_info(doc, chunks)
+            for doc, chunks in self.store.list_documents(who.tenant)
+            if who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ())
         ]
 
-    def document_text(self, doc_id: str) -> str:
+    def document(self, doc_id: str, *, principal: Principal | None = None) -> DocumentInfo:
+        """One document's details, without its text.
+
+        Raises:
+            NotFound: no such document, or one the principal may not read.
+        """
+        doc = self._readable(doc_id, principal)
+        chunks = self.store.counts_for_document(doc.id)
+        return _document_info(doc, chunks)
+
+    def document_text(self, doc_id: str, *, principal: Principal | None = None) -> str:
         """The extracted text of a document: the text every offset and quote refers to."""
-        doc = self.store.get_document(self.settings.tenant, doc_id)
-        if doc is None:
+        return self._readable(doc_id, principal).text
+
+    def _readable(self, doc_id: str, principal: Principal | None) -> DocumentRow:
+        who = self._principal(principal)
+        doc = self.store.get_document(who.tenant, doc_id)
+        if doc is None or not who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ()):
             raise NotFound(f"no document {doc_id!r}", code="document.not_found")
-        return doc.text
+        return doc
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def record_answer(self, answer: Answer, *, principal: Principal | None = None) -> str:
+        """Remember that the principal received ``answer`` (ids only); returns its answer id."""
+        return self.feedback_log.record_answer(
+            self._principal(principal),
+            abstained=answer.abstained,
+            cited_doc_ids=[c.doc_id for c in answer.citations],
+        )
+
+    def add_feedback(
+        self, answer_id: str, rating: str, comment: str | None = None, *, principal: Principal | None = None
+    ) -> int:
+        """Rate an answer the principal received ("up" or "down"); returns the feedback id.
+
+        Raises:
+            NotFound: no such answer, or one given to someone else.
+            InvalidQuery: the rating is not "up" or "down".
+        """
+        if rating not in ("up", "down"):
+            raise InvalidQuery("rating must be 'up' or 'down'", code="feedback.invalid_rating")
+        return self.feedback_log.add(self._principal(principal), answer_id, rating, comment)
 
     def status(self) -> StoreStatus:
         """Counts, index positions and disk use of this home."""
@@ -449,3 +603,19 @@ class Fathom:
             disk_bytes=disk,
             embedder=self.settings.embedder,
         )
+
+
+def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
+    return DocumentInfo(
+        doc_id=doc.id,
+        source=doc.source,
+        title=doc.title,
+        mime_type=doc.mime_type,
+        content_hash=doc.content_hash,
+        chunks=chunks,
+        metadata=dict(doc.metadata_ or {}),
+        created_at=doc.created_at.isoformat(),
+        updated_at=doc.updated_at.isoformat(),
+        acl_users=tuple(doc.acl_users or ()),
+        acl_groups=tuple(doc.acl_groups or ()),
+    )

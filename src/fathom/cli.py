@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -398,6 +399,96 @@ def eval_qa(
     misses = [r.id for r in report.results if r.answerable and not r.contains_answer]
     if misses:
         out.print(f"[dim]answers missing the expected text: {escape(', '.join(misses))}[/dim]")
+
+
+keys_app = typer.Typer(
+    name="keys",
+    help="API keys of the HTTP service: each key is a tenant, a user and groups.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option("--tenant", help="The tenant the key belongs to.")],
+    user: Annotated[str | None, typer.Option("--user", help="The user the key acts as.")] = None,
+    groups: Annotated[str, typer.Option("--groups", help="Comma-separated groups, e.g. eng,ops.")] = "",
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Sees and deletes every document of its tenant.")
+    ] = False,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API key and print it once: only its hash is stored."""
+    group_list = [g.strip() for g in groups.split(",") if g.strip()]
+    with _errors():
+        key, info = _open(home).keys.create(tenant=tenant, user=user, groups=group_list, admin=admin)
+    if as_json:
+        out.print_json(json.dumps({"key": key, **info.to_dict()}))
+        return
+    out.print(key, highlight=False)
+    err.print(f"key {info.key_id} for tenant {escape(tenant)}: store it now, it is not shown again")
+
+
+@keys_app.command("list")
+def keys_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """List API keys (ids, prefixes, principals; never the keys)."""
+    with _errors():
+        keys = _open(home).keys.list()
+    if as_json:
+        out.print_json(json.dumps({"keys": [k.to_dict() for k in keys]}))
+        return
+    table = Table("id", "prefix", "tenant", "user", "groups", "admin", "created", "revoked")
+    for k in keys:
+        table.add_row(
+            k.key_id,
+            k.prefix,
+            escape(k.tenant),
+            escape(k.user or ""),
+            escape(",".join(k.groups)),
+            "yes" if k.admin else "",
+            k.created_at[:19],
+            "revoked" if k.revoked else "",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id or prefix (from `fathom keys list`).")],
+    home: HomeOption = None,
+) -> None:
+    """Revoke an API key; requests with it fail from now on."""
+    with _errors():
+        info = _open(home).keys.revoke(key)
+    out.print(f"revoked {info.key_id}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Server processes (uvicorn workers).")
+    ] = 1,
+    home: HomeOption = None,
+) -> None:
+    """Run the HTTP service (API under /v1, docs at /docs); logs are JSON lines on stderr."""
+    import uvicorn
+
+    if home is not None:
+        # Worker processes read their settings from the environment.
+        os.environ["FATHOM_HOME"] = str(home.expanduser().resolve())
+    uvicorn.run(
+        "fathom.service.app:create_app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+    )
 
 
 def main() -> None:

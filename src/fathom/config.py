@@ -184,6 +184,32 @@ class Settings(BaseSettings):
     answer_cache_similarity: float = Field(
         default=0.97, gt=0, le=1, description="Question similarity at which a cached answer is reused."
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL (shared deployments): rate limits and job signalling across processes.",
+    )
+    redis_prefix: str = Field(
+        default="fathom", description="Prefix of every Redis key and channel fathom uses."
+    )
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1, description="Largest HTTP upload body; larger ones get 413."
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="Requests per minute per API key (0: no limit)."
+    )
+    rate_limit_burst: int = Field(default=60, ge=1, description="Requests an API key may make at once.")
+    answer_tokens_per_minute: int = Field(
+        default=20_000, ge=0, description="Answer tokens per minute per API key (0: no limit)."
+    )
+    job_workers: int = Field(
+        default=1, ge=0, le=64, description="Ingestion worker threads per serve process."
+    )
+    job_lease_seconds: float = Field(
+        default=30.0, gt=0, description="A job whose worker sent no heartbeat for this long is retried."
+    )
+    job_max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Attempts before a job whose worker keeps dying fails."
+    )
     log_level: str = Field(default="WARNING", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines to stderr.")
 

@@ -9,11 +9,13 @@ from typing import Any, Literal
 __all__ = [
     "Answer",
     "AnswerDelta",
+    "ApiKeyInfo",
     "Citation",
     "DocumentInfo",
     "FileOutcome",
     "Hit",
     "IngestReport",
+    "JobInfo",
     "Principal",
     "SentenceSupport",
     "StoreStatus",
@@ -44,6 +46,17 @@ class Principal:
             tokens.append(f"u:{self.user}")
         tokens.extend(f"g:{group}" for group in self.groups)
         return tokens
+
+    def can_read(self, tenant: str, users: Sequence[str], groups: Sequence[str]) -> bool:
+        """Whether a document of ``tenant`` with this ACL (users, groups) is visible to this principal.
+
+        The same rule the indexes apply through :meth:`acl_tokens`.
+        """
+        if tenant != self.tenant:
+            return False
+        if self.admin or (not users and not groups):
+            return True
+        return (self.user is not None and self.user in users) or any(g in groups for g in self.groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +242,53 @@ class DocumentInfo:
     metadata: dict[str, Any]
     created_at: str
     updated_at: str
+    acl_users: tuple[str, ...] = ()
+    acl_groups: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["acl"] = {"users": list(self.acl_users), "groups": list(self.acl_groups)}
+        del data["acl_users"], data["acl_groups"]
+        return data
+
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """An ingestion job: queued -> running -> succeeded, or failed with a reason."""
+
+    job_id: str
+    document_id: str
+    status: JobStatus
+    attempts: int
+    error_code: str | None
+    reason: str | None
+    created_at: str
+    finished_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """An API key as listed: never the key itself, which is shown once at creation."""
+
+    key_id: str
+    prefix: str
+    tenant: str
+    user: str | None
+    groups: tuple[str, ...]
+    admin: bool
+    created_at: str
+    revoked: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["groups"] = list(self.groups)
+        return data
 
 
 @dataclass(frozen=True, slots=True)

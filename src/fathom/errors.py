@@ -10,9 +10,12 @@ either.
     │   └── UnsupportedFormat  the content is not a format fathom reads
     ├── InvalidQuery           a query fathom refuses (empty, too long)
     ├── NotFound               no such document (or one the caller may not read)
+    ├── Unauthorized           no valid API key (HTTP 401)
+    ├── PermissionDenied       the caller may read the thing but not change it (HTTP 403)
+    ├── Conflict               the request clashes with existing state (HTTP 409)
     ├── BackendUnavailable     a store, index or model could not be reached
     ├── ProviderError          a model provider failed
-    └── LimitExceeded          a configured limit was hit
+    └── LimitExceeded          a configured limit was hit (``retry_after`` when waiting helps)
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from __future__ import annotations
 __all__ = [
     "BackendUnavailable",
     "ConfigError",
+    "Conflict",
     "FathomError",
     "IngestError",
     "InvalidQuery",
     "LimitExceeded",
     "NotFound",
+    "PermissionDenied",
     "ProviderError",
+    "Unauthorized",
     "UnsupportedFormat",
 ]
 
@@ -78,5 +84,23 @@ class ProviderError(FathomError):
     code = "provider.failed"
 
 
+class Unauthorized(FathomError):
+    code = "auth.invalid_key"
+
+
+class PermissionDenied(FathomError):
+    code = "permission.denied"
+
+
+class Conflict(FathomError):
+    code = "conflict"
+
+
 class LimitExceeded(FathomError):
+    """A limit was hit. ``retry_after`` (seconds) is set when waiting makes the request pass."""
+
     code = "limit.exceeded"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after

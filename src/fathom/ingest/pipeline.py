@@ -59,6 +59,7 @@ class _Pending:
     metadata: dict[str, Any]
     acl_users: Sequence[str] = ()
     acl_groups: Sequence[str] = ()
+    doc_id: str | None = None
     vectors: list[np.ndarray] = field(default_factory=list)
 
 
@@ -138,21 +139,47 @@ class IngestPipeline:
         metadata: dict[str, Any] | None = None,
         acl_users: Sequence[str] = (),
         acl_groups: Sequence[str] = (),
+        doc_id: str | None = None,
     ) -> FileOutcome:
-        """Ingest one in-memory document under ``source``."""
-        outcome, pending = self._prepare_bytes(data, source, tenant, title=title, metadata=metadata or {})
+        """Ingest one in-memory document under ``source`` (as ``doc_id`` when it is new).
+
+        A document whose content and ACL are unchanged is left as it is.
+        """
+        outcome, pending = self._prepare_bytes(
+            data,
+            source,
+            tenant,
+            title=title,
+            metadata=metadata or {},
+            acl_users=acl_users,
+            acl_groups=acl_groups,
+        )
         if outcome is not None:
             return outcome
         assert pending is not None
         pending.acl_users, pending.acl_groups = acl_users, acl_groups
+        pending.doc_id = doc_id
         return self._flush([pending], tenant, None)[0]
 
     def _prepare_bytes(
-        self, data: bytes, source: str, tenant: str, *, title: str | None, metadata: dict[str, Any]
+        self,
+        data: bytes,
+        source: str,
+        tenant: str,
+        *,
+        title: str | None,
+        metadata: dict[str, Any],
+        acl_users: Sequence[str] = (),
+        acl_groups: Sequence[str] = (),
     ) -> tuple[FileOutcome | None, _Pending | None]:
         content_hash = hashlib.sha256(data).hexdigest()
         existing = self._store.find_document(tenant, source)
-        if existing is not None and existing.content_hash == content_hash:
+        if (
+            existing is not None
+            and existing.content_hash == content_hash
+            and sorted(existing.acl_users or ()) == sorted(acl_users)
+            and sorted(existing.acl_groups or ()) == sorted(acl_groups)
+        ):
             return FileOutcome(source, "unchanged", doc_id=existing.id), None
         if len(data) > self._settings.max_file_bytes:
             return FileOutcome(
@@ -285,6 +312,7 @@ class IngestPipeline:
                 embedding_model=self._embedder.name,
                 acl_users=pending.acl_users,
                 acl_groups=pending.acl_groups,
+                doc_id=pending.doc_id,
             )
             log.info("ingest.document_committed", doc_id=doc_id, chunks=len(drafts), replaced=replaced)
             outcomes.append(

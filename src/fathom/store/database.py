@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
-from fathom.errors import BackendUnavailable
+from fathom.errors import BackendUnavailable, Conflict
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentRow, utcnow
 
 __all__ = ["ChangeBatch", "ChunkDraft", "IndexableChunk", "Store", "StoredChunk"]
@@ -82,6 +82,11 @@ class ChangeBatch:
     added: frozenset[int]
 
 
+# Arbitrary constant naming the PostgreSQL advisory lock that orders change-log writers.
+_CHANGE_LOG_LOCK = 0x66617468
+_MIGRATE_LOCK = 0x66617469
+
+
 def acl_tokens(users: Sequence[str], groups: Sequence[str]) -> tuple[str, ...]:
     """Index tokens for a document ACL; an empty ACL means the whole tenant ("*")."""
     if not users and not groups:
@@ -137,6 +142,9 @@ class Store:
                 lock = (self._lock_dir / "migrate.lock").open("w")
                 fcntl.flock(lock, fcntl.LOCK_EX)
             with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # Servers sharing one database migrate one at a time.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except OperationalError as exc:
@@ -186,6 +194,7 @@ class Store:
             )
             query = (
                 select(DocumentRow, func.coalesce(counts.c.n, 0))
+                .options(defer(DocumentRow.text, raiseload=True))
                 .outerjoin(counts, counts.c.doc_id == DocumentRow.id)
                 .where(DocumentRow.tenant_id == tenant)
                 .order_by(DocumentRow.source)
@@ -209,22 +218,34 @@ class Store:
         embedding_model: str,
         acl_users: Sequence[str] = (),
         acl_groups: Sequence[str] = (),
+        doc_id: str | None = None,
     ) -> tuple[str, bool]:
         """Insert or replace a document and all its chunks in one transaction.
 
+        Args:
+            doc_id: the id a new document gets (default: a fresh one); when a document with
+                this source already exists under another id, nothing is written.
+
         Returns:
             The document id and whether an existing document was replaced.
+
+        Raises:
+            Conflict: ``doc_id`` was given and the source belongs to another document.
         """
         with self.session() as session:
+            self._serialize_writes(session)
             doc = session.scalars(
                 select(DocumentRow)
                 .where(DocumentRow.tenant_id == tenant, DocumentRow.source == source)
                 .with_for_update()
             ).one_or_none()
             replaced = doc is not None
+            if doc is not None and doc_id is not None and doc.id != doc_id:
+                raise Conflict("another document took this source meanwhile", code="document.conflict")
             now = utcnow()
             if doc is None:
-                doc = DocumentRow(id=uuid.uuid4().hex, tenant_id=tenant, source=source, created_at=now)
+                new_id = doc_id or uuid.uuid4().hex
+                doc = DocumentRow(id=new_id, tenant_id=tenant, source=source, created_at=now)
                 session.add(doc)
             else:
                 self._remove_chunks(session, doc.id, tenant)
@@ -261,6 +282,7 @@ class Store:
     def delete_document(self, tenant: str, doc_id: str) -> bool:
         """Delete a document and its chunks in one transaction; False when there was none."""
         with self.session() as session:
+            self._serialize_writes(session)
             doc = session.scalars(
                 select(DocumentRow).where(DocumentRow.tenant_id == tenant, DocumentRow.id == doc_id)
             ).one_or_none()
@@ -269,6 +291,16 @@ class Store:
             self._remove_chunks(session, doc.id, tenant)
             session.delete(doc)
             return True
+
+    def _serialize_writes(self, session: Session) -> None:
+        """Make change-log writers commit one at a time on PostgreSQL.
+
+        Indexes read the log up to the highest sequence they saw; with concurrent writers a
+        lower sequence could commit after a higher one and be skipped. SQLite already allows
+        one writer at a time.
+        """
+        if self.engine.dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
 
     @staticmethod
     def _remove_chunks(session: Session, doc_id: str, tenant: str) -> None:
@@ -432,6 +464,12 @@ class Store:
                 if row is not None:
                     row.embedding = np.asarray(vector, dtype=np.float32).tobytes()
                     row.embedding_model = model
+
+    def counts_for_document(self, doc_id: str) -> int:
+        """How many chunks a document has."""
+        with self.connection() as conn:
+            query = select(func.count(ChunkRow.id)).where(ChunkRow.doc_id == doc_id)
+            return int(conn.execute(query).scalar_one())
 
     def counts(self, tenant: str | None = None) -> tuple[int, int]:
         """(documents, chunks), for one tenant or all."""

@@ -7,7 +7,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,7 +20,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ChangeRow", "ChunkRow", "DocumentRow", "utcnow"]
+__all__ = [
+    "AnswerRow",
+    "ApiKeyRow",
+    "Base",
+    "ChangeRow",
+    "ChunkRow",
+    "DocumentRow",
+    "FeedbackRow",
+    "IdempotencyRow",
+    "JobRow",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -86,3 +99,93 @@ class ChangeRow(Base):
     chunk_id: Mapped[int] = mapped_column(Integer)
     op: Mapped[str] = mapped_column(String(8))
     tenant_id: Mapped[str] = mapped_column(String(128))
+
+
+class ApiKeyRow(Base):
+    """An API key: only a SHA-256 of the key is kept; ``prefix`` finds the row to compare."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class JobRow(Base):
+    """A durable ingestion job. The upload waits here until a worker commits the document.
+
+    A worker holds a lease (``lease_until``, seconds since the epoch) and renews it while it
+    works; a job whose lease ran out was abandoned by a dead worker and is retried, or
+    failed once it has used ``max_attempts``.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    owner_user: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    document_id: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(4096))
+    title: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    acl_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+    acl_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class IdempotencyRow(Base):
+    """The first response to a request sent with an ``Idempotency-Key``, per API key."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(32))
+    document_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AnswerRow(Base):
+    """An answer given over the service, so feedback can refer to it (no question text kept)."""
+
+    __tablename__ = "answers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    abstained: Mapped[bool] = mapped_column(Boolean, default=False)
+    cited_doc_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FeedbackRow(Base):
+    """A rating of an answer by the principal who received it."""
+
+    __tablename__ = "feedback"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    answer_id: Mapped[str] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    rating: Mapped[str] = mapped_column(String(8))
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

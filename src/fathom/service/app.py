@@ -1,0 +1,105 @@
+"""The FastAPI application of ``fathom serve``.
+
+:func:`create_app` builds an app around one settings object and one :class:`Fathom`; nothing
+is read from globals, so tests can build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from fathom import __version__
+from fathom.api import Fathom
+from fathom.config import Settings, load_settings
+from fathom.service.deps import Service
+from fathom.service.errors import install_error_handlers
+from fathom.service.limits import create_buckets
+from fathom.service.metrics import Metrics
+from fathom.service.middleware import RequestContextMiddleware
+from fathom.service.routes import documents, feedback, health, jobs, search
+from fathom.service.worker import JobWorkers
+
+__all__ = ["create_app", "create_app_from_environment"]
+
+log = structlog.get_logger(__name__)
+
+_DESCRIPTION = """Search your documents and get answers with citations you can check.
+
+Every request under `/v1` needs an API key (`Authorization: Bearer <key>` or `X-API-Key`),
+created with `fathom keys create`. A key belongs to a tenant and a user with groups; every read
+is filtered to the documents that principal may read, and anything else is a 404.
+Errors always have the shape `{"error": {"code", "message", "request_id"}}`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None, *, fathom: Fathom | None = None, start_workers: bool = True
+) -> FastAPI:
+    """Build the HTTP app.
+
+    Args:
+        settings: the settings (default: ``fathom``'s, else loaded from the environment).
+        fathom: an open fathom to serve (the app then leaves closing it to the caller).
+        start_workers: run ingestion worker threads in this process (``job_workers`` of them).
+    """
+    owned = fathom is None
+    if fathom is None:
+        fathom = Fathom(settings=settings or load_settings())
+    settings = settings or fathom.settings
+    metrics = Metrics()
+    fathom.stage_observer = metrics.observe_stage
+    workers = JobWorkers(
+        fathom,
+        threads=settings.job_workers if start_workers else 0,
+        redis_url=settings.redis_url,
+        channel=f"{settings.redis_prefix}:jobs",
+        observer=metrics.observe_job,
+    )
+    service = Service(
+        settings=settings,
+        fathom=fathom,
+        buckets=create_buckets(settings.redis_url, settings.redis_prefix),
+        metrics=metrics,
+        workers=workers,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        workers.start()
+        log.info("service.started", workers=settings.job_workers if start_workers else 0)
+        try:
+            yield
+        finally:
+            workers.stop()
+            if owned:
+                fathom.close()
+
+    app = FastAPI(
+        title="fathom",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_upload_bytes)
+    for module in (documents, jobs, search, feedback, health):
+        app.include_router(module.router)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app ``fathom serve`` runs in each uvicorn worker (settings from ``FATHOM_*``)."""
+    settings = load_settings()
+    # A server logs JSON lines at INFO unless FATHOM_LOG_JSON / FATHOM_LOG_LEVEL say otherwise.
+    defaults = {"log_json": True, "log_level": "INFO"}
+    settings = settings.model_copy(
+        update={k: v for k, v in defaults.items() if k not in settings.model_fields_set}
+    )
+    fathom = Fathom(settings=settings)
+    _ = fathom.embedder  # load the model before the first request, not during it
+    return create_app(settings, fathom=fathom)

@@ -1,0 +1,144 @@
+"""The one JSON error shape of the HTTP API, and the handlers that produce it.
+
+Every error response is ``{"error": {"code", "message", "request_id"}}`` with a stable code,
+a message safe to show, and the id that the logs carry for the request.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
+
+from fathom.errors import (
+    BackendUnavailable,
+    Conflict,
+    FathomError,
+    IngestError,
+    InvalidQuery,
+    LimitExceeded,
+    NotFound,
+    PermissionDenied,
+    ProviderError,
+    Unauthorized,
+)
+
+__all__ = ["error_body", "error_response", "install_error_handlers", "request_id_of", "status_for"]
+
+log = structlog.get_logger(__name__)
+
+_STATUS_BY_TYPE: tuple[tuple[type[FathomError], int], ...] = (
+    (Unauthorized, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidQuery, 422),
+    (IngestError, 422),
+    (ProviderError, 502),
+    (BackendUnavailable, 503),
+)
+
+_CODE_BY_STATUS = {
+    400: "request.invalid",
+    401: "auth.invalid_key",
+    404: "route.not_found",
+    405: "method.not_allowed",
+    406: "request.not_acceptable",
+    413: "upload.too_large",
+    415: "request.unsupported_media_type",
+    422: "request.invalid",
+    429: "rate_limit.exceeded",
+}
+
+
+def status_for(exc: FathomError) -> int:
+    """The HTTP status of a fathom error."""
+    if isinstance(exc, LimitExceeded):
+        return 413 if exc.code.startswith("upload.") else 429
+    for error_type, status in _STATUS_BY_TYPE:
+        if isinstance(exc, error_type):
+            return status
+    return 500
+
+
+def request_id_of(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def error_body(code: str, message: str, request_id: str) -> dict[str, Any]:
+    """The JSON body of every error response."""
+    return {"error": {"code": code, "message": message, "request_id": request_id}}
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    request_id = request_id_of(request)
+    metrics = getattr(request.app.state, "service", None)
+    if metrics is not None:
+        metrics.metrics.errors.labels(code=code).inc()
+    all_headers = {"X-Request-ID": request_id, **(headers or {})}
+    return JSONResponse(error_body(code, message, request_id), status_code=status, headers=all_headers)
+
+
+async def _fathom_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FathomError)
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, LimitExceeded) and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    if status >= 500:
+        log.error("http.error", code=exc.code, status=status)
+    return error_response(request, status, exc.code, exc.message, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only where and what, never the input: it may hold document text.
+    problems = [
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+        for error in exc.errors()[:5]
+    ]
+    return error_response(request, 422, "request.invalid", "; ".join(problems) or "invalid request")
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODE_BY_STATUS.get(
+        exc.status_code, "request.failed" if exc.status_code < 500 else "internal.error"
+    )
+    message = exc.detail if isinstance(exc.detail, str) else "the request failed"
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(request, exc.status_code, code, message, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(request.url.path):
+            methods |= route.methods
+    return sorted(methods)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("http.unhandled", error_type=type(exc).__name__)
+    return error_response(request, 500, "internal.error", "the server failed to handle the request")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error to the one shape."""
+    app.add_exception_handler(FathomError, _fathom_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,26 @@
+"""/v1/feedback: rate an answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from fathom.service.deps import FathomDep, PrincipalDep
+from fathom.service.schemas import FeedbackIn, FeedbackOut, error_responses
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=FeedbackOut,
+    summary="Rate an answer you received",
+    description="`answer_id` comes from `POST /v1/ask`. Only the key's user who received the answer "
+    "(or an admin of its tenant) can rate it; anyone else gets a 404.",
+    responses=error_responses(400, 401, 404, 422, 429),
+)
+def add_feedback(body: FeedbackIn, fathom: FathomDep, principal: PrincipalDep) -> FeedbackOut:
+    feedback_id = fathom.add_feedback(body.answer_id, body.rating, body.comment, principal=principal)
+    return FeedbackOut(feedback_id=feedback_id)

@@ -1,0 +1,113 @@
+"""/v1/search and /v1/ask (JSON, or server-sent events with ``Accept: text/event-stream``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+
+from fathom.domain import Answer, AnswerDelta, Principal
+from fathom.errors import FathomError
+from fathom.service.deps import Caller, CallerDep, FathomDep, PrincipalDep, Service, ServiceDep
+from fathom.service.errors import error_body, request_id_of
+from fathom.service.schemas import AskIn, AskOut, HitOut, SearchIn, SearchOut, error_responses
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["query"])
+
+
+@router.post(
+    "/search",
+    response_model=SearchOut,
+    summary="Hybrid search over the documents the caller may read",
+    description="BM25 and dense retrieval, filtered by tenant and ACL inside the index query, fused.",
+    responses=error_responses(400, 401, 422, 429),
+)
+def search(body: SearchIn, fathom: FathomDep, principal: PrincipalDep) -> SearchOut:
+    hits = fathom.search(body.query, k=body.k, filters=body.filters, principal=principal)
+    return SearchOut(hits=[HitOut.of(hit) for hit in hits])
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _answer_tokens(answer: Answer) -> int:
+    return len(answer.answer.split())
+
+
+def _finish(service: Service, caller_key: str, principal: Principal, answer: Answer) -> AskOut:
+    answer_id = service.fathom.record_answer(answer, principal=principal)
+    service.charge_answer_tokens(caller_key, _answer_tokens(answer))
+    return AskOut.of(answer_id, answer)
+
+
+def _events(
+    service: Service,
+    caller: Caller,
+    first: AnswerDelta | Answer,
+    rest: Iterator[AnswerDelta | Answer],
+    request_id: str,
+) -> Iterator[bytes]:
+    item = first
+    try:
+        while isinstance(item, AnswerDelta):
+            yield _sse("delta", {"text": item.text})
+            item = next(rest)
+    except FathomError as exc:
+        service.metrics.errors.labels(code=exc.code).inc()
+        yield _sse("error", error_body(exc.code, exc.message, request_id))
+        return
+    out = _finish(service, caller.key_id, caller.principal, item)
+    yield _sse("citations", {"citations": [c.model_dump() for c in out.citations]})
+    yield _sse("done", out.model_dump())
+
+
+_SSE_DOC = {
+    "200": {
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": 'event: delta\ndata: {"text": "Keys "}\n\n'
+                'event: citations\ndata: {"citations": []}\n\n'
+                'event: done\ndata: {"answer_id": "...", "answer": "...", "citations": [], '
+                '"abstained": false}\n\n',
+            }
+        }
+    }
+}
+
+
+@router.post(
+    "/ask",
+    response_model=AskOut,
+    summary="Answer from the documents the caller may read, with citations",
+    description="JSON by default. With `Accept: text/event-stream` the answer streams as server-sent "
+    "events: `delta` (answer text as it is produced), `citations`, then `done` (the full answer, as "
+    "the JSON response would be); a failure after the stream started is an `error` event.",
+    responses={**error_responses(400, 401, 422, 429), **_SSE_DOC},  # type: ignore[dict-item]
+)
+def ask(
+    request: Request,
+    body: AskIn,
+    service: ServiceDep,
+    caller: CallerDep,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    service.take_answer_budget(caller.key_id)
+    fathom = service.fathom
+    if accept and "text/event-stream" in accept:
+        stream = fathom.ask_stream(body.query, k=body.k, filters=body.filters, principal=caller.principal)
+        # The first item surfaces refusals (query too long ...) as a plain JSON error response.
+        first = next(stream)
+        return StreamingResponse(
+            _events(service, caller, first, stream, request_id_of(request)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+    answer = fathom.ask(body.query, k=body.k, filters=body.filters, principal=caller.principal)
+    return _finish(service, caller.key_id, caller.principal, answer)

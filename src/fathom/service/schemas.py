@@ -1,0 +1,213 @@
+"""Request and response bodies of the HTTP API (JSON at the edge, domain types inside)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fathom.domain import Answer, DocumentInfo, Hit, JobInfo
+
+__all__ = [
+    "AclIn",
+    "AskIn",
+    "AskOut",
+    "CitationOut",
+    "DocumentAccepted",
+    "DocumentIn",
+    "DocumentList",
+    "DocumentOut",
+    "ErrorOut",
+    "FeedbackIn",
+    "FeedbackOut",
+    "HitOut",
+    "JobOut",
+    "SearchIn",
+    "SearchOut",
+]
+
+# A bound on request fields before fathom's own limits (max_query_chars) apply.
+_MAX_FIELD = 100_000
+MetadataValue = str | int | float | bool | list[str]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AclIn(_In):
+    """Who may read a document. Both empty (the default): everyone in the tenant."""
+
+    users: list[str] = Field(default_factory=list, max_length=1000, examples=[["alice"]])
+    groups: list[str] = Field(default_factory=list, max_length=1000, examples=[["eng"]])
+
+
+class DocumentIn(_In):
+    """A document given as text (Markdown, HTML or plain text; the format is detected)."""
+
+    text: str = Field(min_length=1, description="The document's content.", examples=["# Runbook\n\nRestart."])
+    title: str | None = Field(default=None, max_length=1024, examples=["Runbook"])
+    source: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="The document's identity in the tenant; uploading the same source replaces it. "
+        "Default: derived from the content.",
+        examples=["wiki/runbook.md"],
+    )
+    acl: AclIn | None = None
+    metadata: dict[str, MetadataValue] | None = Field(default=None, examples=[{"team": "ops"}])
+
+
+class DocumentAccepted(BaseModel):
+    document_id: str = Field(examples=["5f0c6a1e9b2d4c7e8a1b2c3d4e5f6a7b"])
+    job_id: str = Field(examples=["0a1b2c3d4e5f60718293a4b5c6d7e8f9"])
+    status: str = Field(description="The job's status now.", examples=["queued"])
+
+
+class JobOut(BaseModel):
+    job_id: str
+    document_id: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    attempts: int
+    error_code: str | None = Field(description="Why the job failed (stable code).")
+    reason: str | None = Field(description="Why the job failed, for people.")
+    created_at: str
+    finished_at: str | None
+
+    @classmethod
+    def of(cls, job: JobInfo) -> JobOut:
+        return cls.model_validate(job.to_dict())
+
+
+class AclOut(BaseModel):
+    users: list[str]
+    groups: list[str]
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    title: str
+    mime_type: str
+    content_hash: str
+    chunks: int
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    acl: AclOut
+
+    @classmethod
+    def of(cls, doc: DocumentInfo) -> DocumentOut:
+        return cls.model_validate(doc.to_dict())
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+
+
+class DeletedOut(BaseModel):
+    document_id: str
+    deleted: bool = True
+
+
+class SearchIn(_In):
+    query: str = Field(min_length=1, max_length=_MAX_FIELD, examples=["how do I rotate the keys?"])
+    k: int = Field(default=10, ge=1, le=100, description="How many hits.")
+    filters: dict[str, str] | None = Field(
+        default=None, description="Exact metadata matches, e.g. {'type': 'text/markdown'}."
+    )
+
+
+class HitOut(BaseModel):
+    doc_id: str
+    chunk_id: int
+    source: str
+    title: str
+    score: float
+    text: str
+    start: int
+    end: int
+    heading_path: list[str]
+
+    @classmethod
+    def of(cls, hit: Hit) -> HitOut:
+        return cls.model_validate(hit.to_dict())
+
+
+class SearchOut(BaseModel):
+    hits: list[HitOut]
+
+
+class AskIn(_In):
+    query: str = Field(min_length=1, max_length=_MAX_FIELD, examples=["How often are keys rotated?"])
+    k: int | None = Field(default=None, ge=1, le=50, description="Chunks the answerer reads.")
+    filters: dict[str, str] | None = None
+
+
+class CitationOut(BaseModel):
+    n: int
+    doc_id: str
+    chunk_id: int
+    source: str
+    title: str
+    quote: str
+    start: int
+    end: int
+    heading_path: list[str]
+
+
+class AskOut(BaseModel):
+    answer_id: str = Field(description="Refer to this answer in POST /v1/feedback.")
+    answer: str
+    citations: list[CitationOut]
+    abstained: bool
+
+    @classmethod
+    def of(cls, answer_id: str, answer: Answer) -> AskOut:
+        return cls.model_validate({"answer_id": answer_id, **answer.to_dict()})
+
+
+class FeedbackIn(_In):
+    answer_id: str = Field(min_length=1, max_length=64)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class FeedbackOut(BaseModel):
+    feedback_id: int
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["document.not_found"])
+    message: str
+    request_id: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class HealthOut(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, bool]
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route may answer with."""
+    descriptions = {
+        400: "The body could not be read (e.g. malformed JSON).",
+        401: "No valid API key.",
+        403: "Readable, but not allowed to change.",
+        404: "No such thing, or one the caller may not read.",
+        409: "Conflicts with existing state.",
+        413: "The body is too large.",
+        415: "Unsupported content type.",
+        422: "Invalid request (e.g. query too long).",
+        429: "Rate limited; see Retry-After.",
+    }
+    return {status: {"model": ErrorOut, "description": descriptions[status]} for status in statuses}
