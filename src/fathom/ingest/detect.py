@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import zipfile
@@ -167,6 +168,22 @@ def _looks_binary(data: bytes) -> bool:
     return control / len(sample) > 0.05
 
 
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _has_utf8_multibyte(data: bytes) -> bool:
+    return _UTF8_MULTIBYTE.search(data[:1_000_000]) is not None
+
+
+def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeDecodeError)
+    piece = error.object[error.start : error.end]
+    return piece.decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error("fathom-cp1252", _cp1252_fallback)
+
+
 def decode_text(data: bytes, *, sample: bool = False) -> DecodedText:
     """Decode bytes to text: BOMs first, then UTF-8, then the best detected encoding.
 
@@ -187,6 +204,12 @@ def decode_text(data: bytes, *, sample: bool = False) -> DecodedText:
         if sample and exc.start >= len(data) - 4:
             # A sample may end inside a multi-byte character.
             text, encoding, warnings = data[: exc.start].decode("utf-8"), "utf-8", ()
+        elif _has_utf8_multibyte(data):
+            # Valid UTF-8 next to invalid bytes: mixed encodings, typically UTF-8 text with
+            # pasted Windows-1252/Latin-1 pieces. Keep the UTF-8, decode the rest as cp1252.
+            text = data.decode("utf-8", errors="fathom-cp1252")
+            encoding = "utf-8"
+            warnings = ("not valid UTF-8: mixed encodings; invalid bytes decoded as Windows-1252",)
         else:
             best = from_bytes(data[:1_000_000]).best()
             if best is None:

@@ -196,6 +196,13 @@ class IngestPipeline:
         name: str | None = None,
     ) -> FileOutcome:
         """Ingest one in-memory document under ``source`` (``name`` hints at its type)."""
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in source):
+            return FileOutcome(
+                source.replace("\x00", "\\0"),
+                "failed",
+                error_code="ingest.invalid_source",
+                message="the source name contains NUL or control characters",
+            )
         content_hash = hashlib.sha256(data).hexdigest()
         existing = self._store.find_document(tenant, source)
         if existing is not None and existing.content_hash == content_hash:
