@@ -78,7 +78,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Wall-clock seconds a parser may spend on one file."
     )
     parser_memory_mb: int = Field(
-        default=1024, ge=128, description="Address-space limit of a parser worker process, in MiB."
+        default=1024,
+        ge=384,
+        description="Address-space limit of a parser worker process, in MiB (a worker starts at ~240).",
     )
     archive_max_entries: int = Field(
         default=10_000, ge=1, description="Most entries a DOCX/XLSX/PPTX archive may hold."

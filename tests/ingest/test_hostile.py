@@ -39,7 +39,8 @@ def _hostile_folder(root: Path) -> Path:
     (root / "oneline.txt").write_bytes((b"anchor chain windlass capstan " * 40_000)[: 1024 * 1024])
     (root / "nested.html").write_bytes(nested_html(200))
     (root / "script.html").write_bytes(
-        b"<html><head><script>var a = 1;</script></head><body><script>document.write('x')</script></body></html>"
+        b"<html><head><script>var a = 1;</script></head>"
+        b"<body><script>document.write('x')</script></body></html>"
     )
     (root / "white.html").write_bytes(
         b"<html><body><p>The harbour opens at six.</p>"

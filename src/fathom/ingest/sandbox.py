@@ -65,16 +65,25 @@ class ParseResult:
     error: IngestError | None
 
 
+_MEMORY_REPLY = ("error", "ingest.parser_memory", "parsing needed more memory than the limit allows")
+_STARTUP_SECONDS = 30.0
+
+
 def _worker_main(conn: Connection, limits: ParseLimits, options: ParseOptions) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     memory = limits.memory_bytes if hard == resource.RLIM_INFINITY else min(limits.memory_bytes, hard)
     resource.setrlimit(resource.RLIMIT_AS, (memory, hard))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    conn.send("ready")
     while True:
         try:
             job = conn.recv()
         except (EOFError, OSError):
+            return
+        except MemoryError:  # the file itself does not fit under the limit
+            with contextlib.suppress(MemoryError, OSError):
+                conn.send(_MEMORY_REPLY)
             return
         if job is None:
             return
@@ -90,7 +99,7 @@ def _worker_main(conn: Connection, limits: ParseLimits, options: ParseOptions) -
         except FathomError as exc:
             reply = ("error", exc.code, exc.message)
         except MemoryError:
-            reply = ("error", "ingest.parser_memory", "parsing needed more memory than the limit allows")
+            reply = _MEMORY_REPLY
         except RecursionError:
             reply = ("error", "ingest.parser_failed", "the file is nested too deeply to parse")
         except Exception as exc:  # a parser bug must fail this file only
@@ -98,8 +107,9 @@ def _worker_main(conn: Connection, limits: ParseLimits, options: ParseOptions) -
         try:
             conn.send(reply)
         except MemoryError:
-            conn.send(("error", "ingest.parser_memory", "parsing needed more memory than the limit allows"))
-        if reply[0] == "error" and reply[1] == "ingest.parser_memory":
+            reply = _MEMORY_REPLY
+            conn.send(reply)
+        if reply is _MEMORY_REPLY:
             return  # start afresh rather than carry a fragmented heap
 
 
@@ -113,6 +123,10 @@ class _Worker:
         child.close()
         self.job: ParseJob | None = None
         self.deadline = 0.0
+        # Start-up (forking, importing parsers) does not count against the first file's time.
+        if self.conn.poll(_STARTUP_SECONDS):
+            with contextlib.suppress(EOFError, OSError):
+                self.conn.recv()
 
     def stop(self, *, kill: bool = False) -> None:
         if kill:
