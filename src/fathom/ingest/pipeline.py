@@ -269,8 +269,14 @@ class IngestPipeline:
     ) -> _Pending:
         settings = self._settings
         limit = min(settings.chunk_tokens, self._embedder.max_tokens - 32)
+        structure = parsed.metadata.get("structure") or {}
         spans = chunk_document(
-            parsed.text, parsed.blocks, self._embedder.token_spans, max(limit, 16), settings.chunk_overlap
+            parsed.text,
+            parsed.blocks,
+            self._embedder.token_spans,
+            max(limit, 16),
+            settings.chunk_overlap,
+            breaks=structure.get("page_starts", ()),
         )
         rows: list[tuple[int, int, tuple[str, ...], int]] = []
         inputs: list[str] = []
