@@ -73,7 +73,10 @@ def test_csv_and_tsv_rows_carry_their_header():
 
 
 def test_json_and_jsonl_use_the_configured_fields():
-    jsonl = b'{"title": "Tides", "abstract": "High tide at noon.", "id": 7}\n{"title": "Winds", "abstract": "Gales."}\n'
+    jsonl = (
+        b'{"title": "Tides", "abstract": "High tide at noon.", "id": 7}\n'
+        b'{"title": "Winds", "abstract": "Gales."}\n'
+    )
     doc = parse_bytes(jsonl, "papers.jsonl")
     assert doc.mime_type == JSON and doc.metadata["records"] == 2
     gales = next(b for b in doc.blocks if doc.text[b.start : b.end] == "Gales.")
