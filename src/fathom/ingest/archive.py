@@ -49,7 +49,7 @@ def checked_archive(data: bytes, limits: ArchiveLimits) -> bytes:
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
         raise IngestError("the document archive is damaged", code="ingest.malformed_archive") from exc
     out = io.BytesIO()
     total = 0

@@ -77,11 +77,10 @@ def strip_running_lines(pages: list[str]) -> tuple[list[str], int]:
 def parse_pdf(data: bytes) -> ParsedDocument:
     """Parse PDF bytes; ``metadata["page_starts"]`` holds the text offset where each page begins."""
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import PyPdfError
 
     damaged = (
-        FileNotDecryptedError,
-        PdfReadError,
+        PyPdfError,  # includes PdfReadError, LimitReachedError (found by fuzzing: a page-tree loop)
         ValueError,
         KeyError,
         TypeError,
