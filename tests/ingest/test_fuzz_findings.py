@@ -39,3 +39,17 @@ def test_pdf_page_tree_that_contains_itself_is_malformed():
     with pytest.raises(IngestError) as info:
         parse_bytes(data, "loop.pdf")
     assert info.value.code == "ingest.malformed_pdf"
+
+
+def test_archive_entry_with_an_empty_name_is_skipped(tmp_path: Path):
+    import io
+    import zipfile
+
+    data = make_docx(tmp_path / "a.docx", title="T", sections={"S": ["text"]}).read_bytes()
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            target.writestr(info, source.read(info))
+        target.writestr(zipfile.ZipInfo(""), b"x")  # made ZipInfo.is_dir() raise IndexError
+    assert "text" in parse_bytes(out.getvalue(), "a.docx").text

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-import zlib
 from dataclasses import dataclass
 
 from fathom.errors import IngestError
@@ -49,56 +48,56 @@ def checked_archive(data: bytes, limits: ArchiveLimits) -> bytes:
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
+    except Exception as exc:  # zipfile raises many kinds for a damaged archive
         raise IngestError("the document archive is damaged", code="ingest.malformed_archive") from exc
     out = io.BytesIO()
-    total = 0
+    budget = [limits.max_bytes]
     with archive, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as rebuilt:
         infos = archive.infolist()
         if len(infos) > limits.max_entries:
             raise _limit_error(f"has more than {limits.max_entries} entries")
         seen: set[str] = set()
         for info in infos:
-            if info.is_dir() or info.filename in seen:
+            # An empty name made ZipInfo.is_dir() raise IndexError (found by fuzzing).
+            if not info.filename or info.filename.endswith("/") or info.filename in seen:
                 continue
             seen.add(info.filename)
-            parts: list[bytes] = []
-            entry_bytes = 0
             try:
-                with archive.open(info) as stream:
-                    while block := stream.read(_READ_CHUNK):
-                        entry_bytes += len(block)
-                        total += len(block)
-                        if total > limits.max_bytes:
-                            raise _limit_error(f"expands to more than {limits.max_bytes} bytes")
-                        if entry_bytes > 1_000_000 and entry_bytes > limits.max_ratio * max(
-                            info.compress_size, 1
-                        ):
-                            raise _limit_error(f"has an entry compressed more than {limits.max_ratio:g}:1")
-                        parts.append(block)
+                content = _read_entry(archive, info, limits, budget)
             except IngestError:
                 raise
-            except (
-                zipfile.BadZipFile,
-                zlib.error,
-                ValueError,
-                OSError,
-                EOFError,
-                NotImplementedError,
-            ) as exc:
+            except Exception as exc:  # zipfile and zlib raise many kinds for damaged data
                 raise IngestError(
                     "the document archive is damaged or encrypted", code="ingest.malformed_archive"
                 ) from exc
-            content = b"".join(parts)
             if info.filename.endswith((".xml", ".rels", ".vml")) and _declares_dtd(content):
                 raise IngestError(
                     "the document contains XML with a DTD or entity declarations; refused for safety",
                     code="ingest.xml_entities",
                 )
             rebuilt.writestr(info.filename, content)
+        total = limits.max_bytes - budget[0]
         if total > 1_000_000 and total > limits.max_ratio * len(data):
             raise _limit_error(f"expands more than {limits.max_ratio:g} times its size")
     return out.getvalue()
+
+
+def _read_entry(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ArchiveLimits, budget: list[int]
+) -> bytes:
+    """Decompress one entry, counting real bytes against the archive's remaining ``budget``."""
+    parts: list[bytes] = []
+    entry_bytes = 0
+    with archive.open(info) as stream:
+        while block := stream.read(_READ_CHUNK):
+            entry_bytes += len(block)
+            budget[0] -= len(block)
+            if budget[0] < 0:
+                raise _limit_error(f"expands to more than {limits.max_bytes} bytes")
+            if entry_bytes > 1_000_000 and entry_bytes > limits.max_ratio * max(info.compress_size, 1):
+                raise _limit_error(f"has an entry compressed more than {limits.max_ratio:g}:1")
+            parts.append(block)
+    return b"".join(parts)
 
 
 def _declares_dtd(content: bytes) -> bool:

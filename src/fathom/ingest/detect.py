@@ -108,8 +108,8 @@ def _detect_zip(data: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError):
-        # NotImplementedError: an unsupported "version needed" field (found by fuzzing).
+    except Exception:  # zipfile raises many kinds for a damaged archive, e.g. NotImplementedError
+        # for an unsupported "version needed" field (found by fuzzing)
         raise UnsupportedFormat("the file looks like a ZIP archive but cannot be opened") from None
     if "word/document.xml" in names:
         return DOCX
