@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -95,6 +96,7 @@ def main() -> None:
             raise SystemExit("neither SciFact nor the seeds were found under ../shared")
         for name, folder in corpora.items():
             runs = [_measure(folder, embedder, args.device) for _ in range(args.repeats)]
+            print(f"{name}: {runs}", file=sys.stderr, flush=True)
             results[name] = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
             results[name]["ratio"] = (
                 results[name]["end_to_end_chunks_per_s"] / results[name]["raw_embed_chunks_per_s"]
