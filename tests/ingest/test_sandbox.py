@@ -79,3 +79,13 @@ def test_cpu_limit_is_set_per_file_in_the_worker():
             rows = {line[:26].strip(): line[26:].split() for line in limits}
         assert int(rows["Max cpu time"][0]) <= 8
         assert int(rows["Max address space"][0]) == ParseLimits().memory_bytes
+
+
+def test_a_consumer_that_stops_early_does_not_leak_results_into_the_next_map(tmp_path: Path):
+    big = make_pdf(tmp_path / "big.pdf", [f"Section {i}: " + "words " * 60 for i in range(100)]).read_bytes()
+    with ParserPool(2, ParseLimits(), ParseOptions()) as pool:
+        stream = pool.map([ParseJob("first", GOOD, "a.md"), ParseJob("big", big, "big.pdf")])
+        next(stream)
+        stream.close()  # the caller gives up while the big file may still be parsing
+        keys = [r.key for r in pool.map([ParseJob("next", GOOD, "b.md")])]
+    assert keys == ["next"]

@@ -231,6 +231,20 @@ class ParserPool:
         results: queue.Queue[ParseResult | BaseException | None],
         stop: threading.Event,
     ) -> None:
+        try:
+            self._dispatch_until_done(jobs, results, stop)
+        finally:
+            # A consumer that stopped early leaves files in flight: their results must not
+            # reach the next map(), so those workers are retired.
+            for worker in [w for w in self._workers if w.job is not None]:
+                self._replace(worker, kill=True)
+
+    def _dispatch_until_done(
+        self,
+        jobs: Iterator[ParseJob],
+        results: queue.Queue[ParseResult | BaseException | None],
+        stop: threading.Event,
+    ) -> None:
         exhausted = False
         while not stop.is_set():
             busy = [w for w in self._workers if w.job is not None]
