@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +30,32 @@ from fathom.domain import (
     IngestReport,
     JobInfo,
     Principal,
+    Section,
     StoreStatus,
     TextDocument,
     contextual_text,
 )
 from fathom.embed.base import Embedder, create_embedder
-from fathom.errors import ConfigError, Conflict, InvalidQuery, LimitExceeded, NotFound, PermissionDenied
+from fathom.errors import (
+    ConfigError,
+    Conflict,
+    FathomError,
+    InvalidQuery,
+    LimitExceeded,
+    NotFound,
+    PermissionDenied,
+)
 from fathom.index.base import IndexFilter
 from fathom.index.catchup import IndexSet, Progress
 from fathom.index.dense import UsearchIndex
 from fathom.index.lexical import TantivyIndex, analyze
-from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, iter_files
+from fathom.ingest.fetch import FetchLimits, fetch_url
+from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, iter_files, parse_limits, parse_options
+from fathom.ingest.sandbox import ParserPool
 from fathom.llm.base import EXTRACTIVE, create_provider
 from fathom.logs import configure_logging
 from fathom.rerank.base import create_reranker
+from fathom.retrieve.dedupe import collapse_near_duplicates
 from fathom.retrieve.hybrid import HybridRetriever
 from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
@@ -118,6 +133,7 @@ class Fathom:
         )
         self.feedback_log = FeedbackLog(self.store)
         self.stage_observer: StageObserver | None = None
+        self._parsers: ParserPool | None = None
         try:
             self.indexes.catch_up()
         except ConfigError as exc:
@@ -149,12 +165,23 @@ class Fathom:
             self._retriever = HybridRetriever(self.indexes, self.embedder, self.settings, reranker)
         return self._retriever
 
+    @property
+    def parsers(self) -> ParserPool:
+        """The parser worker pool (started on first use)."""
+        if self._parsers is None:
+            self._parsers = ParserPool(
+                self.settings.parser_workers, parse_limits(self.settings), parse_options(self.settings)
+            )
+        return self._parsers
+
     def close(self) -> None:
         if self._llm is not None:
             self._llm.close()
             self._llm = None
         if self._retriever is not None:
             self._retriever.close()
+        if self._parsers is not None:
+            self._parsers.close()
         self.store.close()
 
     def __enter__(self) -> Fathom:
@@ -175,13 +202,17 @@ class Fathom:
         metadata: Mapping[str, Any] | None = None,
         progress: ProgressCallback | None = None,
     ) -> IngestReport:
-        """Ingest files and folders (recursively). Unchanged files are skipped by content hash.
+        """Ingest files, folders (recursively) and http(s) URLs. Unchanged files are skipped.
 
-        Returns a report with one outcome per file; failures never stop the batch.
+        Returns a report with one outcome per file or URL; failures never stop the batch.
         """
         files: list[Path] = []
         missing: list[FileOutcome] = []
+        urls: list[str] = []
         for raw in paths:
+            if isinstance(raw, str) and "://" in raw:
+                urls.append(raw)
+                continue
             path = Path(raw).expanduser()
             if not path.exists():
                 missing.append(
@@ -194,7 +225,35 @@ class Fathom:
                 )
                 continue
             files.extend(iter_files(path))
-        return self._ingest_files(files, metadata=metadata, progress=progress, missing=missing)
+        report = self._ingest_files(files, metadata=metadata, progress=progress, missing=missing)
+        for url in urls:
+            report.outcomes.append(self.ingest_url(url, metadata=metadata))
+        return report
+
+    def ingest_url(self, url: str, *, metadata: Mapping[str, Any] | None = None) -> FileOutcome:
+        """Fetch an http(s) URL and ingest it under the URL as its source.
+
+        Every redirect hop is checked against private, loopback, link-local and metadata
+        addresses (see the ``url_allow`` setting); size and time are limited. A refused or
+        failed fetch is an outcome with a ``url.*`` error code, never an exception.
+        """
+        settings = self.settings
+        limits = FetchLimits(
+            allow=tuple(settings.url_allow),
+            max_bytes=min(settings.url_max_bytes, settings.max_file_bytes),
+            timeout_seconds=settings.url_timeout_seconds,
+            max_redirects=settings.url_max_redirects,
+        )
+        try:
+            fetched = fetch_url(url, limits)
+        except FathomError as exc:
+            return FileOutcome(url, "failed", error_code=exc.code, message=exc.message)
+        meta = {**(metadata or {}), "url": fetched.url}
+        outcome = self._pipeline().ingest_bytes(
+            fetched.data, source=url, tenant=settings.tenant, metadata=meta, name=fetched.name
+        )
+        self.indexes.catch_up()
+        return outcome
 
     def _ingest_files(
         self,
@@ -357,13 +416,70 @@ class Fathom:
             raise NotFound(f"no folder {str(directory)!r}", code="sync.not_a_folder")
         files = list(iter_files(root))
         report = self._ingest_files(files, metadata=None, progress=progress)
-        present = {str(path.resolve()) for path in files}
+        present = {str(path.resolve()) for path in files if path.exists()}
         prefix = str(root) + os.sep
         for doc, _chunks in self.store.list_documents(self.settings.tenant, source_prefix=prefix):
             if doc.source not in present:
                 self.store.delete_document(self.settings.tenant, doc.id)
                 report.outcomes.append(FileOutcome(doc.source, "deleted", doc_id=doc.id))
         self.indexes.catch_up()
+        return report
+
+    def watch(
+        self,
+        directory: str | Path,
+        on_report: Callable[[IngestReport], object],
+        *,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Mirror a folder continuously until ``stop`` is set (or the process is interrupted).
+
+        Starts with a full :meth:`sync`, which is also what makes watching resumable: after
+        a crash, the next start reconciles whatever changed meanwhile (unchanged files are
+        skipped by content hash, each document commits alone). Then every burst of
+        changes (create, modify, rename, delete), once quiet for ``sync_debounce_ms``, is
+        applied and reported through ``on_report``.
+        """
+        import watchfiles
+
+        root = Path(directory).expanduser().resolve()
+        on_report(self.sync(root))
+        prefix = str(root) + os.sep
+        for changes in watchfiles.watch(
+            root,
+            debounce=self.settings.sync_debounce_ms,
+            step=min(50, max(1, self.settings.sync_debounce_ms)),
+            stop_event=stop,
+            recursive=True,
+            raise_interrupt=False,
+        ):
+            touched: set[Path] = set()
+            for _change, raw in changes:
+                path = Path(raw)
+                relative = path.relative_to(root) if path.is_relative_to(root) else path
+                if any(part.startswith(".") for part in relative.parts):
+                    continue
+                touched.add(path)
+            if touched:
+                on_report(self._apply_changes(touched, prefix))
+
+    def _apply_changes(self, paths: set[Path], prefix: str) -> IngestReport:
+        """Ingest the changed paths that exist; delete documents of those that are gone."""
+        existing: list[Path] = []
+        for path in sorted(paths):
+            if path.is_dir():
+                existing.extend(iter_files(path))
+            elif path.is_file():
+                existing.append(path)
+        report = self._ingest_files(existing, metadata=None, progress=None)
+        tenant = self.settings.tenant
+        gone = {str(p) for p in paths if not p.exists()}
+        if gone:
+            for doc, _chunks in self.store.list_documents(tenant, source_prefix=prefix):
+                if doc.source in gone or any(doc.source.startswith(g + os.sep) for g in gone):
+                    self.store.delete_document(tenant, doc.id)
+                    report.outcomes.append(FileOutcome(doc.source, "deleted", doc_id=doc.id))
+            self.indexes.catch_up()
         return report
 
     def reindex(self, progress: Progress | None = None) -> None:
@@ -379,7 +495,7 @@ class Fathom:
         self.indexes.rebuild(progress)
 
     def _pipeline(self) -> IngestPipeline:
-        return IngestPipeline(self.store, self.embedder, self.settings)
+        return IngestPipeline(self.store, self.embedder, self.settings, self.parsers)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -418,10 +534,17 @@ class Fathom:
         if k < 1:
             raise InvalidQuery("k must be at least 1", code="query.invalid_k")
         self.indexes.catch_up()
-        where = self._filter(self._principal(principal), filters)
-        trace = self._hybrid.retrieve(query, where, k)
+        who = self._principal(principal)
+        where = self._filter(who, filters)
+        trace = self._hybrid.retrieve(query, where, k * 2)
         self._observe(trace.timings_ms)
-        return self._hybrid.hits(trace, k)
+        return self._finish_hits(self._hybrid.hits(trace, k * 2), k, who.tenant)
+
+    def _finish_hits(self, hits: list[Hit], k: int, tenant: str) -> list[Hit]:
+        """Collapse near-duplicates, keep ``k``, and add page numbers."""
+        hits = collapse_near_duplicates(hits, self.settings.near_duplicate_threshold)[:k]
+        pages = self.store.page_starts(tenant, {h.doc_id for h in hits})
+        return [replace(h, page=_page(pages, h.doc_id, h.start)) if h.doc_id in pages else h for h in hits]
 
     def _observe(self, timings_ms: Mapping[str, float]) -> None:
         if self.stage_observer is None:
@@ -469,14 +592,14 @@ class Fathom:
         self.indexes.catch_up()
         who = self._principal(principal)
         where = self._filter(who, filters)
-        trace = self._hybrid.retrieve(question, where, limit)
+        trace = self._hybrid.retrieve(question, where, limit * 2)
         self._observe(trace.timings_ms)
-        hits = self._hybrid.hits(trace, limit)
+        hits = self._finish_hits(self._hybrid.hits(trace, limit * 2), limit, who.tenant)
         extractive = self._extractive()
 
         def extract() -> Answer:
             started = time.perf_counter()
-            answer = extractive.answer(question, trace.query_vector, hits)
+            answer = self._with_pages(extractive.answer(question, trace.query_vector, hits), who.tenant)
             if self.stage_observer is not None:
                 self.stage_observer("answer", time.perf_counter() - started)
             return answer
@@ -517,6 +640,51 @@ class Fathom:
                 min_support=self.settings.min_support,
             )
         return self._answerer
+
+    def _with_pages(self, answer: Answer, tenant: str) -> Answer:
+        """The answer with each citation's page number, for documents that have pages."""
+        pages = self.store.page_starts(tenant, {c.doc_id for c in answer.citations})
+        if not pages:
+            return answer
+        citations = tuple(
+            replace(c, page=_page(pages, c.doc_id, c.start)) if c.doc_id in pages else c
+            for c in answer.citations
+        )
+        return replace(answer, citations=citations)
+
+    def section(self, doc_id: str, start: int, end: int | None = None) -> Section:
+        """The section around ``[start, end)`` of a document: its heading path and full span.
+
+        Lets an answerer expand a small retrieved chunk to its parent section: every
+        consecutive chunk under the same heading path as the chunk holding ``start``.
+
+        Raises:
+            NotFound: no such document, or the offsets lie outside its chunks.
+        """
+        tenant = self.settings.tenant
+        doc = self.store.get_document(tenant, doc_id)
+        spans = self.store.chunk_spans(tenant, doc_id) if doc is not None else []
+        index = next((i for i, (a, b, _p) in enumerate(spans) if a <= start < b), None)
+        if doc is None or index is None:
+            raise NotFound(f"no passage at {start} in document {doc_id!r}", code="document.not_found")
+        path = spans[index][2]
+        first = last = index
+        while first > 0 and spans[first - 1][2] == path:
+            first -= 1
+        while last + 1 < len(spans) and spans[last + 1][2] == path:
+            last += 1
+        span_start, span_end = spans[first][0], max(spans[last][1], end or 0)
+        pages = self.store.page_starts(tenant, [doc_id])
+        return Section(
+            doc_id=doc_id,
+            source=doc.source,
+            title=doc.title,
+            heading_path=path,
+            start=span_start,
+            end=span_end,
+            text=doc.text[span_start:span_end],
+            page=_page(pages, doc_id, span_start) if doc_id in pages else None,
+        )
 
     def _llm_answerer(self) -> LLMAnswerer | None:
         settings = self.settings
@@ -619,3 +787,8 @@ def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
         acl_users=tuple(doc.acl_users or ()),
         acl_groups=tuple(doc.acl_groups or ()),
     )
+
+
+def _page(pages: Mapping[str, list[int]], doc_id: str, offset: int) -> int:
+    """The 1-based page holding ``offset``, from a document's page start offsets."""
+    return max(1, bisect.bisect_right(pages[doc_id], offset))

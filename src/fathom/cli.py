@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -110,14 +111,19 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders (folders are read recursively).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files, folders (read recursively) and http(s) URLs.", show_default=False),
+    ],
     home: HomeOption = None,
     as_json: JsonOption = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Add or update documents (.txt .md .html .pdf .docx; type detected from content).
+    """Add or update documents and URLs; the type is detected from the content.
 
-    Unchanged files are skipped. Exits with 3 when some files failed.
+    Reads text, Markdown, HTML, PDF, Word, PowerPoint, Excel, CSV, JSON/JSONL and e-mail
+    (.eml). Unchanged files are skipped. URLs to private or loopback addresses are refused
+    unless allowed by the url_allow setting. Exits with 3 when some files failed.
     """
     with _errors():
         fathom = _open(home)
@@ -132,10 +138,25 @@ def sync(
     home: HomeOption = None,
     as_json: JsonOption = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep running and apply changes as they happen (Ctrl-C stops).")
+    ] = False,
 ) -> None:
-    """Make the store mirror a folder: add new files, update changed ones, delete removed ones."""
+    """Make the store mirror a folder: add new files, update changed ones, delete removed ones.
+
+    With --watch, keeps mirroring (create, modify, rename, delete; debounced by the
+    sync_debounce_ms setting). Restarting after a crash resumes from a full sync.
+    """
     with _errors():
         fathom = _open(home)
+        if watch:
+
+            def report_changes(report: IngestReport) -> None:
+                with contextlib.suppress(typer.Exit):  # failures are printed; keep watching
+                    _print_report(report, as_json)
+
+            fathom.watch(directory, report_changes)
+            return
         with _ingest_progress(progress and not as_json) as callback:
             report = fathom.sync(directory, progress=callback)
     _print_report(report, as_json)

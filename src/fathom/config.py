@@ -118,6 +118,56 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         default=100 * 1024 * 1024, ge=1, description="Files larger than this are refused at ingest."
     )
+    parser_workers: int = Field(
+        default=2, ge=1, le=64, description="Parser worker processes (each with the limits below)."
+    )
+    parser_cpu_seconds: int = Field(
+        default=30, ge=1, description="CPU seconds a parser may spend on one file."
+    )
+    parser_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Wall-clock seconds a parser may spend on one file."
+    )
+    parser_memory_mb: int = Field(
+        default=1024,
+        ge=384,
+        description="Address-space limit of a parser worker process, in MiB (a worker starts at ~240).",
+    )
+    archive_max_entries: int = Field(
+        default=10_000, ge=1, description="Most entries a DOCX/XLSX/PPTX archive may hold."
+    )
+    archive_max_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1, description="Most bytes a DOCX/XLSX/PPTX may decompress to."
+    )
+    archive_max_ratio: float = Field(
+        default=100.0, gt=1, description="Highest compression ratio allowed in a DOCX/XLSX/PPTX archive."
+    )
+    json_text_fields: list[str] = Field(
+        default_factory=lambda: ["text", "body", "content", "abstract", "description", "summary"],
+        description="Fields of JSON/JSONL records that hold their text.",
+    )
+    json_title_field: str = Field(
+        default="title", description="Field of JSON/JSONL records that holds a title."
+    )
+    near_duplicate_threshold: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="Estimated Jaccard similarity at which texts count as near-duplicates (0 turns it off).",
+    )
+    url_allow: list[str] = Field(
+        default_factory=list,
+        description="Hosts or networks (CIDR) URL ingestion may reach even if private or loopback.",
+    )
+    url_max_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1, description="Largest response URL ingestion downloads, in bytes."
+    )
+    url_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Total time allowed to fetch one URL, redirects included."
+    )
+    url_max_redirects: int = Field(default=5, ge=0, le=20, description="Redirects URL ingestion follows.")
+    sync_debounce_ms: int = Field(
+        default=800, ge=0, description="Quiet time before `sync --watch` applies a burst of changes."
+    )
     max_query_chars: int = Field(default=2000, ge=1, description="Longer queries are refused.")
     answer_chunks: int = Field(default=6, ge=1, le=50, description="Top chunks the answerer reads.")
     answer_sentences: int = Field(default=3, ge=1, le=20, description="Most sentences in an answer.")

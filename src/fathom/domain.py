@@ -18,6 +18,7 @@ __all__ = [
     "JobInfo",
     "Principal",
     "SentenceSupport",
+    "Section",
     "StoreStatus",
     "TextDocument",
     "contextual_text",
@@ -61,7 +62,11 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One retrieved chunk. ``start``/``end`` are character offsets into the document's text."""
+    """One retrieved chunk. ``start``/``end`` are character offsets into the document's text.
+
+    ``page`` is the 1-based page (or slide) where the chunk starts, for paged formats;
+    ``also_in`` lists the sources of near-duplicate chunks collapsed into this one.
+    """
 
     doc_id: str
     chunk_id: int
@@ -72,11 +77,28 @@ class Hit:
     start: int
     end: int
     heading_path: tuple[str, ...] = ()
+    page: int | None = None
+    also_in: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["heading_path"] = list(self.heading_path)
+        data["also_in"] = list(self.also_in)
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """The section around a passage: every chunk of the document under the same heading path."""
+
+    doc_id: str
+    source: str
+    title: str
+    heading_path: tuple[str, ...]
+    start: int
+    end: int
+    text: str
+    page: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +114,7 @@ class Citation:
     start: int
     end: int
     heading_path: tuple[str, ...] = ()
+    page: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -188,7 +211,7 @@ class AnswerDelta:
     text: str
 
 
-FileStatus = Literal["added", "updated", "unchanged", "deleted", "failed", "skipped"]
+FileStatus = Literal["added", "updated", "unchanged", "deleted", "failed", "skipped", "no_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +245,15 @@ class IngestReport:
         return not self.failed
 
     def to_dict(self) -> dict[str, Any]:
-        statuses: tuple[FileStatus, ...] = ("added", "updated", "unchanged", "deleted", "failed", "skipped")
+        statuses: tuple[FileStatus, ...] = (
+            "added",
+            "updated",
+            "unchanged",
+            "deleted",
+            "failed",
+            "skipped",
+            "no_text",
+        )
         return {
             "summary": {status: self.count(status) for status in statuses},
             "files": [asdict(o) for o in self.outcomes],

@@ -14,6 +14,7 @@ import tantivy
 from fathom.domain import contextual_text
 from fathom.index.base import IndexFilter, ScoredId
 from fathom.index.position import read_position, write_position
+from fathom.normalize import fold_for_index
 from fathom.store.database import IndexableChunk
 
 __all__ = ["TantivyIndex", "analyze"]
@@ -114,7 +115,7 @@ class TantivyIndex:
                     document.add_text("title", chunk.title)
                     document.add_text("heading", " / ".join(chunk.heading_path))
                     body = (
-                        contextual_text(chunk.title, chunk.heading_path, chunk.text)
+                        fold_for_index(contextual_text(chunk.title, chunk.heading_path, chunk.text))
                         if self._context_in_body
                         else chunk.text
                     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fathom.ingest.document import Block
@@ -71,8 +71,12 @@ def chunk_document(
     token_spans: Callable[[str], list[tuple[int, int]]],
     max_tokens: int,
     overlap: int,
+    breaks: Sequence[int] = (),
 ) -> list[ChunkSpan]:
-    """Cut a parsed document into chunks; offsets index into ``text``."""
+    """Cut a parsed document into chunks; offsets index into ``text``.
+
+    ``breaks`` are offsets no chunk may cross (page starts), so each chunk cites one page.
+    """
     if not text.strip():
         return []
     if not blocks:
@@ -83,7 +87,14 @@ def chunk_document(
     # Group blocks into sections; a run of headings joins the section that follows it.
     sections: list[tuple[tuple[str, ...], list[tuple[int, int]]]] = []
     pending: list[tuple[int, int]] = []
+    page_breaks = sorted(breaks)
+    page = 0
     for block in blocks:
+        new_page = bisect.bisect_right(page_breaks, block.start)
+        if new_page != page:
+            page = new_page
+            if sections and not pending:
+                sections.append((block.heading_path, []))  # a fresh section on a new page
         if block.kind == "heading":
             pending.append((block.start, block.end))
             continue
@@ -98,6 +109,8 @@ def chunk_document(
 
     chunks: list[ChunkSpan] = []
     for path, spans in sections:
+        if not spans:
+            continue
         units = _units(text, spans, counter, max_tokens)
         chunks.extend(_pack(units, path, counter, max_tokens, overlap))
     return chunks

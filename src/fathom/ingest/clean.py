@@ -6,7 +6,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Removed", "clean_text", "clean_text_counted"]
+from fathom.normalize import ZERO_WIDTH, count_homoglyph_words
+
+__all__ = ["Removed", "clean_text", "clean_text_counted", "unusual_characters"]
 
 # C0/C1 control characters other than tab, newline and carriage return; NUL included.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -51,3 +53,17 @@ def clean_text(text: str) -> tuple[str, list[str]]:
     removed = Removed()
     cleaned = clean_text_counted(text, removed)
     return cleaned, removed.warnings()
+
+
+def unusual_characters(text: str) -> list[str]:
+    """Warnings about invisible and look-alike characters (kept for display, folded for search)."""
+    if text.isascii():
+        return []
+    warnings = []
+    invisible = sum(text.count(ch) for ch in ZERO_WIDTH)
+    if invisible:
+        warnings.append(f"{invisible} zero-width character(s) ignored for search")
+    spoofed = count_homoglyph_words(text)
+    if spoofed:
+        warnings.append(f"{spoofed} word(s) mix look-alike letters of other scripts; folded for search")
+    return warnings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import zipfile
@@ -15,6 +16,11 @@ __all__ = ["DecodedText", "decode_text", "detect_format"]
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV = "text/csv"
+JSON = "application/json"
+EML = "message/rfc822"
 HTML = "text/html"
 MARKDOWN = "text/markdown"
 TEXT = "text/plain"
@@ -48,6 +54,12 @@ _MD_FENCE = re.compile(r"^(```|~~~)", re.MULTILINE)
 
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+CSV_SUFFIXES = {".csv", ".tsv"}
+JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
+_MAIL_HEADER = re.compile(
+    rb"^(Received|Return-Path|From|To|Message-ID|MIME-Version|Subject|Date|Delivered-To|Reply-To):[ \t]",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +90,15 @@ def detect_format(data: bytes, suffix: str = "") -> str:
         suffix.lower() in HTML_SUFFIXES and _HTML_TAGS.search(data[:65536])
     ):
         return HTML
+    suffix = suffix.lower()
+    if suffix == ".eml" or _looks_like_mail(data[:8192]):
+        return EML
     sample = decode_text(data[:65536], sample=True).text
+    stripped = sample.lstrip()
+    if suffix in JSON_SUFFIXES or (stripped[:1] in ("{", "[") and _looks_like_json(stripped)):
+        return JSON
+    if suffix in CSV_SUFFIXES:
+        return CSV
     if suffix.lower() in MARKDOWN_SUFFIXES or _MD_HEADING.search(sample) or _MD_FENCE.search(sample):
         return MARKDOWN
     return TEXT
@@ -88,11 +108,44 @@ def _detect_zip(data: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, ValueError, OSError):
+    except Exception:  # zipfile raises many kinds for a damaged archive, e.g. NotImplementedError
+        # for an unsupported "version needed" field (found by fuzzing)
         raise UnsupportedFormat("the file looks like a ZIP archive but cannot be opened") from None
     if "word/document.xml" in names:
         return DOCX
-    raise UnsupportedFormat("this is a ZIP archive that is not a Word (.docx) document")
+    if "ppt/presentation.xml" in names:
+        return PPTX
+    if "xl/workbook.xml" in names:
+        return XLSX
+    raise UnsupportedFormat("this is a ZIP archive that is not a Word, PowerPoint or Excel document")
+
+
+def _looks_like_mail(head: bytes) -> bool:
+    """Two or more RFC 5322 header lines at the very start, before any blank line."""
+    lines = head.split(b"\n", 12)[:12]
+    headers = 0
+    for line in lines:
+        if not line.strip():
+            break
+        if _MAIL_HEADER.match(line):
+            headers += 1
+        elif not line[:1].isspace() and b":" not in line[:80]:
+            return False
+    return headers >= 2
+
+
+def _looks_like_json(sample: str) -> bool:
+    """The sample parses as JSON, or its first line does (JSON Lines)."""
+    import json
+
+    candidates = [sample, sample.split("\n", 1)[0]]
+    for candidate in candidates:
+        try:
+            json.loads(candidate)
+        except (ValueError, RecursionError):
+            continue
+        return True
+    return False
 
 
 _BOMS = [
@@ -116,6 +169,22 @@ def _looks_binary(data: bytes) -> bool:
     return control / len(sample) > 0.05
 
 
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _has_utf8_multibyte(data: bytes) -> bool:
+    return _UTF8_MULTIBYTE.search(data[:1_000_000]) is not None
+
+
+def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeDecodeError)
+    piece = error.object[error.start : error.end]
+    return piece.decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error("fathom-cp1252", _cp1252_fallback)
+
+
 def decode_text(data: bytes, *, sample: bool = False) -> DecodedText:
     """Decode bytes to text: BOMs first, then UTF-8, then the best detected encoding.
 
@@ -136,6 +205,12 @@ def decode_text(data: bytes, *, sample: bool = False) -> DecodedText:
         if sample and exc.start >= len(data) - 4:
             # A sample may end inside a multi-byte character.
             text, encoding, warnings = data[: exc.start].decode("utf-8"), "utf-8", ()
+        elif _has_utf8_multibyte(data):
+            # Valid UTF-8 next to invalid bytes: mixed encodings, typically UTF-8 text with
+            # pasted Windows-1252/Latin-1 pieces. Keep the UTF-8, decode the rest as cp1252.
+            text = data.decode("utf-8", errors="fathom-cp1252")
+            encoding = "utf-8"
+            warnings = ("not valid UTF-8: mixed encodings; invalid bytes decoded as Windows-1252",)
         else:
             best = from_bytes(data[:1_000_000]).best()
             if best is None:

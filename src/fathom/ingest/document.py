@@ -49,6 +49,11 @@ class DocumentBuilder:
     def heading_path(self) -> tuple[str, ...]:
         return tuple(text for _level, text in self._headings)
 
+    @property
+    def next_offset(self) -> int:
+        """Where the next block's text will start."""
+        return self._length + 2 if self._parts else 0
+
     def heading(self, level: int, text: str) -> None:
         text = " ".join(clean_text_counted(text, self.removed).split())
         if not text:

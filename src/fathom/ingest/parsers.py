@@ -1,44 +1,106 @@
 """Parsers: bytes of one format in, a :class:`ParsedDocument` out.
 
-Plain text and Markdown keep their text as written (so a quote from the file is
-found verbatim); HTML, PDF and DOCX are rebuilt from their structure.
+The format comes from the bytes (:mod:`fathom.ingest.detect`), never the name
+alone. Plain text and Markdown keep their text as written (so a quote from the
+file is found verbatim) and are parsed here; HTML, PDF, Office, record formats
+and e-mail are rebuilt from their structure by their own modules.
 """
 
 from __future__ import annotations
 
-import io
 import re
-import zipfile
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
 
 from fathom.errors import IngestError
-from fathom.ingest.clean import clean_text
-from fathom.ingest.detect import DOCX, HTML, MARKDOWN, PDF, TEXT, decode_text, detect_format
-from fathom.ingest.document import Block, BlockKind, DocumentBuilder, ParsedDocument
+from fathom.ingest.archive import ArchiveLimits
+from fathom.ingest.clean import clean_text, unusual_characters
+from fathom.ingest.detect import (
+    CSV,
+    DOCX,
+    EML,
+    HTML,
+    JSON,
+    MARKDOWN,
+    PDF,
+    PPTX,
+    TEXT,
+    XLSX,
+    decode_text,
+    detect_format,
+)
+from fathom.ingest.document import Block, BlockKind, ParsedDocument
 
-__all__ = ["parse_bytes"]
+__all__ = ["ParseOptions", "parse_bytes"]
 
-MAX_DOCX_UNCOMPRESSED = 200 * 1024 * 1024
-MAX_DOCX_RATIO = 200
+DEFAULT_JSON_TEXT_FIELDS = ("text", "body", "content", "abstract", "description", "summary")
 
 
-def parse_bytes(data: bytes, name: str) -> ParsedDocument:
+@dataclass(frozen=True, slots=True)
+class ParseOptions:
+    """What parsers may be told: record field names and archive caps."""
+
+    json_text_fields: tuple[str, ...] = DEFAULT_JSON_TEXT_FIELDS
+    json_title_field: str = "title"
+    archive: ArchiveLimits = field(default_factory=ArchiveLimits)
+
+
+def parse_bytes(data: bytes, name: str, options: ParseOptions | None = None) -> ParsedDocument:
     """Detect the format of ``data`` and parse it; ``name`` supplies a fallback title.
 
     Raises:
         IngestError: the content cannot be turned into text (each subclass says why).
     """
-    suffix = PurePath(name).suffix
-    mime = detect_format(data, suffix)
-    parser = _PARSERS[mime]
-    parsed = parser(data)
+    options = options or ParseOptions()
+    safe_name = _display_name(name)
+    mime = detect_format(data, PurePath(safe_name).suffix)
+    parsed = _parse(mime, data, options)
     if not parsed.text.strip():
         raise IngestError("no text could be extracted from this file", code="ingest.no_text")
     if not parsed.title:
-        parsed.title = PurePath(name).stem or name
+        parsed.title = PurePath(safe_name).stem or safe_name
+    parsed.warnings.extend(unusual_characters(parsed.text))
     return parsed
+
+
+def _display_name(name: str) -> str:
+    """The last path component of a name, without NULs or control characters."""
+    cleaned = re.sub(r"[\x00-\x1f\x7f]", "", name).replace("\\", "/")
+    return PurePath(cleaned).name or "document"
+
+
+def _parse(mime: str, data: bytes, options: ParseOptions) -> ParsedDocument:
+    # Imported here so each worker only loads the libraries of the formats it meets.
+    if mime == TEXT:
+        return _parse_text(data)
+    if mime == MARKDOWN:
+        return _parse_markdown(data)
+    if mime == HTML:
+        from fathom.ingest.html import parse_html
+
+        return parse_html(data)
+    if mime == PDF:
+        from fathom.ingest.pdf import parse_pdf
+
+        return parse_pdf(data)
+    if mime in (DOCX, PPTX, XLSX):
+        from fathom.ingest import office
+
+        parser = {DOCX: office.parse_docx, PPTX: office.parse_pptx, XLSX: office.parse_xlsx}[mime]
+        return parser(data, options.archive)
+    if mime == CSV:
+        from fathom.ingest.records import parse_csv
+
+        return parse_csv(data)
+    if mime == JSON:
+        from fathom.ingest.records import parse_json
+
+        return parse_json(data, options.json_text_fields, options.json_title_field)
+    if mime == EML:
+        from fathom.ingest.mail import parse_eml
+
+        return parse_eml(data)
+    raise IngestError(f"no parser for {mime}", code="ingest.unsupported_format")
 
 
 # -- plain text -----------------------------------------------------------------------
@@ -182,253 +244,3 @@ def _parse_markdown(data: bytes) -> ParsedDocument:
         first_heading = next((b for b in blocks if b.kind == "heading"), None)
         title = first_heading.heading_path[-1] if first_heading else ""
     return ParsedDocument(title, text, blocks, MARKDOWN, [*decoded.warnings, *cleaning])
-
-
-# -- HTML -----------------------------------------------------------------------------
-
-_SKIP_TAGS = {
-    "script",
-    "style",
-    "noscript",
-    "template",
-    "nav",
-    "header",
-    "footer",
-    "aside",
-    "form",
-    "iframe",
-    "svg",
-    "canvas",
-    "button",
-    "select",
-    "head",
-}
-_BLOCK_TAGS = {
-    "p",
-    "div",
-    "section",
-    "article",
-    "main",
-    "li",
-    "ul",
-    "ol",
-    "pre",
-    "blockquote",
-    "table",
-    "tr",
-    "td",
-    "th",
-    "dt",
-    "dd",
-    "dl",
-    "figure",
-    "figcaption",
-    "caption",
-    "br",
-    "hr",
-    "address",
-}
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-
-
-def _parse_html(data: bytes) -> ParsedDocument:
-    from bs4 import BeautifulSoup
-    from bs4.element import NavigableString, Tag
-
-    decoded = decode_text(data)
-    soup = BeautifulSoup(decoded.text, "lxml")
-    title_tag = soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else ""
-    builder = DocumentBuilder()
-    buffer: list[str] = []
-    hidden = 0
-
-    def flush(kind: BlockKind = "paragraph") -> None:
-        text = " ".join("".join(buffer).split())
-        buffer.clear()
-        if text:
-            builder.block(text, kind)
-
-    root = soup.body or soup
-    # An explicit stack instead of recursion: deeply nested pages cannot exhaust the stack.
-    stack: list[tuple[object, bool]] = [(child, False) for child in reversed(list(root.children))]
-    while stack:
-        node, closing = stack.pop()
-        if closing:
-            flush()
-            continue
-        if isinstance(node, NavigableString):
-            if type(node) is NavigableString:  # skip comments, CDATA, doctype
-                buffer.append(str(node))
-            continue
-        if not isinstance(node, Tag):
-            continue
-        name = node.name.lower()
-        if name in _SKIP_TAGS:
-            continue
-        if (
-            node.has_attr("hidden")
-            or node.get("aria-hidden") == "true"
-            or _HIDDEN_STYLE.search(str(node.get("style", "")))
-        ):
-            hidden += 1
-            continue
-        if re.fullmatch(r"h[1-6]", name):
-            flush()
-            builder.heading(int(name[1]), node.get_text(" ", strip=True))
-            continue
-        if name == "pre":
-            flush()
-            builder.block(node.get_text(), "code")
-            continue
-        if name in _BLOCK_TAGS:
-            flush()
-            stack.append((node, True))
-        stack.extend((child, False) for child in reversed(list(node.children)))
-    flush()
-    if not title:
-        first_heading = next((b for b in builder.blocks if b.kind == "heading"), None)
-        title = first_heading.heading_path[-1] if first_heading and first_heading.heading_path else ""
-    warnings = list(decoded.warnings)
-    if hidden:
-        warnings.append(f"dropped {hidden} hidden element(s)")
-    return ParsedDocument(
-        title, builder.text(), builder.blocks, HTML, [*warnings, *builder.removed.warnings()]
-    )
-
-
-# -- PDF ------------------------------------------------------------------------------
-
-
-def _unlock_pdf(reader: Any) -> None:
-    from pypdf.errors import PdfReadError, WrongPasswordError
-
-    if not reader.is_encrypted:
-        return
-    try:
-        unlocked = reader.decrypt("")
-    except (NotImplementedError, WrongPasswordError, PdfReadError):
-        unlocked = 0
-    if not unlocked:
-        raise IngestError(
-            "the PDF is encrypted with a password; remove the password and ingest it again",
-            code="ingest.encrypted_pdf",
-        )
-
-
-def _parse_pdf(data: bytes) -> ParsedDocument:
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
-
-    damaged = (
-        FileNotDecryptedError,
-        PdfReadError,
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        IndexError,
-        RecursionError,
-        AssertionError,
-        OSError,
-    )
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-    except damaged as exc:
-        raise IngestError("the PDF is damaged and cannot be read", code="ingest.malformed_pdf") from exc
-    _unlock_pdf(reader)
-    try:
-        pages = list(reader.pages)
-        page_texts = [page.extract_text() or "" for page in pages]
-        metadata_title = (
-            str(reader.metadata.title).strip() if reader.metadata and reader.metadata.title else ""
-        )
-    except damaged as exc:
-        raise IngestError("the PDF is damaged and cannot be read", code="ingest.malformed_pdf") from exc
-    if not pages:
-        raise IngestError("the PDF has no pages", code="ingest.empty")
-    builder = DocumentBuilder()
-    for page_text in page_texts:
-        for paragraph in re.split(r"\n\s*\n", page_text):
-            builder.block(paragraph.strip())
-    text = builder.text()
-    if not text.strip():
-        raise IngestError(
-            "the PDF has no text layer (a scanned document?); OCR is not enabled", code="ingest.no_text"
-        )
-    first_line = text.strip().split("\n", 1)[0][:120]
-    return ParsedDocument(
-        metadata_title or first_line,
-        text,
-        builder.blocks,
-        PDF,
-        builder.removed.warnings(),
-        {"pages": len(pages)},
-    )
-
-
-# -- DOCX -----------------------------------------------------------------------------
-
-_HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
-
-
-def _check_archive(data: bytes) -> None:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        infos = archive.infolist()
-        if len(infos) > 10_000:
-            raise IngestError("the document archive has too many entries", code="ingest.archive_limits")
-        total = sum(info.file_size for info in infos)
-        compressed = sum(info.compress_size for info in infos) or 1
-        if total > MAX_DOCX_UNCOMPRESSED or total / compressed > MAX_DOCX_RATIO:
-            raise IngestError(
-                "the document expands to far more data than it holds (a zip bomb?)",
-                code="ingest.archive_limits",
-            )
-
-
-def _parse_docx(data: bytes) -> ParsedDocument:
-    import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
-    _check_archive(data)
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except Exception as exc:  # python-docx raises many kinds for a damaged file
-        raise IngestError(
-            "the Word document is damaged and cannot be read", code="ingest.malformed_docx"
-        ) from exc
-    builder = DocumentBuilder()
-    title = (document.core_properties.title or "").strip()
-    for item in document.iter_inner_content():
-        if isinstance(item, Paragraph):
-            text = item.text.strip()
-            if not text:
-                continue
-            style = (item.style.name if item.style is not None else "") or ""
-            match = _HEADING_STYLE.match(style)
-            if style.lower() == "title":
-                title = title or text
-                builder.heading(1, text)
-            elif match:
-                builder.heading(int(match.group(1)) + 1, text)
-            elif "list" in style.lower():
-                builder.block(f"- {text}", "list")
-            else:
-                builder.block(text)
-        elif isinstance(item, Table):
-            rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in item.rows]
-            builder.block("\n".join(rows), "table")
-    if not title:
-        first_heading = next((b for b in builder.blocks if b.kind == "heading"), None)
-        title = first_heading.heading_path[-1] if first_heading and first_heading.heading_path else ""
-    return ParsedDocument(title, builder.text(), builder.blocks, DOCX, builder.removed.warnings())
-
-
-_PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
-    TEXT: _parse_text,
-    MARKDOWN: _parse_markdown,
-    HTML: _parse_html,
-    PDF: _parse_pdf,
-    DOCX: _parse_docx,
-}

@@ -18,15 +18,25 @@ import numpy as np
 import structlog
 
 from fathom.config import Settings
-from fathom.domain import FileOutcome, IngestReport, TextDocument, contextual_text
+from fathom.domain import FileOutcome, FileStatus, IngestReport, TextDocument, contextual_text
 from fathom.embed.base import Embedder
 from fathom.errors import FathomError, IngestError
+from fathom.ingest.archive import ArchiveLimits
 from fathom.ingest.chunk import chunk_document
 from fathom.ingest.document import ParsedDocument
-from fathom.ingest.parsers import parse_bytes
+from fathom.ingest.fingerprint import PERMUTATIONS, fingerprint
+from fathom.ingest.parsers import ParseOptions
+from fathom.ingest.sandbox import ParseJob, ParseLimits, ParserPool
+from fathom.normalize import fold_for_index
 from fathom.store.database import ChunkDraft, Store
 
-__all__ = ["IngestPipeline", "ProgressCallback", "iter_files"]
+__all__ = [
+    "IngestPipeline",
+    "ProgressCallback",
+    "iter_files",
+    "parse_limits",
+    "parse_options",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -57,17 +67,56 @@ class _Pending:
     inputs: list[str]
     hashes: list[str]
     metadata: dict[str, Any]
+    path: Path | None = None
     acl_users: Sequence[str] = ()
     acl_groups: Sequence[str] = ()
     doc_id: str | None = None
     vectors: list[np.ndarray] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _FileKey:
+    path: Path
+    source: str
+    content_hash: str
+
+
+def parse_options(settings: Settings) -> ParseOptions:
+    """The parser options a settings object asks for."""
+    return ParseOptions(
+        json_text_fields=tuple(settings.json_text_fields),
+        json_title_field=settings.json_title_field,
+        archive=ArchiveLimits(
+            max_entries=settings.archive_max_entries,
+            max_bytes=settings.archive_max_bytes,
+            max_ratio=settings.archive_max_ratio,
+        ),
+    )
+
+
+def parse_limits(settings: Settings) -> ParseLimits:
+    """The per-file parser limits a settings object asks for."""
+    return ParseLimits(
+        cpu_seconds=settings.parser_cpu_seconds,
+        wall_seconds=settings.parser_timeout_seconds,
+        memory_bytes=settings.parser_memory_mb * 1024 * 1024,
+    )
+
+
+def _failed(source: str, error: FathomError) -> FileOutcome:
+    status: FileStatus = "no_text" if error.code == "ingest.no_text" else "failed"
+    return FileOutcome(source, status, error_code=error.code, message=error.message)
+
+
 class IngestPipeline:
-    def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
+    """Parses in a :class:`ParserPool` while the caller's thread chunks, embeds and commits."""
+
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings, parsers: ParserPool) -> None:
         self._store = store
         self._embedder = embedder
         self._settings = settings
+        self._parsers = parsers
+        self._fingerprints: dict[str, tuple[str, np.ndarray]] | None = None
 
     # -- entry points -------------------------------------------------------------------
 
@@ -80,9 +129,53 @@ class IngestPipeline:
         progress: ProgressCallback | None = None,
         after_commit: Callable[[], object] | None = None,
     ) -> IngestReport:
-        """Ingest files; every file gets one outcome and no file's failure stops the rest."""
-        prepared = (self._prepare_file(path, tenant, metadata or {}) for path in files)
-        return self._ingest_prepared(prepared, tenant, progress, after_commit)
+        """Ingest files; every file gets one outcome and no file's failure stops the rest.
+
+        Files are read and parsed by the worker pool while earlier ones are embedded.
+        """
+        report = IngestReport()
+        early: list[FileOutcome] = []  # filled by the dispatch thread, drained here
+        batch: list[_Pending] = []
+
+        def jobs() -> Iterator[ParseJob]:
+            for path in files:
+                outcome, job = self._read_file(path, tenant)
+                if outcome is not None:
+                    early.append(outcome)
+                elif job is not None:
+                    yield job
+
+        def drain() -> None:
+            while early:
+                report.outcomes.append(early.pop(0))
+                if progress is not None:
+                    progress("file", 1)
+
+        def flush() -> None:
+            nonlocal batch
+            if batch:
+                report.outcomes.extend(self._flush(batch, tenant, progress))
+                batch = []
+                if after_commit is not None:
+                    after_commit()
+
+        for result in self._parsers.map(jobs()):
+            drain()
+            key: _FileKey = result.key
+            if result.error is not None:
+                log.info("ingest.file_failed", code=result.error.code)
+                report.outcomes.append(_failed(key.source, result.error))
+                if progress is not None:
+                    progress("file", 1)
+                continue
+            assert result.parsed is not None
+            meta = {**(metadata or {}), "filename": key.path.name}
+            batch.append(self._chunk(key.source, key.content_hash, result.parsed, meta, path=key.path))
+            if sum(len(p.inputs) for p in batch) >= _EMBED_BATCH_CHUNKS:
+                flush()
+        flush()
+        drain()
+        return report
 
     def ingest_texts(
         self,
@@ -93,24 +186,12 @@ class IngestPipeline:
         after_commit: Callable[[], object] | None = None,
     ) -> IngestReport:
         """Ingest in-memory documents in embedding batches, one transaction per document."""
-        prepared = (
-            self._prepare_bytes(
-                doc.text.encode("utf-8"), doc.source, tenant, title=doc.title, metadata=dict(doc.metadata)
-            )
-            for doc in documents
-        )
-        return self._ingest_prepared(prepared, tenant, progress, after_commit)
-
-    def _ingest_prepared(
-        self,
-        prepared: Iterable[tuple[FileOutcome | None, _Pending | None]],
-        tenant: str,
-        progress: ProgressCallback | None,
-        after_commit: Callable[[], object] | None,
-    ) -> IngestReport:
         report = IngestReport()
         batch: list[_Pending] = []
-        for outcome, pending in prepared:
+        for doc in documents:
+            outcome, pending = self._prepare_bytes(
+                doc.text.encode("utf-8"), doc.source, tenant, title=doc.title, metadata=dict(doc.metadata)
+            )
             if outcome is not None:
                 report.outcomes.append(outcome)
                 if progress is not None:
@@ -139,18 +220,19 @@ class IngestPipeline:
         metadata: dict[str, Any] | None = None,
         acl_users: Sequence[str] = (),
         acl_groups: Sequence[str] = (),
+        name: str | None = None,
         doc_id: str | None = None,
     ) -> FileOutcome:
-        """Ingest one in-memory document under ``source`` (as ``doc_id`` when it is new).
-
-        A document whose content and ACL are unchanged is left as it is.
-        """
+        """Ingest one in-memory document under ``source`` (as ``doc_id`` when it is new;
+        ``name`` hints at its type). A document whose content and ACL are unchanged is left
+        as it is."""
         outcome, pending = self._prepare_bytes(
             data,
             source,
             tenant,
             title=title,
             metadata=metadata or {},
+            name=name,
             acl_users=acl_users,
             acl_groups=acl_groups,
         )
@@ -169,9 +251,18 @@ class IngestPipeline:
         *,
         title: str | None,
         metadata: dict[str, Any],
+        name: str | None = None,
         acl_users: Sequence[str] = (),
         acl_groups: Sequence[str] = (),
     ) -> tuple[FileOutcome | None, _Pending | None]:
+        """Parse one in-memory document in the worker pool, or say why it needs no work."""
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in source):
+            return FileOutcome(
+                source.replace("\x00", "\\0"),
+                "failed",
+                error_code="ingest.invalid_source",
+                message="the source name contains NUL or control characters",
+            ), None
         content_hash = hashlib.sha256(data).hexdigest()
         existing = self._store.find_document(tenant, source)
         if (
@@ -189,18 +280,16 @@ class IngestPipeline:
                 message=f"the document is larger than the {self._settings.max_file_bytes} byte limit",
             ), None
         try:
-            parsed = parse_bytes(data, source)
+            parsed = self._parsers.parse(data, name or source)
         except FathomError as exc:
-            return FileOutcome(source, "failed", error_code=exc.code, message=exc.message), None
+            return _failed(source, exc), None
         if title:
             parsed.title = title
         return None, self._chunk(source, content_hash, parsed, metadata)
 
     # -- steps --------------------------------------------------------------------------
 
-    def _prepare_file(
-        self, path: Path, tenant: str, metadata: dict[str, Any]
-    ) -> tuple[FileOutcome | None, _Pending | None]:
+    def _read_file(self, path: Path, tenant: str) -> tuple[FileOutcome | None, ParseJob | None]:
         source = str(path.resolve())
         try:
             data = self._read_limited(path)
@@ -214,22 +303,15 @@ class IngestPipeline:
             ), None
         except IngestError as exc:
             return FileOutcome(source, "failed", error_code=exc.code, message=exc.message), None
+        except OSError:
+            return FileOutcome(
+                source, "failed", error_code="ingest.unreadable", message="the file could not be read"
+            ), None
         content_hash = hashlib.sha256(data).hexdigest()
         existing = self._store.find_document(tenant, source)
         if existing is not None and existing.content_hash == content_hash:
             return FileOutcome(source, "unchanged", doc_id=existing.id), None
-        try:
-            parsed = parse_bytes(data, path.name)
-        except FathomError as exc:
-            log.info("ingest.file_failed", code=exc.code)
-            return FileOutcome(source, "failed", error_code=exc.code, message=exc.message), None
-        except Exception as exc:  # a parser bug must fail this file only
-            log.warning("ingest.parser_crashed", error_type=type(exc).__name__)
-            return FileOutcome(
-                source, "failed", error_code="ingest.parser_failed", message="the file could not be parsed"
-            ), None
-        meta = {**metadata, "filename": path.name}
-        return None, self._chunk(source, content_hash, parsed, meta)
+        return None, ParseJob(_FileKey(path, source, content_hash), data, path.name)
 
     def _read_limited(self, path: Path) -> bytes:
         if path.stat().st_size > self._settings.max_file_bytes:
@@ -240,23 +322,37 @@ class IngestPipeline:
         return path.read_bytes()
 
     def _chunk(
-        self, source: str, content_hash: str, parsed: ParsedDocument, metadata: dict[str, Any]
+        self,
+        source: str,
+        content_hash: str,
+        parsed: ParsedDocument,
+        metadata: dict[str, Any],
+        *,
+        path: Path | None = None,
     ) -> _Pending:
         settings = self._settings
         limit = min(settings.chunk_tokens, self._embedder.max_tokens - 32)
+        structure = parsed.metadata.get("structure") or {}
         spans = chunk_document(
-            parsed.text, parsed.blocks, self._embedder.token_spans, max(limit, 16), settings.chunk_overlap
+            parsed.text,
+            parsed.blocks,
+            self._embedder.token_spans,
+            max(limit, 16),
+            settings.chunk_overlap,
+            breaks=structure.get("page_starts", ()),
         )
         rows: list[tuple[int, int, tuple[str, ...], int]] = []
         inputs: list[str] = []
         hashes: list[str] = []
         for span in spans:
             text = parsed.text[span.start : span.end]
-            model_input = contextual_text(parsed.title, span.heading_path, text)
+            model_input = fold_for_index(contextual_text(parsed.title, span.heading_path, text))
             rows.append((span.start, span.end, span.heading_path, span.token_count))
             inputs.append(model_input)
             hashes.append(hashlib.sha256(model_input.encode("utf-8")).hexdigest())
-        return _Pending(source, content_hash, parsed, rows, inputs, hashes, {**parsed.metadata, **metadata})
+        return _Pending(
+            source, content_hash, parsed, rows, inputs, hashes, {**parsed.metadata, **metadata}, path
+        )
 
     def _embed(self, batch: list[_Pending], progress: ProgressCallback | None) -> None:
         model = self._embedder.name
@@ -285,6 +381,20 @@ class IngestPipeline:
         outcomes: list[FileOutcome] = []
         for pending in batch:
             parsed = pending.parsed
+            if pending.path is not None and not pending.path.exists():
+                # Deleted while it was parsed or embedded: storing it now would resurrect it.
+                outcomes.append(
+                    FileOutcome(
+                        pending.source,
+                        "failed",
+                        error_code="ingest.source_deleted",
+                        message="the file was deleted while it was being ingested; nothing was stored",
+                    )
+                )
+                if progress is not None:
+                    progress("file", 1)
+                continue
+            warnings = [*parsed.warnings, *self._duplicates(tenant, pending)]
             drafts = [
                 ChunkDraft(
                     ordinal=i,
@@ -321,10 +431,51 @@ class IngestPipeline:
                     "updated" if replaced else "added",
                     doc_id=doc_id,
                     chunks=len(drafts),
-                    warnings=tuple(parsed.warnings),
+                    warnings=tuple(warnings),
                 )
             )
+            if self._fingerprints is not None:
+                self._fingerprints[doc_id] = (pending.source, _minhash(pending.metadata))
             if progress is not None:
                 progress("chunks", len(drafts))
                 progress("file", 1)
         return outcomes
+
+    def _duplicates(self, tenant: str, pending: _Pending) -> list[str]:
+        """Warn about stored documents with the same or nearly the same text; link the nearest.
+
+        Both documents are kept (each source keeps its provenance); search results collapse
+        their repeated passages (:mod:`fathom.retrieve.dedupe`).
+        """
+        threshold = self._settings.near_duplicate_threshold
+        mark = fingerprint(pending.parsed.text)
+        pending.metadata["fingerprint"] = {"minhash": mark.tobytes().hex()}
+        if threshold <= 0:
+            return []
+        if self._fingerprints is None:
+            self._fingerprints = {
+                doc.id: (doc.source, _minhash(doc.metadata_ or {}))
+                for doc, _count in self._store.list_documents(tenant)
+            }
+        candidates = [(k, v) for k, v in self._fingerprints.items() if v[0] != pending.source]
+        if not candidates:
+            return []
+        matrix = np.stack([v[1] for _k, v in candidates])
+        scores = (matrix == mark[None, :]).mean(axis=1)
+        best = int(np.argmax(scores))
+        if scores[best] < threshold:
+            return []
+        doc_id, (source, _mark) = candidates[best]
+        pending.metadata["near_duplicate_of"] = doc_id
+        return [f"near-duplicate of {source} (estimated similarity {scores[best]:.2f})"]
+
+
+def _minhash(metadata: dict[str, Any]) -> np.ndarray:
+    """The fingerprint stored in a document's metadata, or one that matches nothing."""
+    stored = metadata.get("fingerprint")
+    if isinstance(stored, dict) and isinstance(stored.get("minhash"), str):
+        try:
+            return np.frombuffer(bytes.fromhex(stored["minhash"]), dtype=np.uint64).copy()
+        except ValueError:
+            pass
+    return np.zeros(PERMUTATIONS, dtype=np.uint64)

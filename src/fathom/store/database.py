@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from fathom.errors import BackendUnavailable, Conflict
+from fathom.normalize import fold_for_index
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentRow, utcnow
 
 __all__ = ["ChangeBatch", "ChunkDraft", "IndexableChunk", "Store", "StoredChunk"]
@@ -279,6 +280,31 @@ class Store:
             session.add_all(ChangeRow(chunk_id=row.id, op="add", tenant_id=tenant) for row in rows)
             return doc.id, replaced
 
+    def page_starts(self, tenant: str, doc_ids: Iterable[str]) -> dict[str, list[int]]:
+        """Text offsets where each page begins, for the paged documents among ``doc_ids``."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                select(DocumentRow.id, DocumentRow.metadata_).where(
+                    DocumentRow.tenant_id == tenant, DocumentRow.id.in_(list(doc_ids))
+                )
+            ).all()
+        out: dict[str, list[int]] = {}
+        for doc_id, metadata in rows:
+            structure = (metadata or {}).get("structure")
+            if isinstance(structure, dict) and isinstance(structure.get("page_starts"), list):
+                out[doc_id] = [int(v) for v in structure["page_starts"]]
+        return out
+
+    def chunk_spans(self, tenant: str, doc_id: str) -> list[tuple[int, int, tuple[str, ...]]]:
+        """``(start, end, heading_path)`` of every chunk of a document, in order."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                select(ChunkRow.start_offset, ChunkRow.end_offset, ChunkRow.heading_path)
+                .where(ChunkRow.tenant_id == tenant, ChunkRow.doc_id == doc_id)
+                .order_by(ChunkRow.ordinal)
+            ).all()
+        return [(int(a), int(b), tuple(path or ())) for a, b, path in rows]
+
     def delete_document(self, tenant: str, doc_id: str) -> bool:
         """Delete a document and its chunks in one transaction; False when there was none."""
         with self.session() as session:
@@ -388,7 +414,7 @@ class Store:
                         tenant_id=r.tenant_id,
                         title=r.title,
                         heading_path=tuple(r.heading_path or ()),
-                        text=r.text,
+                        text=fold_for_index(r.text),
                         acl_tokens=acl_tokens(r.acl_users or (), r.acl_groups or ()),
                         metadata_tokens=metadata_tokens(r.source, r.mime_type, r.doc_metadata or {}),
                         embedding=np.frombuffer(r.embedding, dtype=np.float32),

@@ -1,0 +1,331 @@
+"""Parsers run in worker processes with CPU-time, wall-time and memory limits.
+
+A hostile or simply unlucky file can make a parser spin, allocate without end,
+or crash the interpreter. Each worker process sets ``RLIMIT_AS`` (memory) once
+and a fresh ``RLIMIT_CPU`` budget before every file; the parent kills a worker
+that runs past the wall-time limit. Whatever happens, only that file fails, with
+a stable code, and a new worker takes the dead one's place.
+
+    ingest.parser_timeout   CPU or wall time ran out
+    ingest.parser_memory    the memory limit was reached
+    ingest.parser_crashed   the worker died (a crash in native code)
+    ingest.parser_failed    the parser raised an unexpected error
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue
+import resource
+import signal
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import structlog
+
+from fathom.errors import FathomError, IngestError
+from fathom.ingest.document import ParsedDocument
+from fathom.ingest.parsers import ParseOptions, parse_bytes
+
+__all__ = ["ParseJob", "ParseLimits", "ParseResult", "ParserPool"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Per-file limits of a parser worker."""
+
+    cpu_seconds: int = 30
+    wall_seconds: float = 60.0
+    memory_bytes: int = 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ParseJob:
+    """One file to parse; ``key`` comes back with its result."""
+
+    key: Any
+    data: bytes
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """A parsed document, or the error that failed the file."""
+
+    key: Any
+    parsed: ParsedDocument | None
+    error: IngestError | None
+
+
+_MEMORY_REPLY = ("error", "ingest.parser_memory", "parsing needed more memory than the limit allows")
+_STARTUP_SECONDS = 30.0
+
+
+def _worker_main(conn: Connection, limits: ParseLimits, options: ParseOptions) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    memory = limits.memory_bytes if hard == resource.RLIM_INFINITY else min(limits.memory_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, hard))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    conn.send("ready")
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        except MemoryError:  # the file itself does not fit under the limit
+            with contextlib.suppress(MemoryError, OSError):
+                conn.send(_MEMORY_REPLY)
+            return
+        if job is None:
+            return
+        data, name = job
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        used = int(usage.ru_utime + usage.ru_stime)
+        _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
+        # The soft limit sends SIGXCPU, whose default action ends the process.
+        resource.setrlimit(resource.RLIMIT_CPU, (used + limits.cpu_seconds + 1, cpu_hard))
+        reply: tuple[Any, ...]
+        try:
+            reply = ("ok", parse_bytes(data, name, options))
+        except FathomError as exc:
+            reply = ("error", exc.code, exc.message)
+        except MemoryError:
+            reply = _MEMORY_REPLY
+        except RecursionError:
+            reply = ("error", "ingest.parser_failed", "the file is nested too deeply to parse")
+        except Exception as exc:  # a parser bug must fail this file only
+            reply = ("error", "ingest.parser_failed", f"the parser failed ({type(exc).__name__})")
+        try:
+            conn.send(reply)
+        except MemoryError:
+            reply = _MEMORY_REPLY
+            conn.send(reply)
+        if reply is _MEMORY_REPLY:
+            return  # start afresh rather than carry a fragmented heap
+
+
+class _Worker:
+    def __init__(self, context: Any, limits: ParseLimits, options: ParseOptions) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_worker_main, args=(child, limits, options), daemon=True, name="fathom-parser"
+        )
+        self.process.start()
+        child.close()
+        self.job: ParseJob | None = None
+        self.deadline = 0.0
+        # Start-up (forking, importing parsers) does not count against the first file's time.
+        if self.conn.poll(_STARTUP_SECONDS):
+            with contextlib.suppress(EOFError, OSError):
+                self.conn.recv()
+
+    def stop(self, *, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+def _death_error(exitcode: int | None) -> IngestError:
+    if exitcode in (-signal.SIGXCPU, -signal.SIGKILL):
+        return IngestError("parsing took longer than the time limit", code="ingest.parser_timeout")
+    return IngestError("the parser crashed on this file", code="ingest.parser_crashed")
+
+
+class ParserPool:
+    """A pool of parser worker processes; use as a context manager or call :meth:`close`.
+
+    Args:
+        workers: worker processes (at least 1).
+        limits: per-file CPU, wall-time and memory limits.
+        options: parser options (JSON fields, archive caps).
+    """
+
+    def __init__(self, workers: int, limits: ParseLimits, options: ParseOptions) -> None:
+        self._size = max(1, workers)
+        self._limits = limits
+        self._options = options
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["fathom.ingest.parsers"])
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ParserPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every worker."""
+        with self._lock:
+            for worker in self._workers:
+                worker.stop()
+            self._workers.clear()
+
+    def parse(self, data: bytes, name: str) -> ParsedDocument:
+        """Parse one file in a worker.
+
+        Raises:
+            IngestError: the file failed (its own code) or a limit was hit.
+        """
+        result = next(iter(self.map([ParseJob(None, data, name)])))
+        if result.error is not None:
+            raise result.error
+        assert result.parsed is not None
+        return result.parsed
+
+    def map(self, jobs: Iterable[ParseJob], *, buffer: int = 8) -> Iterator[ParseResult]:
+        """Parse ``jobs`` in the workers; results come back in completion order.
+
+        Dispatch runs on a background thread, so workers keep parsing while the caller
+        works on earlier results (embedding them, for instance); at most ``buffer``
+        finished results wait for the caller.
+        """
+        results: queue.Queue[ParseResult | BaseException | None] = queue.Queue(maxsize=buffer)
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    self._dispatch(iter(jobs), results, stop)
+                results.put(None)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                results.put(exc)
+
+        thread = threading.Thread(target=run, name="fathom-parse-dispatch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = results.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while thread.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    results.get(timeout=0.05)
+            thread.join()
+
+    def _dispatch(
+        self,
+        jobs: Iterator[ParseJob],
+        results: queue.Queue[ParseResult | BaseException | None],
+        stop: threading.Event,
+    ) -> None:
+        try:
+            self._dispatch_until_done(jobs, results, stop)
+        finally:
+            # A consumer that stopped early leaves files in flight: their results must not
+            # reach the next map(), so those workers are retired.
+            for worker in [w for w in self._workers if w.job is not None]:
+                self._replace(worker, kill=True)
+
+    def _dispatch_until_done(
+        self,
+        jobs: Iterator[ParseJob],
+        results: queue.Queue[ParseResult | BaseException | None],
+        stop: threading.Event,
+    ) -> None:
+        exhausted = False
+        while not stop.is_set():
+            busy = [w for w in self._workers if w.job is not None]
+            while not exhausted and len(busy) < self._size:
+                job = next(jobs, None)
+                if job is None:
+                    exhausted = True
+                    break
+                worker = self._idle_worker()
+                worker.job = job
+                worker.deadline = time.monotonic() + self._limits.wall_seconds
+                try:
+                    worker.conn.send((job.data, job.name))
+                except (OSError, ValueError):
+                    self._replace(worker, kill=True)
+                    self._put(results, stop, ParseResult(job.key, None, _death_error(None)))
+                    continue
+                busy.append(worker)
+            if not busy:
+                return
+            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            ready = wait([w.conn for w in busy], timeout=min(timeout, 0.5))
+            for worker in busy:
+                job = worker.job
+                assert job is not None
+                if worker.conn in ready:
+                    self._put(results, stop, self._receive(worker, job))
+                elif time.monotonic() >= worker.deadline:
+                    log.warning("ingest.parser_killed", reason="wall_time")
+                    self._replace(worker, kill=True)
+                    error = IngestError(
+                        "parsing took longer than the time limit", code="ingest.parser_timeout"
+                    )
+                    self._put(results, stop, ParseResult(job.key, None, error))
+
+    def _receive(self, worker: _Worker, job: ParseJob) -> ParseResult:
+        try:
+            reply = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.process.join(timeout=5)
+            exitcode = worker.process.exitcode
+            log.warning("ingest.parser_died", exitcode=exitcode)
+            self._replace(worker, kill=True)
+            return ParseResult(job.key, None, _death_error(exitcode))
+        worker.job = None
+        if reply[0] == "ok":
+            return ParseResult(job.key, reply[1], None)
+        if reply[1] == "ingest.parser_memory":
+            self._replace(worker, kill=False)
+        return ParseResult(job.key, None, IngestError(reply[2], code=reply[1]))
+
+    @staticmethod
+    def _put(
+        results: queue.Queue[ParseResult | BaseException | None], stop: threading.Event, item: ParseResult
+    ) -> None:
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return
+
+    def _idle_worker(self) -> _Worker:
+        for worker in self._workers:
+            if worker.job is None and worker.process.is_alive():
+                return worker
+        for worker in [w for w in self._workers if w.job is None]:
+            self._workers.remove(worker)
+            worker.stop(kill=True)
+        worker = _Worker(self._context, self._limits, self._options)
+        self._workers.append(worker)
+        return worker
+
+    def _replace(self, worker: _Worker, *, kill: bool) -> None:
+        """Retire a worker; the next job starts a fresh one."""
+        if worker in self._workers:
+            self._workers.remove(worker)
+        worker.stop(kill=kill)
+        worker.job = None
+
+
+def default_workers() -> int:
+    """Parser workers when none are configured: the CPU count, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))

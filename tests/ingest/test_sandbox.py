@@ -1,0 +1,91 @@
+"""Parser workers: a file that runs too long, eats memory or crashes its worker fails alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fathom.ingest.parsers import ParseOptions
+from fathom.ingest.sandbox import ParseJob, ParseLimits, ParserPool
+from tests.files import make_pdf
+
+pytestmark = pytest.mark.integration
+
+GOOD = b"# Tides\n\nHigh tide is at noon today."
+
+
+def _results(pool: ParserPool, jobs: list[ParseJob]) -> dict[str, tuple[str | None, str]]:
+    out = {}
+    for result in pool.map(jobs):
+        code = result.error.code if result.error else None
+        out[result.key] = (code, result.parsed.text if result.parsed else "")
+    return out
+
+
+def test_wall_time_limit_fails_only_the_slow_file(tmp_path: Path):
+    # Several seconds of text extraction against a one-second limit; the small file after it
+    # takes milliseconds, so the outcome holds on a loaded machine too.
+    pages = [f"Page {i} of the long report.\n" + "\n".join(["word " * 12] * 30) for i in range(300)]
+    slow = make_pdf(tmp_path / "slow.pdf", pages).read_bytes()
+    with ParserPool(1, ParseLimits(wall_seconds=1.0), ParseOptions()) as pool:
+        results = _results(pool, [ParseJob("slow", slow, "slow.pdf"), ParseJob("good", GOOD, "good.md")])
+    assert results["slow"][0] == "ingest.parser_timeout"
+    assert results["good"] == (None, "# Tides\n\nHigh tide is at noon today.")
+
+
+def test_memory_limit_fails_only_the_greedy_file():
+    # 48 MB of non-ASCII text needs several copies of itself while decoding and cleaning.
+    greedy = ("Ωμέγα " * 5_000_000).encode()
+    with ParserPool(1, ParseLimits(memory_bytes=384 * 1024 * 1024), ParseOptions()) as pool:
+        results = _results(pool, [ParseJob("greedy", greedy, "big.txt"), ParseJob("good", GOOD, "good.md")])
+    assert results["greedy"][0] == "ingest.parser_memory"
+    assert results["good"][0] is None
+
+
+def test_a_worker_crash_fails_only_its_file(tmp_path: Path):
+    big = make_pdf(tmp_path / "big.pdf", [f"Section {i}: " + "words " * 60 for i in range(150)]).read_bytes()
+    with ParserPool(1, ParseLimits(), ParseOptions()) as pool:
+        stream = pool.map([ParseJob("big", big, "big.pdf"), ParseJob("good", GOOD, "good.md")])
+
+        def crash_worker() -> None:
+            # Simulates a segfault in native parser code while the big file is parsed.
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                busy = [w for w in pool._workers if w.job is not None and w.job.key == "big"]
+                if busy and busy[0].process.pid:
+                    time.sleep(0.05)
+                    os.kill(busy[0].process.pid, signal.SIGSEGV)
+                    return
+                time.sleep(0.005)
+
+        killer = threading.Thread(target=crash_worker)
+        killer.start()
+        results = {r.key: r for r in stream}
+        killer.join()
+    assert results["big"].error is not None and results["big"].error.code == "ingest.parser_crashed"
+    assert results["good"].parsed is not None
+
+
+def test_cpu_limit_is_set_per_file_in_the_worker():
+    with ParserPool(1, ParseLimits(cpu_seconds=7), ParseOptions()) as pool:
+        assert pool.parse(GOOD, "a.md").text.startswith("# Tides")
+        worker = pool._workers[0]
+        with open(f"/proc/{worker.process.pid}/limits", encoding="ascii") as limits:
+            rows = {line[:26].strip(): line[26:].split() for line in limits}
+        assert int(rows["Max cpu time"][0]) <= 8
+        assert int(rows["Max address space"][0]) == ParseLimits().memory_bytes
+
+
+def test_a_consumer_that_stops_early_does_not_leak_results_into_the_next_map(tmp_path: Path):
+    big = make_pdf(tmp_path / "big.pdf", [f"Section {i}: " + "words " * 60 for i in range(100)]).read_bytes()
+    with ParserPool(2, ParseLimits(), ParseOptions()) as pool:
+        stream = pool.map([ParseJob("first", GOOD, "a.md"), ParseJob("big", big, "big.pdf")])
+        next(stream)
+        stream.close()  # the caller gives up while the big file may still be parsing
+        keys = [r.key for r in pool.map([ParseJob("next", GOOD, "b.md")])]
+    assert keys == ["next"]
