@@ -1,0 +1,90 @@
+"""The table and the plot ``bench/peers.py`` makes from its JSON results (never typed in by hand)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["END", "START", "markdown_table", "write_plot", "write_table"]
+
+START, END = "<!-- bench/peers.py:start -->", "<!-- bench/peers.py:end -->"
+
+
+def _label(row: dict[str, Any]) -> str:
+    versions = ", ".join(f"{name} {version}" for name, version in row["versions"].items() if version)
+    return f"{row['label']} ({versions})" if versions else row["label"]
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """One row per system, then the machine, the data and the command that made it."""
+    rows = results["systems"]
+    fathom = next((row for row in rows if row["system"] == "fathom"), None)
+    lines = [
+        "| system | nDCG@10 | Recall@100 | MRR@10 | p50 ms | p95 ms | p50 vs fathom | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: -r["ndcg@10"]):
+        ratio = f"{row['p50_ms'] / fathom['p50_ms']:.1f}x" if fathom and fathom["p50_ms"] > 0 else "-"
+        lines.append(
+            f"| {_label(row)} | {row['ndcg@10']:.3f} | {row['recall@100']:.3f} | {row['mrr@10']:.3f} "
+            f"| {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {ratio} | {row['peak_rss_mb']:.0f} |"
+        )
+    machine = results["machine"]
+    load = f"{machine['load_average_start'][0]} at start, {machine.get('load_average_end', ['?'])[0]} at end"
+    lines += [
+        "",
+        f"{results['dataset']} {results['split']}, {results['queries']} of {results['queries_in_split']} "
+        f"queries; model {results['model']}; corpus embeddings {results['corpus_embeddings']}. "
+        f"Latency: {results['latency']}.",
+        "",
+        f"Machine: {machine['cpus']} cores ({machine['cpu_model']}), {machine['memory_gb']} GB RAM, "
+        f"{machine['gpu']}; 1-minute load average {load}. Run {results['date']}: `{results['command']}`.",
+    ]
+    return "\n".join(lines)
+
+
+def write_table(results: dict[str, Any], doc: Path) -> None:
+    """Replace the text between the markers in ``doc`` (appending the markers if it has none)."""
+    table = markdown_table(results)
+    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
+    if START not in text or END not in text:
+        text = text.rstrip() + f"\n\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+
+
+def write_plot(results: dict[str, Any], png: Path) -> None:
+    """nDCG@10 against p50 latency (log scale), a whisker out to p95, one labelled point per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
+    for row in results["systems"]:
+        colour = "tab:red" if row["system"] == "fathom" else "tab:blue"
+        axes.plot([row["p50_ms"], row["p95_ms"]], [row["ndcg@10"]] * 2, color=colour, alpha=0.35, linewidth=2)
+        axes.scatter([row["p50_ms"]], [row["ndcg@10"]], color=colour, s=60, zorder=3)
+        axes.annotate(
+            row["label"],
+            (row["p50_ms"], row["ndcg@10"]),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=8,
+        )
+    axes.set_xscale("log")
+    axes.set_xlabel("ms per query, p50 (line to p95), query embedding included — log scale")
+    axes.set_ylabel("nDCG@10")
+    machine = results["machine"]
+    axes.set_title(
+        f"{results['dataset']} {results['split']} ({results['queries']} queries), "
+        f"{machine['cpus']}-core CPU, no GPU, {results['date'][:10]}",
+        fontsize=10,
+    )
+    axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png)
+    plt.close(figure)
