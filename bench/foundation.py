@@ -19,9 +19,10 @@ from pathlib import Path
 
 from fathom import Fathom
 from fathom.config import DEFAULT_EMBEDDER
+from fathom.domain import contextual_text
 from fathom.embed import create_embedder
 from fathom.ingest.parsers import parse_bytes
-from fathom.ingest.pipeline import embedding_input, iter_files
+from fathom.ingest.pipeline import iter_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,7 @@ def main() -> None:
             from fathom.store.schema import ChunkRow, DocumentRow
 
             for chunk, title in session.query(ChunkRow, DocumentRow.title).join(DocumentRow):
-                inputs.append(embedding_input(title, chunk.heading_path, chunk.text))
+                inputs.append(contextual_text(title, chunk.heading_path, chunk.text))
         started = time.perf_counter()
         embedder.embed_documents(inputs)
         embed_s = time.perf_counter() - started

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["END", "START", "markdown_table", "write_plot", "write_table"]
+from bench.machine import replace_between_markers
 
-START, END = "<!-- bench/peers.py:start -->", "<!-- bench/peers.py:end -->"
+__all__ = ["MARKER", "markdown_table", "write_plot", "write_table"]
+
+MARKER = "bench/peers.py"  # the table sits between <!-- bench/peers.py:start --> and ...:end -->
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -31,28 +33,23 @@ def markdown_table(results: dict[str, Any]) -> str:
         )
     machine = results["machine"]
     load = f"{machine['load_average_start'][0]} at start, {machine.get('load_average_end', ['?'])[0]} at end"
+    gpu = f"GPU {machine['gpu']} present but not used" if machine.get("gpu") else "no GPU"
     lines += [
         "",
         f"{results['dataset']} {results['split']}, {results['queries']} of {results['queries_in_split']} "
         f"queries; model {results['model']}; corpus embeddings {results['corpus_embeddings']}. "
         f"Latency: {results['latency']}.",
         "",
-        f"Machine: {machine['cpus']} cores ({machine['cpu_model']}), {machine['memory_gb']} GB RAM, "
-        f"{machine['gpu']}; 1-minute load average {load}. Run {results['date']}: `{results['command']}`.",
+        f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['ram_gib']} GiB RAM, {gpu}, "
+        f"{machine['torch_threads']} torch threads; 1-minute load average {load}. "
+        f"Run {results['date']}: `{results['command']}`.",
     ]
     return "\n".join(lines)
 
 
 def write_table(results: dict[str, Any], doc: Path) -> None:
-    """Replace the text between the markers in ``doc`` (appending the markers if it has none)."""
-    table = markdown_table(results)
-    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
-    if START not in text or END not in text:
-        text = text.rstrip() + f"\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+    """Replace the table between the markers in ``doc`` (appending the markers if it has none)."""
+    replace_between_markers(doc, MARKER, markdown_table(results))
 
 
 def write_plot(results: dict[str, Any], png: Path) -> None:
@@ -80,7 +77,7 @@ def write_plot(results: dict[str, Any], png: Path) -> None:
     machine = results["machine"]
     axes.set_title(
         f"{results['dataset']} {results['split']} ({results['queries']} queries), "
-        f"{machine['cpus']}-core CPU, no GPU, {results['date'][:10]}",
+        f"{machine['cores']}-core CPU, no GPU used, {results['date'][:10]}",
         fontsize=10,
     )
     axes.grid(True, which="both", alpha=0.3)

@@ -1,9 +1,9 @@
 """Peers side by side: fathom, LlamaIndex, Haystack, bm25s, exact dense and bm25s + dense RRF.
 
     make bench-peers                 # creates .venv-bench, runs every system on SciFact test
-    .venv-bench/bin/python bench/peers.py [--split test] [--systems fathom,bm25s]
+    .venv-bench/bin/python -m bench.peers [--split test] [--systems fathom,bm25s]
         [--limit-queries 50] [--out bench/results/peers.json]
-    .venv-bench/bin/python bench/peers.py --report-only   # table and plot from the JSON again
+    .venv-bench/bin/python -m bench.peers --report-only   # table and plot from the JSON again
 
 One run, one BEIR collection, one model: the packaged all-MiniLM-L6-v2. The corpus
 embeddings (``title + " " + text``) are computed once, cached under ``--cache`` and
@@ -37,13 +37,11 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from peer_report import write_plot, write_table  # noqa: E402
-from peer_systems import SYSTEMS, Corpus  # noqa: E402
-
-from fathom.eval.beir import BeirDataset, corpus_fingerprint, iter_corpus, load_beir  # noqa: E402
-from fathom.eval.metrics import mrr_at_k, ndcg_at_k, percentile, recall_at_k  # noqa: E402
+from bench.machine import machine_info
+from bench.peer_report import write_plot, write_table
+from bench.peer_systems import SYSTEMS, Corpus
+from fathom.eval.beir import BeirDataset, corpus_fingerprint, iter_corpus, load_beir
+from fathom.eval.metrics import mrr_at_k, ndcg_at_k, percentile, recall_at_k
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_SYSTEMS = ("fathom", *SYSTEMS)
@@ -245,7 +243,8 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
         result_file = Path(handle.name)
     command = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        "-m",
+        "bench.peers",
         "--data",
         str(args.data),
         "--split",
@@ -261,7 +260,7 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
         command += ["--limit-queries", str(args.limit_queries)]
     started = time.perf_counter()
     try:
-        subprocess.run(command, check=True, env={**os.environ, **_CHILD_ENV})
+        subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, **_CHILD_ENV})
         result: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
     finally:
         result_file.unlink(missing_ok=True)
@@ -269,34 +268,15 @@ def run_child(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def machine_info() -> dict[str, Any]:
-    """Cores, memory, CPU model, accelerator (none is used) and the runtime libraries."""
-    cpu_model = platform.processor() or "unknown"
-    memory_gb = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gb = round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        pass
-    try:
-        import torch
+def run_machine_info() -> dict[str, Any]:
+    """``bench.machine.machine_info`` plus what this run needs beside it: load, threads, libraries."""
+    import torch
 
-        torch_threads: int | None = torch.get_num_threads()
-    except ImportError:
-        torch_threads = None
     return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "memory_gb": memory_gb,
-        "gpu": "none used (all models on CPU)",
-        "torch_threads": torch_threads,
+        **machine_info(),
+        "gpu_used": False,
+        "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
-        "python": platform.python_version(),
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
         "libraries": {
             name: _version(name)
@@ -355,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     dataset = load_beir(args.data, args.split)
     queries = selected_queries(dataset, args.limit_queries)
     started_at = datetime.now(UTC)
-    machine = machine_info()
+    machine = run_machine_info()
     if any(name != "fathom" for name in systems):
         load_corpus(dataset.root, args.cache)
     if "fathom" in systems:
@@ -381,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "corpus_embeddings": "precomputed once with the packaged model (title + ' ' + text), shared by peers",
         "latency": "wall time per query, one at a time, after warm-up; includes the system's query embedding",
         "date": started_at.isoformat(timespec="seconds"),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "command": shlex.join([Path(sys.executable).name, "-m", "bench.peers", *sys.argv[1:]]),
         "machine": machine,
         "systems": rows,
     }

@@ -20,6 +20,7 @@ from fathom.domain import (
     Principal,
     StoreStatus,
     TextDocument,
+    contextual_text,
 )
 from fathom.embed.base import Embedder, create_embedder
 from fathom.errors import ConfigError, InvalidQuery, NotFound
@@ -27,8 +28,9 @@ from fathom.index.base import IndexFilter
 from fathom.index.catchup import IndexSet, Progress
 from fathom.index.dense import UsearchIndex
 from fathom.index.lexical import TantivyIndex, analyze
-from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, embedding_input, iter_files
+from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, iter_files
 from fathom.logs import configure_logging
+from fathom.rerank.base import create_reranker
 from fathom.retrieve.hybrid import HybridRetriever
 from fathom.store.database import Store
 
@@ -72,6 +74,7 @@ class Fathom:
                 index_dir / "lexical",
                 title_boost=self.settings.title_boost,
                 heading_boost=self.settings.heading_boost,
+                context_in_body=self.settings.lexical_context,
             ),
             UsearchIndex(index_dir / "dense.usearch", exact_below=self.settings.exact_search_below),
             lock_path=index_dir / "catchup.lock",
@@ -92,14 +95,22 @@ class Fathom:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = create_embedder(
-                self.settings.embedder, device=self.settings.device, batch_size=self.settings.embed_batch_size
+                self.settings.embedder,
+                device=self.settings.device,
+                batch_size=self.settings.embed_batch_size,
+                query_precision=self.settings.query_precision,
             )
         return self._embedder
 
     @property
     def _hybrid(self) -> HybridRetriever:
         if self._retriever is None:
-            self._retriever = HybridRetriever(self.indexes, self.embedder, self.settings)
+            reranker = (
+                create_reranker(self.settings.reranker, device=self.settings.device)
+                if self.settings.reranker
+                else None
+            )
+            self._retriever = HybridRetriever(self.indexes, self.embedder, self.settings, reranker)
         return self._retriever
 
     def close(self) -> None:
@@ -232,7 +243,7 @@ class Fathom:
         stale = self.store.chunks_needing_embedding(self.embedder.name)
         if stale:
             vectors = self.embedder.embed_documents(
-                [embedding_input(title, path, text) for _id, text, title, path, _hash in stale]
+                [contextual_text(title, path, text) for _id, text, title, path, _hash in stale]
             )
             self.store.set_embeddings(
                 self.embedder.name, {row[0]: v for row, v in zip(stale, vectors, strict=True)}

@@ -252,6 +252,131 @@ def reindex(home: HomeOption = None) -> None:
     out.print(f"rebuilt {info.chunks} chunks from {info.documents} documents")
 
 
+eval_app = typer.Typer(
+    name="eval",
+    help="Measure retrieval and answer quality (BEIR collections, golden QA sets).",
+    no_args_is_help=True,
+)
+app.add_typer(eval_app)
+
+
+@contextmanager
+def _eval_progress(enabled: bool) -> Iterator[Any]:
+    """A progress bar per phase ("ingest", "query", "question"), or no callback."""
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+    tasks: dict[str, Any] = {}
+
+    def callback(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = progress.add_task(phase, total=total)
+        progress.update(tasks[phase], completed=done, total=total)
+
+    with progress:
+        yield callback
+
+
+def _figures_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    beir: Annotated[Path, typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option("--split", help="Judgement split (qrels/SPLIT.tsv).")] = "test",
+    eval_home: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval-home",
+            help="Scratch home for the corpus (default ~/.cache/fathom/eval/NAME); reused while unchanged.",
+            show_default=False,
+        ),
+    ] = None,
+    per_query: Annotated[
+        Path | None,
+        typer.Option(
+            "--per-query", help="Where to write per-query results (JSON lines).", show_default=False
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """nDCG@10, Recall@100, MRR@10 and per-query latency (query embedding included) on a BEIR set.
+
+    Settings (FATHOM_* variables, fathom.toml in the eval home) apply as in search.
+    """
+    from fathom.eval.retrieval import evaluate_retrieval
+
+    with _errors(), _eval_progress(not as_json) as callback:
+        report = evaluate_retrieval(
+            beir, split=split, home=eval_home, progress=callback, per_query_path=per_query
+        )
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    out.print(
+        _figures_table(
+            f"{escape(report.dataset)} {escape(report.split)}: {report.queries} queries",
+            [
+                ("nDCG@10", f"{report.ndcg_at_10:.4f}"),
+                ("Recall@100", f"{report.recall_at_100:.4f}"),
+                ("MRR@10", f"{report.mrr_at_10:.4f}"),
+                ("p50 latency", f"{report.p50_ms:.1f} ms"),
+                ("p95 latency", f"{report.p95_ms:.1f} ms"),
+            ],
+        )
+    )
+    out.print(f"[dim]per-query results: {escape(report.per_query_path)}[/dim]")
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+@eval_app.command("qa")
+def eval_qa(
+    qa: Annotated[Path, typer.Option("--qa", help="Golden QA set (JSON lines), e.g. seeds-qa/dev.jsonl.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evidence hit@1/@5, answer-contains rate and abstention precision/recall on the current home."""
+    from fathom.eval.qa import evaluate_qa
+
+    with _errors(), _eval_progress(not as_json) as callback:
+        report = evaluate_qa(_open(home), qa, progress=callback)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(per_question=True)))
+        return
+    out.print(
+        _figures_table(
+            f"{report.questions} questions ({report.answerable} answerable, {report.unanswerable} not)",
+            [
+                ("evidence hit@1", _rate(report.evidence_hit_at_1)),
+                ("evidence hit@5", _rate(report.evidence_hit_at_5)),
+                ("answer contains", _rate(report.answer_contains)),
+                ("abstention precision", _rate(report.abstention_precision)),
+                ("abstention recall", _rate(report.abstention_recall)),
+                ("ask p50 / p95", f"{report.p50_ms:.0f} / {report.p95_ms:.0f} ms"),
+            ],
+        )
+    )
+    misses = [r.id for r in report.results if r.answerable and not r.contains_answer]
+    if misses:
+        out.print(f"[dim]answers missing the expected text: {escape(', '.join(misses))}[/dim]")
+
+
 def main() -> None:
     """Console entry point."""
     try:

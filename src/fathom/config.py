@@ -49,22 +49,56 @@ class Settings(BaseSettings):
         default=DEFAULT_EMBEDDER,
         description="Embedding model: 'sentence-transformers:NAME_OR_PATH' or 'hash:DIM' (tests only).",
     )
+    query_precision: Literal["float32", "int8"] = Field(
+        default="float32",
+        description="Precision of the model that embeds queries on CPU: 'int8' is about twice as fast "
+        "and slightly less exact; document vectors are always float32.",
+    )
     device: str = Field(default="cpu", description="Torch device for models: 'cpu', 'cuda', 'auto'.")
     embed_batch_size: int = Field(default=64, ge=1, le=4096, description="Chunks per embedding batch.")
     chunk_tokens: int = Field(default=160, ge=16, le=2048, description="Target chunk size in model tokens.")
     chunk_overlap: int = Field(default=32, ge=0, le=512, description="Tokens repeated between chunks.")
-    fusion: Literal["rrf", "weighted"] = Field(
-        default="rrf", description="How lexical and dense results are fused."
+    fusion: Literal["rrf", "zscore", "weighted"] = Field(
+        default="rrf",
+        description="How lexical and dense results are fused: reciprocal ranks, z-normalised scores, "
+        "or min-max normalised scores.",
+    )
+    dense_min_spread: float = Field(
+        default=0.04,
+        ge=0,
+        description="z-score fusion divides the dense list's cosine scores by at least this spread.",
     )
     rrf_k: int = Field(default=60, ge=1, description="The k constant of reciprocal rank fusion.")
     lexical_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 list in fusion.")
     dense_weight: float = Field(default=1.0, ge=0, description="Weight of the dense list in fusion.")
     candidates: int = Field(default=50, ge=1, le=1000, description="Candidates each retriever returns.")
+    reranker: str | None = Field(
+        default=None,
+        description="Cross-encoder that rescores the best fused candidates, e.g. "
+        "'cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2' (a name in the local model cache or a "
+        "folder); off when unset.",
+    )
+    rerank_depth: int = Field(
+        default=30, ge=1, le=1000, description="Fused candidates the reranker rescores."
+    )
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
     )
-    title_boost: float = Field(default=1.0, ge=0, description="BM25 boost of the document title field.")
-    heading_boost: float = Field(default=1.0, ge=0, description="BM25 boost of the heading-path field.")
+    lexical_context: bool = Field(
+        default=True,
+        description="Index each chunk's document title and heading path in the same BM25 field as its "
+        "text (changing it rebuilds the lexical index on next open).",
+    )
+    title_boost: float = Field(
+        default=0.0,
+        ge=0,
+        description="Extra BM25 weight of the title field (title words already count in the chunk text).",
+    )
+    heading_boost: float = Field(
+        default=0.0,
+        ge=0,
+        description="Extra BM25 weight of the heading-path field (headings already count in the chunk text).",
+    )
     max_file_bytes: int = Field(
         default=100 * 1024 * 1024, ge=1, description="Files larger than this are refused at ingest."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ __all__ = [
     "Principal",
     "StoreStatus",
     "TextDocument",
+    "contextual_text",
 ]
 
 
@@ -180,3 +182,13 @@ class TextDocument:
     text: str
     title: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def contextual_text(title: str, heading_path: Sequence[str], text: str) -> str:
+    """A chunk as the embedder and BM25 see it: its title and heading path, then its text.
+
+    The context lets a passage deep in a manual match a question that names the manual or
+    its section.
+    """
+    context = [title] + [h for h in heading_path if h and h != title]
+    return "\n".join([" > ".join(part for part in context if part), text]).strip()

@@ -7,19 +7,16 @@ its figures, with no peer library needed.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from bench.peer_report import MARKER, markdown_table, write_table
+from bench.peer_systems import reciprocal_rank_fusion
+from bench.peers import _subset_collection, selected_queries
 
 from fathom.eval.beir import load_beir
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-sys.path.insert(0, str(BENCH))
-
-from peer_report import END, START, markdown_table, write_table  # noqa: E402
-from peer_systems import reciprocal_rank_fusion  # noqa: E402
-from peers import _subset_collection, selected_queries  # noqa: E402
+START, END = f"<!-- {MARKER}:start -->", f"<!-- {MARKER}:end -->"
 
 
 def test_rrf_matches_hand_computed_scores() -> None:
@@ -68,10 +65,11 @@ def _results(fathom_p50: float) -> dict[str, object]:
         "date": "2026-11-24T10:00:00+00:00",
         "command": "python bench/peers.py",
         "machine": {
-            "cpus": 2,
-            "cpu_model": "x86",
-            "memory_gb": 24,
-            "gpu": "none",
+            "cores": 2,
+            "cpu": "x86",
+            "ram_gib": 23.5,
+            "gpu": None,
+            "torch_threads": 2,
             "load_average_start": [1.0],
         },
         "systems": [

@@ -1,3 +1,5 @@
+import pytest
+
 from fathom.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
 
 
@@ -25,3 +27,38 @@ def test_weighted_fusion_normalises_each_list():
     dense = [(2, 0.9), (3, 0.5)]
     fused = dict(weighted_fusion([lexical, dense], [1.0, 1.0]))
     assert fused == {1: 1.0, 2: 1.0, 3: 0.0}
+
+
+def test_zscore_fusion_matches_hand_computed_scores():
+    from fathom.retrieve.fusion import zscore_fusion
+
+    lexical = [(1, 12.0), (2, 6.0), (3, 3.0)]  # mean 7, population sd sqrt(14)
+    dense = [(3, 0.9), (4, 0.5)]  # mean 0.7, sd 0.2
+    fused = dict(zscore_fusion([lexical, dense], [1.0, 1.0]))
+    sd = 14**0.5
+    assert fused[1] == pytest.approx(9 / sd)
+    assert fused[2] == pytest.approx(3 / sd)
+    assert fused[3] == pytest.approx(0 / sd + 0.4 / 0.2)
+    assert fused[4] == pytest.approx(0.0)
+    # A clear lexical winner keeps its lead where RRF would tie it with the dense winner.
+    assert [item for item, _ in zscore_fusion([lexical, dense], [1.0, 1.0])][:2] == [1, 3]
+
+
+def test_zscore_fusion_weights_and_flat_lists():
+    from fathom.retrieve.fusion import zscore_fusion
+
+    flat = [(7, 1.0), (8, 1.0)]
+    assert dict(zscore_fusion([flat], [2.0])) == {7: 2.0, 8: 2.0}
+    lexical = [(1, 2.0), (2, 1.0)]
+    dense = [(2, 0.9), (1, 0.1)]
+    assert [i for i, _ in zscore_fusion([lexical, dense], [0.0, 1.0])] == [2, 1]
+    assert zscore_fusion([[], dense], [1.0, 1.0])[0][0] == 2
+
+
+def test_zscore_fusion_floor_keeps_flat_dense_noise_from_outvoting_a_clear_bm25_winner():
+    from fathom.retrieve.fusion import zscore_fusion
+
+    lexical = [(1, 10.0), (2, 4.0), (3, 3.0), (4, 3.0)]
+    dense = [(5, 0.23), (6, 0.22), (7, 0.21), (1, 0.20)]  # all about equally unrelated
+    assert zscore_fusion([lexical, dense], [1.0, 1.0])[0][0] == 5
+    assert zscore_fusion([lexical, dense], [1.0, 1.0], [0.0, 0.04])[0][0] == 1

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from fathom.errors import ConfigError
 
-__all__ = ["SentenceTransformerEmbedder", "resolve_model_path"]
+__all__ = [
+    "QueryPrecision",
+    "SentenceTransformerEmbedder",
+    "quiet_transformers",
+    "resolve_model_path",
+    "torch_device",
+]
 
 # Names under which the packaged all-MiniLM-L6-v2 weights are found without a download.
 _PACKAGED_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -38,7 +45,8 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
+    """Silence the transformers library's progress bars and advisory logging."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         from transformers.utils import logging as hf_logging
@@ -49,17 +57,49 @@ def _quiet_transformers() -> None:
         pass
 
 
+QueryPrecision = Literal["float32", "int8"]
+
+
+def _int8_copy(model: Any) -> Any:
+    """A copy of ``model`` whose linear layers run in int8 (weights quantised once, activations
+    per call). Cosine to the float32 query vector is about 0.94 for all-MiniLM-L6-v2."""
+    import copy
+
+    import torch
+
+    with warnings.catch_warnings():
+        # torch points eager-mode quantisation users at torchao; the pinned torch still ships it.
+        warnings.simplefilter("ignore")
+        quantize: Any = torch.ao.quantization.quantize_dynamic
+        return quantize(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def torch_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``; anything else is kept."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class SentenceTransformerEmbedder:
     """``sentence-transformers:NAME``: a SentenceTransformer model, normalised embeddings."""
 
-    def __init__(self, model_name: str, *, device: str = "cpu", batch_size: int = 64) -> None:
-        _quiet_transformers()
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        query_precision: QueryPrecision = "float32",
+    ) -> None:
+        quiet_transformers()
+        import torch
         from sentence_transformers import SentenceTransformer
 
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch_device(device)
+        self._torch = torch
         self._model_name = model_name
         self._batch_size = batch_size
         target = resolve_model_path(model_name)
@@ -82,6 +122,11 @@ class SentenceTransformerEmbedder:
         self._tokenizer = self._model.tokenizer
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        # Queries may run through an int8 copy of the model: about twice as fast for one
+        # short text on a CPU, while documents keep full-precision vectors.
+        self._query_model: Any = self._model
+        if query_precision == "int8" and device == "cpu":
+            self._query_model = _int8_copy(self._model)
 
     @property
     def name(self) -> str:
@@ -113,12 +158,23 @@ class SentenceTransformerEmbedder:
             if cached is not None:
                 self._query_cache.move_to_end(text)
                 return cached
-        vector: np.ndarray = self.embed_documents([text])[0]
+        vector = self._forward_one(text)
         with self._lock:
             self._query_cache[text] = vector
             if len(self._query_cache) > 1024:
                 self._query_cache.popitem(last=False)
         return vector
+
+    def _forward_one(self, text: str) -> np.ndarray:
+        """One text straight through the model: ``encode`` sorts, batches and converts for
+        lists, which is most of the time for a single short query on a CPU."""
+        features = self._model.preprocess([text])
+        device = self._model.device
+        features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
+        with self._torch.inference_mode():
+            output = self._query_model(features)["sentence_embedding"]
+            output = self._torch.nn.functional.normalize(output, p=2, dim=1)
+        return np.asarray(output[0].float().cpu().numpy(), dtype=np.float32)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         encoding = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import tantivy
 
+from fathom.domain import contextual_text
 from fathom.index.base import IndexFilter, ScoredId
 from fathom.index.position import read_position, write_position
 from fathom.store.database import IndexableChunk
@@ -19,6 +20,9 @@ __all__ = ["TantivyIndex", "analyze"]
 
 _WORDS = re.compile(r"\w+", re.UNICODE)
 _WRITER_HEAP = 64_000_000
+# Bumped whenever what goes into the index changes; an index of another layout (version,
+# or the context_in_body choice) is cleared on open and rebuilt from the change log.
+_LAYOUT_VERSION = 2
 
 
 def _schema() -> tantivy.Schema:
@@ -39,12 +43,43 @@ class TantivyIndex:
 
     name = "lexical"
 
-    def __init__(self, directory: Path, *, title_boost: float = 1.0, heading_boost: float = 1.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        title_boost: float = 0.0,
+        heading_boost: float = 0.0,
+        context_in_body: bool = True,
+    ) -> None:
         self._directory = directory
         self._position_file = directory.with_suffix(".position")
-        self._boosts = {"title": title_boost, "heading": heading_boost, "body": 1.0}
+        self._version_file = directory.with_suffix(".version")
+        # The body holds the title and heading path too (one BM25 field ranks better than
+        # short separate fields whose length normalisation over-rewards a title match);
+        # a positive boost adds a title or heading match on top.
+        self._boosts = {"body": 1.0}
+        self._boosts.update(
+            {name: b for name, b in (("title", title_boost), ("heading", heading_boost)) if b}
+        )
         self._lock = threading.Lock()
+        self._context_in_body = context_in_body
+        self._layout = f"{_LAYOUT_VERSION}-{'context' if context_in_body else 'text'}"
+        if self._read_layout() != self._layout:
+            self._reset()
         self._open()
+
+    def _read_layout(self) -> str | None:
+        try:
+            return self._version_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+
+    def _reset(self) -> None:
+        """Drop the index files and position; catch-up then rebuilds from the change log."""
+        shutil.rmtree(self._directory, ignore_errors=True)
+        self._position_file.unlink(missing_ok=True)
+        self._directory.parent.mkdir(parents=True, exist_ok=True)
+        self._version_file.write_text(self._layout, encoding="utf-8")
 
     def _open(self) -> None:
         self._directory.mkdir(parents=True, exist_ok=True)
@@ -78,7 +113,12 @@ class TantivyIndex:
                         document.add_text("meta", token)
                     document.add_text("title", chunk.title)
                     document.add_text("heading", " / ".join(chunk.heading_path))
-                    document.add_text("body", chunk.text)
+                    body = (
+                        contextual_text(chunk.title, chunk.heading_path, chunk.text)
+                        if self._context_in_body
+                        else chunk.text
+                    )
+                    document.add_text("body", body)
                     writer.add_document(document)
                 writer.commit()
             except BaseException:
@@ -93,8 +133,7 @@ class TantivyIndex:
 
     def clear(self) -> None:
         with self._lock:
-            shutil.rmtree(self._directory, ignore_errors=True)
-            self._position_file.unlink(missing_ok=True)
+            self._reset()
             self._open()
 
     def size(self) -> int:
@@ -128,9 +167,7 @@ class TantivyIndex:
         words = [w.lower() for w in _WORDS.findall(query)]
         if not words:
             return []
-        parsed = self._index.parse_query(
-            " ".join(words), ["title", "heading", "body"], field_boosts=self._boosts
-        )
+        parsed = self._index.parse_query(" ".join(words), list(self._boosts), field_boosts=self._boosts)
         filters = tantivy.Query.const_score_query(
             tantivy.Query.boolean_query(self._filter_clauses(where)), 0.0
         )

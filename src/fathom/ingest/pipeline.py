@@ -18,7 +18,7 @@ import numpy as np
 import structlog
 
 from fathom.config import Settings
-from fathom.domain import FileOutcome, IngestReport, TextDocument
+from fathom.domain import FileOutcome, IngestReport, TextDocument, contextual_text
 from fathom.embed.base import Embedder
 from fathom.errors import FathomError, IngestError
 from fathom.ingest.chunk import chunk_document
@@ -26,7 +26,7 @@ from fathom.ingest.document import ParsedDocument
 from fathom.ingest.parsers import parse_bytes
 from fathom.store.database import ChunkDraft, Store
 
-__all__ = ["IngestPipeline", "ProgressCallback", "embedding_input", "iter_files"]
+__all__ = ["IngestPipeline", "ProgressCallback", "iter_files"]
 
 log = structlog.get_logger(__name__)
 
@@ -34,12 +34,6 @@ log = structlog.get_logger(__name__)
 ProgressCallback = Callable[[str, int], None]
 
 _EMBED_BATCH_CHUNKS = 256
-
-
-def embedding_input(title: str, heading_path: Sequence[str], text: str) -> str:
-    """What the model embeds for a chunk: its title and heading path, then its text."""
-    context = [title] + [h for h in heading_path if h and h != title]
-    return "\n".join([" > ".join(part for part in context if part), text]).strip()
 
 
 def iter_files(path: Path) -> Iterator[Path]:
@@ -231,7 +225,7 @@ class IngestPipeline:
         hashes: list[str] = []
         for span in spans:
             text = parsed.text[span.start : span.end]
-            model_input = embedding_input(parsed.title, span.heading_path, text)
+            model_input = contextual_text(parsed.title, span.heading_path, text)
             rows.append((span.start, span.end, span.heading_path, span.token_count))
             inputs.append(model_input)
             hashes.append(hashlib.sha256(model_input.encode("utf-8")).hexdigest())

@@ -10,11 +10,12 @@ import numpy as np
 import structlog
 
 from fathom.config import Settings
-from fathom.domain import Hit
+from fathom.domain import Hit, contextual_text
 from fathom.embed.base import Embedder
 from fathom.index.base import IndexFilter, ScoredId
 from fathom.index.catchup import IndexSet
-from fathom.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
+from fathom.rerank.base import Reranker
+from fathom.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion, zscore_fusion
 
 __all__ = ["HybridRetriever", "RetrievalTrace"]
 
@@ -33,10 +34,13 @@ class RetrievalTrace:
 class HybridRetriever:
     """Runs the lexical search while the query is embedded, then dense search, then fusion."""
 
-    def __init__(self, indexes: IndexSet, embedder: Embedder, settings: Settings) -> None:
+    def __init__(
+        self, indexes: IndexSet, embedder: Embedder, settings: Settings, reranker: Reranker | None = None
+    ) -> None:
         self._indexes = indexes
         self._embedder = embedder
         self._settings = settings
+        self._reranker = reranker
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fathom-retrieve")
 
     def close(self) -> None:
@@ -63,18 +67,39 @@ class HybridRetriever:
         dense = self._indexes.dense.search(vector, depth, where, allowed)
         dense_ms = (time.perf_counter() - dense_started) * 1000
         weights = (settings.lexical_weight, settings.dense_weight)
-        if settings.fusion == "rrf":
+        if settings.fusion == "zscore":
+            fused = zscore_fusion([lexical, dense], weights, (0.0, settings.dense_min_spread))
+        elif settings.fusion == "rrf":
             fused = reciprocal_rank_fusion([lexical, dense], weights, k=settings.rrf_k)
         else:
             fused = weighted_fusion([lexical, dense], weights)
-        total_ms = (time.perf_counter() - started) * 1000
+        timings = {"lexical": lexical_ms, "dense": dense_ms}
+        if self._reranker is not None and fused:
+            rerank_started = time.perf_counter()
+            fused = self._rerank(query, fused, max(settings.rerank_depth, limit))
+            timings["rerank"] = (time.perf_counter() - rerank_started) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
         return RetrievalTrace(
-            lexical=lexical,
-            dense=dense,
-            fused=fused,
-            query_vector=vector,
-            timings_ms={"lexical": lexical_ms, "dense": dense_ms, "total": total_ms},
+            lexical=lexical, dense=dense, fused=fused, query_vector=vector, timings_ms=timings
         )
+
+    def _rerank(self, query: str, fused: list[ScoredId], depth: int) -> list[ScoredId]:
+        """Reorder the top ``depth`` candidates by the reranker's score; the rest keep their order
+        below them (their fused scores are shifted under the lowest reranked score)."""
+        assert self._reranker is not None
+        head = fused[:depth]
+        chunks = self._indexes.store.chunks_by_id([chunk_id for chunk_id, _ in head])
+        present = [(chunk_id, chunks[chunk_id]) for chunk_id, _ in head if chunk_id in chunks]
+        scores = self._reranker.score(
+            query, [contextual_text(chunk.title, chunk.heading_path, chunk.text) for _, chunk in present]
+        )
+        reranked = sorted(
+            ((chunk_id, score) for (chunk_id, _), score in zip(present, scores, strict=True)),
+            key=lambda pair: -pair[1],
+        )
+        floor = min((score for _, score in reranked), default=0.0)
+        tail = [(chunk_id, floor - 1.0 - rank) for rank, (chunk_id, _) in enumerate(fused[depth:])]
+        return reranked + tail
 
     def hits(self, trace: RetrievalTrace, limit: int) -> list[Hit]:
         top = trace.fused[:limit]
