@@ -61,4 +61,4 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements-peers.txt
 
 # e.g. make bench-peers PEERS_ARGS="--limit-queries 50 --systems fathom,bm25s"
 bench-peers: $(BENCH_VENV)/.installed
-	nice -n 10 $(BENCH_BIN)/python bench/peers.py $(PEERS_ARGS)
+	nice -n 10 $(BENCH_BIN)/python -m bench.peers $(PEERS_ARGS)

@@ -34,6 +34,8 @@ def markdown_table(results: dict[str, Any]) -> str:
     machine = results["machine"]
     load = f"{machine['load_average_start'][0]} at start, {machine.get('load_average_end', ['?'])[0]} at end"
     gpu = f"GPU {machine['gpu']} present but not used" if machine.get("gpu") else "no GPU"
+    if not results.get("complete", True):
+        lines += ["", "**Run incomplete:** it was stopped before every selected system had run."]
     lines += [
         "",
         f"{results['dataset']} {results['split']}, {results['queries']} of {results['queries_in_split']} "

@@ -340,19 +340,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         load_corpus(dataset.root, args.cache)
     if "fathom" in systems:
         prepare_fathom_home(args)
-    rows = []
-    for name in systems:
-        print(f"running {name} on {len(queries)} {args.split} queries ...", flush=True)
-        row = run_child(name, args)
-        print(
-            f"  nDCG@10 {row['ndcg@10']:.4f}  R@100 {row['recall@100']:.4f}  MRR@10 {row['mrr@10']:.4f}  "
-            f"p50 {row['p50_ms']:.1f} ms  p95 {row['p95_ms']:.1f} ms  peak RSS {row['peak_rss_mb']:.0f} MB",
-            flush=True,
-        )
-        rows.append(row)
-    machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    rows: list[dict[str, Any]] = []
     results = {
         "benchmark": "peers side by side",
+        "complete": False,
         "dataset": dataset.root.name,
         "split": args.split,
         "queries": len(queries),
@@ -365,10 +356,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         "machine": machine,
         "systems": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    write_table(results, args.doc)
-    write_plot(results, args.plot)
+    for number, name in enumerate(systems, start=1):
+        print(f"running {name} on {len(queries)} {args.split} queries ...", flush=True)
+        row = run_child(name, args)
+        print(
+            f"  nDCG@10 {row['ndcg@10']:.4f}  R@100 {row['recall@100']:.4f}  MRR@10 {row['mrr@10']:.4f}  "
+            f"p50 {row['p50_ms']:.1f} ms  p95 {row['p95_ms']:.1f} ms  peak RSS {row['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+        rows.append(row)
+        # Written after every system, so a long run that is cut short still leaves its figures.
+        results["complete"] = number == len(systems)
+        machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_table(results, args.doc)
+        write_plot(results, args.plot)
     print(f"written {args.out}, the table in {args.doc} and {args.plot}")
 
 
