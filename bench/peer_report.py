@@ -62,7 +62,8 @@ def write_plot(results: dict[str, Any], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
-    for row in results["systems"]:
+    # Labels alternate above and below in quality order, so close points stay readable.
+    for order, row in enumerate(sorted(results["systems"], key=lambda r: r["ndcg@10"])):
         colour = "tab:red" if row["system"] == "fathom" else "tab:blue"
         axes.plot([row["p50_ms"], row["p95_ms"]], [row["ndcg@10"]] * 2, color=colour, alpha=0.35, linewidth=2)
         axes.scatter([row["p50_ms"]], [row["ndcg@10"]], color=colour, s=60, zorder=3)
@@ -70,7 +71,7 @@ def write_plot(results: dict[str, Any], png: Path) -> None:
             row["label"],
             (row["p50_ms"], row["ndcg@10"]),
             textcoords="offset points",
-            xytext=(6, 6),
+            xytext=(6, 6 if order % 2 else -12),
             fontsize=8,
         )
     axes.set_xscale("log")
