@@ -20,20 +20,28 @@ def _label(row: dict[str, Any]) -> str:
 def markdown_table(results: dict[str, Any]) -> str:
     """One row per system, then the machine, the data and the command that made it."""
     rows = results["systems"]
+    machine = results["machine"]
     fathom = next((row for row in rows if row["system"] == "fathom"), None)
     lines = [
         "| system | nDCG@10 | Recall@100 | MRR@10 | p50 ms | p95 ms | p50 vs fathom | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in sorted(rows, key=lambda r: -r["ndcg@10"]):
-        ratio = f"{row['p50_ms'] / fathom['p50_ms']:.1f}x" if fathom and fathom["p50_ms"] > 0 else "-"
+        ratio = f"{row['p50_ms'] / fathom['p50_ms']:.2g}x" if fathom and fathom["p50_ms"] > 0 else "-"
         lines.append(
             f"| {_label(row)} | {row['ndcg@10']:.3f} | {row['recall@100']:.3f} | {row['mrr@10']:.3f} "
             f"| {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {ratio} | {row['peak_rss_mb']:.0f} |"
         )
-    machine = results["machine"]
     load = f"{machine['load_average_start'][0]} at start, {machine.get('load_average_end', ['?'])[0]} at end"
     gpu = f"GPU {machine['gpu']} present but not used" if machine.get("gpu") else "no GPU"
+    busiest = max(machine["load_average_start"][0], machine.get("load_average_end", [0.0])[0])
+    if busiest > machine["cores"]:
+        lines += [
+            "",
+            f"**Busy machine:** the 1-minute load average was up to {busiest} on {machine['cores']} "
+            "cores, so absolute times are inflated; compare systems within this run, and rerun on a "
+            "quiet machine.",
+        ]
     if not results.get("complete", True):
         lines += ["", "**Run incomplete:** it was stopped before every selected system had run."]
     lines += [
