@@ -97,7 +97,7 @@ def test_table_lists_best_first_with_latency_relative_to_fathom() -> None:
     lines = markdown_table(_results(fathom_p50=8.0)).splitlines()
     assert lines[2].startswith("| fathom hybrid (fathom 0.1.0) | 0.750 |")
     assert lines[3].startswith("| bm25s alone (bm25s 0.3.16) | 0.660 |")
-    assert "| 0.2x |" in lines[3] and "| 1.0x |" in lines[2]
+    assert "| 0.25x |" in lines[3] and "| 1x |" in lines[2]
 
 
 @pytest.mark.parametrize("initial", ["", f"# Benchmarks\n\nintro\n\n{START}\nold table\n{END}\n\nafter\n"])
@@ -110,6 +110,6 @@ def test_table_is_written_between_the_markers_and_rewritten_in_place(tmp_path: P
     text = doc.read_text()
     assert text.count(START) == 1 and text.count(END) == 1
     assert "old table" not in text
-    assert "| 0.5x |" in text and "| 0.2x |" not in text  # the second run's figures replaced the first's
+    assert "| 0.5x |" in text and "| 0.25x |" not in text  # the second run's figures replaced the first's
     if initial:
         assert text.startswith("# Benchmarks\n\nintro\n\n") and text.endswith("\n\nafter\n")
