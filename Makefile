@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_HOME ?= .fathom-demo
 QUESTION ?= How does fathom rank search results?
 
-.PHONY: setup dev run test lint typecheck pytest clean
+.PHONY: setup dev run test lint typecheck pytest clean bench-peers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,21 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache
+
+# Peers side by side (bench/peers.py). The peers' libraries go into their own venv,
+# never into fathom's dependencies; torch is pinned first for the same reason as above.
+BENCH_VENV ?= .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+PEERS_ARGS ?=
+
+$(BENCH_VENV)/.installed: pyproject.toml bench/requirements-peers.txt
+	test -x $(BENCH_BIN)/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/pip install --quiet --upgrade pip
+	$(BENCH_BIN)/pip install --quiet torch==2.13.0
+	$(BENCH_BIN)/pip install --quiet -e .
+	$(BENCH_BIN)/pip install --quiet -r bench/requirements-peers.txt
+	touch $@
+
+# e.g. make bench-peers PEERS_ARGS="--limit-queries 50 --systems fathom,bm25s"
+bench-peers: $(BENCH_VENV)/.installed
+	nice -n 10 $(BENCH_BIN)/python -m bench.peers $(PEERS_ARGS)
