@@ -28,8 +28,9 @@ __all__ = ["Verification", "Verifier", "split_sentences"]
 
 _LEXICAL_WEIGHT = 0.6
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-# A sentence ends at . ! ? before a non-marker, or after its [n] markers, or at a newline.
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])|(?<=\d\])\s+(?=[A-Z0-9*•\"'(-])|\n+")
+# A sentence ends at . ! ? before a non-marker, or after its [n] markers unless lower-case
+# text or punctuation continues it (a list item or a "> quote" starts a new one), or at a newline.
+_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])|(?<=\d\])\s+(?=[^\sa-z\[,;:.!?)])|\n+")
 _SPECIFIC = re.compile(r"[\w.+-]+@[\w.-]+|\S*\d\S*")
 _EMBEDDED_SPANS = 4
 _NAME = re.compile(r"\b[A-Z][\w-]*[A-Za-z0-9]\b")
