@@ -55,7 +55,7 @@ from fathom.ingest.sandbox import ParserPool
 from fathom.llm.base import EXTRACTIVE, create_provider
 from fathom.logs import configure_logging
 from fathom.rerank.base import create_reranker
-from fathom.retrieve.dedupe import collapse_near_duplicates
+from fathom.retrieve.dedupe import FingerprintCache, collapse_near_duplicates
 from fathom.retrieve.hybrid import HybridRetriever
 from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
@@ -134,6 +134,7 @@ class Fathom:
         self.feedback_log = FeedbackLog(self.store)
         self.stage_observer: StageObserver | None = None
         self._parsers: ParserPool | None = None
+        self._fingerprints = FingerprintCache()
         try:
             self.indexes.catch_up()
         except ConfigError as exc:
@@ -542,7 +543,7 @@ class Fathom:
 
     def _finish_hits(self, hits: list[Hit], k: int, tenant: str) -> list[Hit]:
         """Collapse near-duplicates, keep ``k``, and add page numbers."""
-        hits = collapse_near_duplicates(hits, self.settings.near_duplicate_threshold)[:k]
+        hits = collapse_near_duplicates(hits, self.settings.near_duplicate_threshold, k, self._fingerprints)
         pages = self.store.page_starts(tenant, {h.doc_id for h in hits})
         return [replace(h, page=_page(pages, h.doc_id, h.start)) if h.doc_id in pages else h for h in hits]
 

@@ -8,28 +8,67 @@ same text five times and no provenance is lost.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
 
 from fathom.domain import Hit
-from fathom.ingest.fingerprint import fingerprint, similarity
+from fathom.ingest.fingerprint import PERMUTATIONS, fingerprint
 
-__all__ = ["collapse_near_duplicates"]
+__all__ = ["FingerprintCache", "collapse_near_duplicates"]
 
 
-def collapse_near_duplicates(hits: Sequence[Hit], threshold: float) -> list[Hit]:
-    """``hits`` in order without near-duplicates of better-ranked hits (``threshold`` 0: unchanged)."""
-    if threshold <= 0 or len(hits) < 2:
-        return list(hits)
-    kept: list[tuple[Hit, np.ndarray, list[str]]] = []
-    for hit in hits:
+class FingerprintCache:
+    """Fingerprints of chunks by id (chunk ids are never reused, so an entry never goes stale)."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._marks: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, hit: Hit) -> np.ndarray:
+        with self._lock:
+            mark = self._marks.get(hit.chunk_id)
+            if mark is not None:
+                self._marks.move_to_end(hit.chunk_id)
+                return mark
         mark = fingerprint(hit.text)
-        for _kept_hit, kept_mark, also in kept:
-            if similarity(mark, kept_mark) >= threshold:
-                also.append(hit.source)
-                break
-        else:
-            kept.append((hit, mark, []))
-    return [replace(hit, also_in=tuple(dict.fromkeys(also))) if also else hit for hit, _mark, also in kept]
+        with self._lock:
+            self._marks[hit.chunk_id] = mark
+            while len(self._marks) > self._size:
+                self._marks.popitem(last=False)
+        return mark
+
+
+def collapse_near_duplicates(
+    hits: Sequence[Hit],
+    threshold: float,
+    limit: int | None = None,
+    cache: FingerprintCache | None = None,
+) -> list[Hit]:
+    """``hits`` in order without near-duplicates of better-ranked hits (``threshold`` 0: unchanged).
+
+    Stops once ``limit`` hits are kept, so only the hits that can still be returned are
+    fingerprinted; each new hit is compared with every kept one in one vector operation.
+    """
+    if threshold <= 0 or len(hits) < 2:
+        return list(hits)[:limit]
+    marks = cache or FingerprintCache(len(hits))
+    kept: list[tuple[Hit, list[str]]] = []
+    kept_marks = np.empty((len(hits), PERMUTATIONS), dtype=np.uint64)
+    for hit in hits:
+        if limit is not None and len(kept) >= limit:
+            break
+        mark = marks.get(hit)
+        if kept:
+            shared = (kept_marks[: len(kept)] == mark).mean(axis=1)
+            best = int(np.argmax(shared))
+            if shared[best] >= threshold:
+                kept[best][1].append(hit.source)
+                continue
+        kept_marks[len(kept)] = mark
+        kept.append((hit, []))
+    return [replace(hit, also_in=tuple(dict.fromkeys(also))) if also else hit for hit, also in kept]

@@ -282,18 +282,15 @@ class Store:
 
     def page_starts(self, tenant: str, doc_ids: Iterable[str]) -> dict[str, list[int]]:
         """Text offsets where each page begins, for the paged documents among ``doc_ids``."""
+        # Only the page offsets leave the database, not the whole metadata (which holds the
+        # document's fingerprint): this runs on every search.
         with self.connection() as conn:
             rows = conn.execute(
-                select(DocumentRow.id, DocumentRow.metadata_).where(
+                select(DocumentRow.id, DocumentRow.metadata_["structure"]["page_starts"]).where(
                     DocumentRow.tenant_id == tenant, DocumentRow.id.in_(list(doc_ids))
                 )
             ).all()
-        out: dict[str, list[int]] = {}
-        for doc_id, metadata in rows:
-            structure = (metadata or {}).get("structure")
-            if isinstance(structure, dict) and isinstance(structure.get("page_starts"), list):
-                out[doc_id] = [int(v) for v in structure["page_starts"]]
-        return out
+        return {doc_id: [int(v) for v in starts] for doc_id, starts in rows if isinstance(starts, list)}
 
     def chunk_spans(self, tenant: str, doc_id: str) -> list[tuple[int, int, tuple[str, ...]]]:
         """``(start, end, heading_path)`` of every chunk of a document, in order."""
