@@ -108,6 +108,44 @@ def _failed(source: str, error: FathomError) -> FileOutcome:
     return FileOutcome(source, status, error_code=error.code, message=error.message)
 
 
+class _Batch:
+    """Parsed documents waiting for one embedding batch, and the report they end up in."""
+
+    def __init__(
+        self,
+        flush: Callable[[list[_Pending], str, ProgressCallback | None], list[FileOutcome]],
+        tenant: str,
+        progress: ProgressCallback | None,
+        after_commit: Callable[[], object] | None,
+    ) -> None:
+        self.report = IngestReport()
+        self._pending: list[_Pending] = []
+        self._flush_batch = flush
+        self._tenant = tenant
+        self._progress = progress
+        self._after_commit = after_commit
+
+    def done(self, outcome: FileOutcome) -> None:
+        """Record a document that needs no embedding (failed, unchanged, skipped)."""
+        self.report.outcomes.append(outcome)
+        if self._progress is not None:
+            self._progress("file", 1)
+
+    def add(self, pending: _Pending) -> None:
+        """Queue a parsed document; embed and commit the batch once it is full."""
+        self._pending.append(pending)
+        if sum(len(p.inputs) for p in self._pending) >= _EMBED_BATCH_CHUNKS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Embed and commit what is queued (one transaction per document)."""
+        if self._pending:
+            self.report.outcomes.extend(self._flush_batch(self._pending, self._tenant, self._progress))
+            self._pending = []
+            if self._after_commit is not None:
+                self._after_commit()
+
+
 class IngestPipeline:
     """Parses in a :class:`ParserPool` while the caller's thread chunks, embeds and commits."""
 
@@ -133,9 +171,8 @@ class IngestPipeline:
 
         Files are read and parsed by the worker pool while earlier ones are embedded.
         """
-        report = IngestReport()
+        batch = self._batch(tenant, progress, after_commit)
         early: list[FileOutcome] = []  # filled by the dispatch thread, drained here
-        batch: list[_Pending] = []
 
         def jobs() -> Iterator[ParseJob]:
             for path in files:
@@ -147,35 +184,21 @@ class IngestPipeline:
 
         def drain() -> None:
             while early:
-                report.outcomes.append(early.pop(0))
-                if progress is not None:
-                    progress("file", 1)
-
-        def flush() -> None:
-            nonlocal batch
-            if batch:
-                report.outcomes.extend(self._flush(batch, tenant, progress))
-                batch = []
-                if after_commit is not None:
-                    after_commit()
+                batch.done(early.pop(0))
 
         for result in self._parsers.map(jobs()):
             drain()
             key: _FileKey = result.key
             if result.error is not None:
                 log.info("ingest.file_failed", code=result.error.code)
-                report.outcomes.append(_failed(key.source, result.error))
-                if progress is not None:
-                    progress("file", 1)
+                batch.done(_failed(key.source, result.error))
                 continue
             assert result.parsed is not None
             meta = {**(metadata or {}), "filename": key.path.name}
-            batch.append(self._chunk(key.source, key.content_hash, result.parsed, meta, path=key.path))
-            if sum(len(p.inputs) for p in batch) >= _EMBED_BATCH_CHUNKS:
-                flush()
-        flush()
+            batch.add(self._chunk(key.source, key.content_hash, result.parsed, meta, path=key.path))
+        batch.flush()
         drain()
-        return report
+        return batch.report
 
     def ingest_texts(
         self,
@@ -186,29 +209,23 @@ class IngestPipeline:
         after_commit: Callable[[], object] | None = None,
     ) -> IngestReport:
         """Ingest in-memory documents in embedding batches, one transaction per document."""
-        report = IngestReport()
-        batch: list[_Pending] = []
+        batch = self._batch(tenant, progress, after_commit)
         for doc in documents:
             outcome, pending = self._prepare_bytes(
                 doc.text.encode("utf-8"), doc.source, tenant, title=doc.title, metadata=dict(doc.metadata)
             )
             if outcome is not None:
-                report.outcomes.append(outcome)
-                if progress is not None:
-                    progress("file", 1)
-                continue
-            assert pending is not None
-            batch.append(pending)
-            if sum(len(p.inputs) for p in batch) >= _EMBED_BATCH_CHUNKS:
-                report.outcomes.extend(self._flush(batch, tenant, progress))
-                batch = []
-                if after_commit is not None:
-                    after_commit()
-        if batch:
-            report.outcomes.extend(self._flush(batch, tenant, progress))
-            if after_commit is not None:
-                after_commit()
-        return report
+                batch.done(outcome)
+            else:
+                assert pending is not None
+                batch.add(pending)
+        batch.flush()
+        return batch.report
+
+    def _batch(
+        self, tenant: str, progress: ProgressCallback | None, after_commit: Callable[[], object] | None
+    ) -> _Batch:
+        return _Batch(self._flush, tenant, progress, after_commit)
 
     def ingest_bytes(
         self,
