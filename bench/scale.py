@@ -115,6 +115,7 @@ def _open(home: Path) -> Any:
 
 
 def _put(fathom: Any, number: int, texts: list[str], vectors: np.ndarray) -> None:
+    from fathom.ingest.fingerprint import fingerprint
     from fathom.store.database import ChunkDraft
 
     drafts, offset, parts = [], 0, []
@@ -129,6 +130,7 @@ def _put(fathom: Any, number: int, texts: list[str], vectors: np.ndarray) -> Non
                 token_count=len(text.split()),
                 content_hash=f"{number:08d}-{ordinal:03d}",
                 embedding=vector,
+                minhash=fingerprint(text),
             )
         )
         parts.append(text)

@@ -10,6 +10,7 @@ from sqlalchemy import event, text
 
 from fathom import Fathom
 from fathom.index.journal import read_records
+from fathom.ingest.fingerprint import fingerprint
 from fathom.store.database import ChunkDraft
 
 DIM = 64
@@ -28,6 +29,7 @@ def _put(fathom: Fathom, number: int, chunks: int, rng: np.random.Generator) -> 
             token_count=8,
             content_hash=f"{number}-{i}",
             embedding=v / np.linalg.norm(v),
+            minhash=fingerprint(t),
         )
         for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
     ]

@@ -55,8 +55,8 @@ from fathom.ingest.sandbox import ParserPool
 from fathom.llm.base import EXTRACTIVE, create_provider
 from fathom.logs import configure_logging
 from fathom.rerank.base import create_reranker
-from fathom.retrieve.dedupe import FingerprintCache, collapse_near_duplicates
-from fathom.retrieve.hybrid import HybridRetriever
+from fathom.retrieve.dedupe import collapse_near_duplicates
+from fathom.retrieve.hybrid import HybridRetriever, RetrievalTrace
 from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
@@ -134,7 +134,6 @@ class Fathom:
         self.feedback_log = FeedbackLog(self.store)
         self.stage_observer: StageObserver | None = None
         self._parsers: ParserPool | None = None
-        self._fingerprints = FingerprintCache()
         try:
             self.indexes.catch_up()
         except ConfigError as exc:
@@ -539,11 +538,24 @@ class Fathom:
         where = self._filter(who, filters)
         trace = self._hybrid.retrieve(query, where, k * 2)
         self._observe(trace.timings_ms)
-        return self._finish_hits(self._hybrid.hits(trace, k * 2), k, who.tenant)
+        return self._top_hits(trace, k, who.tenant)
 
-    def _finish_hits(self, hits: list[Hit], k: int, tenant: str) -> list[Hit]:
-        """Collapse near-duplicates, keep ``k``, and add page numbers."""
-        hits = collapse_near_duplicates(hits, self.settings.near_duplicate_threshold, k, self._fingerprints)
+    def _top_hits(self, trace: RetrievalTrace, k: int, tenant: str) -> list[Hit]:
+        """The ``k`` best fused candidates with near-duplicates collapsed, with page numbers.
+
+        Candidates are read from the store a slice at a time: a few more than ``k`` first,
+        more only when collapsing (or a concurrent delete) left fewer than ``k``.
+        """
+        retriever = self._hybrid
+        threshold = self.settings.near_duplicate_threshold
+        stop = k + max(4, k // 4)
+        fetched = retriever.hits(trace, stop)
+        while True:
+            hits = collapse_near_duplicates(fetched, threshold, k, retriever.fingerprints)
+            if len(hits) >= k or stop >= len(trace.fused):
+                break
+            fetched += retriever.hits(trace, stop + k, start=stop)
+            stop += k
         pages = self.store.page_starts(tenant, {h.doc_id for h in hits})
         return [replace(h, page=_page(pages, h.doc_id, h.start)) if h.doc_id in pages else h for h in hits]
 
@@ -595,7 +607,7 @@ class Fathom:
         where = self._filter(who, filters)
         trace = self._hybrid.retrieve(question, where, limit * 2)
         self._observe(trace.timings_ms)
-        hits = self._finish_hits(self._hybrid.hits(trace, limit * 2), limit, who.tenant)
+        hits = self._top_hits(trace, limit, who.tenant)
         extractive = self._extractive()
 
         def extract() -> Answer:

@@ -422,6 +422,7 @@ class IngestPipeline:
                     token_count=tokens,
                     content_hash=digest,
                     embedding=vector,
+                    minhash=fingerprint(parsed.text[start:end]),
                 )
                 for i, ((start, end, path, tokens), digest, vector) in enumerate(
                     zip(pending.spans, pending.hashes, pending.vectors, strict=True)

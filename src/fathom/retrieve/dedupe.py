@@ -29,6 +29,14 @@ class FingerprintCache:
         self._marks: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
+    def remember(self, chunk_id: int, mark: np.ndarray) -> None:
+        """Keep a fingerprint computed elsewhere (stored with the chunk at ingest)."""
+        with self._lock:
+            self._marks[chunk_id] = mark
+            self._marks.move_to_end(chunk_id)
+            while len(self._marks) > self._size:
+                self._marks.popitem(last=False)
+
     def get(self, hit: Hit) -> np.ndarray:
         with self._lock:
             mark = self._marks.get(hit.chunk_id)
@@ -36,10 +44,7 @@ class FingerprintCache:
                 self._marks.move_to_end(hit.chunk_id)
                 return mark
         mark = fingerprint(hit.text)
-        with self._lock:
-            self._marks[hit.chunk_id] = mark
-            while len(self._marks) > self._size:
-                self._marks.popitem(last=False)
+        self.remember(hit.chunk_id, mark)
         return mark
 
 

@@ -15,6 +15,7 @@ from fathom.embed.base import Embedder
 from fathom.index.base import IndexFilter, ScoredId
 from fathom.index.catchup import IndexSet
 from fathom.rerank.base import Reranker
+from fathom.retrieve.dedupe import FingerprintCache
 from fathom.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion, zscore_fusion
 
 __all__ = ["HybridRetriever", "RetrievalTrace"]
@@ -42,6 +43,8 @@ class HybridRetriever:
         self._settings = settings
         self._reranker = reranker
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fathom-retrieve")
+        # Fingerprints of fetched chunks, for collapsing near-duplicates in results.
+        self.fingerprints = FingerprintCache()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -94,14 +97,20 @@ class HybridRetriever:
         tail = [(chunk_id, floor - 1.0 - rank) for rank, (chunk_id, _) in enumerate(fused[depth:])]
         return reranked + tail
 
-    def hits(self, trace: RetrievalTrace, limit: int) -> list[Hit]:
-        top = trace.fused[:limit]
+    def hits(self, trace: RetrievalTrace, stop: int, start: int = 0) -> list[Hit]:
+        """The fused candidates ``[start, stop)`` read from the store, in order.
+
+        Their stored fingerprints go into :attr:`fingerprints` on the way.
+        """
+        top = trace.fused[start:stop]
         chunks = self._indexes.store.chunks_by_id([chunk_id for chunk_id, _ in top])
         hits: list[Hit] = []
         for chunk_id, score in top:
             chunk = chunks.get(chunk_id)
             if chunk is None:  # deleted between index read and store read
                 continue
+            if chunk.minhash is not None:
+                self.fingerprints.remember(chunk_id, chunk.minhash)
             hits.append(
                 Hit(
                     doc_id=chunk.doc_id,

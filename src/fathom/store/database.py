@@ -42,6 +42,7 @@ class ChunkDraft:
     token_count: int
     content_hash: str
     embedding: np.ndarray
+    minhash: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class StoredChunk:
     end: int
     heading_path: tuple[str, ...]
     ordinal: int
+    minhash: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,7 @@ class Store:
                     content_hash=c.content_hash,
                     embedding_model=embedding_model,
                     embedding=np.asarray(c.embedding, dtype=np.float32).tobytes(),
+                    minhash=np.asarray(c.minhash, dtype=np.uint64).tobytes(),
                 )
                 for c in chunks
             ]
@@ -283,14 +286,20 @@ class Store:
     def page_starts(self, tenant: str, doc_ids: Iterable[str]) -> dict[str, list[int]]:
         """Text offsets where each page begins, for the paged documents among ``doc_ids``."""
         # Only the page offsets leave the database, not the whole metadata (which holds the
-        # document's fingerprint): this runs on every search.
+        # document's fingerprint): this runs on every search. The rows are found by primary
+        # key and the tenant checked here: with a tenant condition in SQL, SQLite walks the
+        # tenant's whole index instead (9 ms for 100 documents of a 5k-document tenant).
         with self.connection() as conn:
             rows = conn.execute(
-                select(DocumentRow.id, DocumentRow.metadata_["structure"]["page_starts"]).where(
-                    DocumentRow.tenant_id == tenant, DocumentRow.id.in_(list(doc_ids))
-                )
+                select(
+                    DocumentRow.id, DocumentRow.tenant_id, DocumentRow.metadata_["structure"]["page_starts"]
+                ).where(DocumentRow.id.in_(list(doc_ids)))
             ).all()
-        return {doc_id: [int(v) for v in starts] for doc_id, starts in rows if isinstance(starts, list)}
+        return {
+            doc_id: [int(v) for v in starts]
+            for doc_id, owner, starts in rows
+            if owner == tenant and isinstance(starts, list)
+        }
 
     def chunk_spans(self, tenant: str, doc_id: str) -> list[tuple[int, int, tuple[str, ...]]]:
         """``(start, end, heading_path)`` of every chunk of a document, in order."""
@@ -439,6 +448,7 @@ class Store:
                         ChunkRow.end_offset,
                         ChunkRow.heading_path,
                         ChunkRow.ordinal,
+                        ChunkRow.minhash,
                         DocumentRow.source,
                         DocumentRow.title,
                     )
@@ -456,6 +466,7 @@ class Store:
                         end=r.end_offset,
                         heading_path=tuple(r.heading_path or ()),
                         ordinal=r.ordinal,
+                        minhash=np.frombuffer(r.minhash, dtype=np.uint64) if r.minhash else None,
                     )
         return out
 

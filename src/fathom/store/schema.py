@@ -84,6 +84,9 @@ class ChunkRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     embedding_model: Mapped[str] = mapped_column(String(256))
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    # MinHash of the chunk's text (uint64[64]), so search collapses near-duplicates without
+    # hashing every hit; NULL only for a row written by an older version before migration.
+    minhash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class ChangeRow(Base):
