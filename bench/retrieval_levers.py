@@ -27,15 +27,17 @@ RESULTS = ROOT / "bench" / "results" / "retrieval_levers.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 MARKER = "bench/retrieval_levers.py"
 
-FOUNDATION = {"lexical_context": False, "title_boost": 1.0, "heading_boost": 1.0, "fusion": "rrf"}
+FP32 = {"query_precision": "float32"}
+FOUNDATION = {**FP32, "lexical_context": False, "title_boost": 1.0, "heading_boost": 1.0, "fusion": "rrf"}
 ROWS: list[tuple[str, str, dict[str, Any]]] = [
-    ("foundation: BM25 title/heading/text fields, RRF k=60", "chain", FOUNDATION),
-    ("+ title and headings in the BM25 text field (default)", "chain", {}),
-    ("alternative: z-score fusion, dense spread floor 0.04", "alternative", {"fusion": "zscore"}),
+    ("foundation: BM25 title/heading/text fields, RRF k=60, float32 queries", "chain", FOUNDATION),
+    ("+ title and headings in the BM25 text field", "chain", {**FP32, "fusion": "rrf"}),
+    ("+ z-score fusion, dense spread floor 0.04", "chain", {**FP32, "fusion_rank_weight": 0.0}),
+    ("+ rank term in z-score fusion (weight 1)", "chain", FP32),
+    ("+ int8 query encoder (default)", "chain", {}),
     ("alternative: min-max score fusion", "alternative", {"fusion": "weighted"}),
-    ("alternative: RRF k=10, BM25 weight 0.5", "alternative", {"rrf_k": 10, "lexical_weight": 0.5}),
-    ("+ int8 query encoder", "chain", {"query_precision": "int8"}),
-    ("+ int8 query encoder, z-score fusion", "alternative", {"query_precision": "int8", "fusion": "zscore"}),
+    ("alternative: RRF k=60", "alternative", {"fusion": "rrf"}),
+    ("alternative: plain z-score fusion (rank weight 0)", "alternative", {"fusion_rank_weight": 0.0}),
 ]
 
 

@@ -62,3 +62,17 @@ def test_zscore_fusion_floor_keeps_flat_dense_noise_from_outvoting_a_clear_bm25_
     dense = [(5, 0.23), (6, 0.22), (7, 0.21), (1, 0.20)]  # all about equally unrelated
     assert zscore_fusion([lexical, dense], [1.0, 1.0])[0][0] == 5
     assert zscore_fusion([lexical, dense], [1.0, 1.0], [0.0, 0.04])[0][0] == 1
+
+
+def test_zscore_rank_term_lifts_what_both_lists_found():
+    from fathom.retrieve.fusion import zscore_fusion
+
+    # 8 scores a little higher than 3 in BM25 and is absent from the dense list;
+    # 3 is also in the dense list, though last there.
+    lexical = [(8, 6.0), (3, 5.0), (2, 1.0), (5, 0.0)]
+    dense = [(4, 0.50), (6, 0.49), (7, 0.48), (3, 0.45)]
+    plain = zscore_fusion([lexical, dense], [1.0, 1.0], [0.0, 0.04])
+    assert [i for i, _ in plain].index(8) < [i for i, _ in plain].index(3)
+    ranked = zscore_fusion([lexical, dense], [1.0, 1.0], [0.0, 0.04], rank_weight=1.0, rank_k=60)
+    assert [i for i, _ in ranked].index(3) < [i for i, _ in ranked].index(8)
+    assert dict(ranked)[3] - dict(plain)[3] == pytest.approx(60 / 62 + 60 / 64)

@@ -48,8 +48,12 @@ def _specifics(text: str) -> set[str]:
     tokens = {token.strip(".,;:!?()[]\"'").lower() for token in _SPECIFIC.findall(text)}
     names = _NAME.findall(text)
     tokens.update(name.lower() for name in names[1:] if name.lower() not in _COMMON_CAPITALISED)
-    if names and not text.startswith(names[0]) and names[0].lower() not in _COMMON_CAPITALISED:
-        tokens.add(names[0].lower())
+    # A capitalised first word is usually just the sentence's opening, so it counts only
+    # when it cannot be one: a name with a capital or digit inside ("QuixotrelNova", "GPT4").
+    if names and names[0].lower() not in _COMMON_CAPITALISED:
+        first = names[0]
+        if not text.startswith(first) or re.search(r"[A-Z0-9]", first[1:]):
+            tokens.add(first.lower())
     return tokens - {""}
 
 

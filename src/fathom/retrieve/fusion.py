@@ -45,6 +45,9 @@ def zscore_fusion(
     rankings: Sequence[Sequence[ScoredId]],
     weights: Sequence[float],
     min_spreads: Sequence[float] | None = None,
+    *,
+    rank_weight: float = 0.0,
+    rank_k: int = 60,
 ) -> list[ScoredId]:
     """Weighted sum of z-normalised scores, each list shifted so its lowest candidate adds 0.
 
@@ -56,6 +59,10 @@ def zscore_fusion(
     absolute scale (cosine similarity) that are all about equal mean nothing is clearly
     related, and dividing by their tiny spread would make them look as decisive as a
     clear winner in the other list.
+
+    ``rank_weight`` adds ``rank_weight * k / (k + rank)`` per list (RRF, scaled so a first
+    place adds about ``rank_weight``): an item both lists rank fairly high gets a lift
+    even when neither of its scores stands out.
     """
     floors = list(min_spreads) if min_spreads is not None else [0.0] * len(rankings)
     scores: dict[int, float] = {}
@@ -72,4 +79,7 @@ def zscore_fusion(
         low = min(values)
         for item, score in ranking:
             scores[item] = scores.get(item, 0.0) + weight * (score - low) / spread
+    if rank_weight > 0:
+        for item, score in reciprocal_rank_fusion(rankings, weights, k=rank_k):
+            scores[item] = scores.get(item, 0.0) + rank_weight * rank_k * score
     return sorted(scores.items(), key=lambda pair: -pair[1])

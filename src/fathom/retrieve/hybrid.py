@@ -64,7 +64,13 @@ class HybridRetriever:
         dense_ms = (time.perf_counter() - dense_started) * 1000
         weights = (settings.lexical_weight, settings.dense_weight)
         if settings.fusion == "zscore":
-            fused = zscore_fusion([lexical, dense], weights, (0.0, settings.dense_min_spread))
+            fused = zscore_fusion(
+                [lexical, dense],
+                weights,
+                (0.0, settings.dense_min_spread),
+                rank_weight=settings.fusion_rank_weight,
+                rank_k=settings.rrf_k,
+            )
         elif settings.fusion == "rrf":
             fused = reciprocal_rank_fusion([lexical, dense], weights, k=settings.rrf_k)
         else:
