@@ -29,6 +29,7 @@ from fathom.domain import (
     Hit,
     IngestReport,
     JobInfo,
+    Passage,
     Principal,
     Section,
     StoreStatus,
@@ -697,6 +698,56 @@ class Fathom:
             end=span_end,
             text=doc.text[span_start:span_end],
             page=_page(pages, doc_id, span_start) if doc_id in pages else None,
+        )
+
+    def passage(
+        self,
+        doc_id: str,
+        start: int,
+        end: int,
+        *,
+        neighbours: int = 1,
+        principal: Principal | None = None,
+    ) -> Passage:
+        """The quote at ``[start, end)`` of a document in context, for people checking a citation.
+
+        The window is every chunk the quote touches plus ``neighbours`` chunks on each side, with
+        the title, heading path and page of the chunk that holds the quote's start.
+
+        Raises:
+            NotFound: no such document, one the principal may not read, or offsets outside its chunks.
+            InvalidQuery: ``end`` is not after ``start``, or ``neighbours`` is negative.
+        """
+        doc = self._readable(doc_id, principal)  # first: an unreadable document is a 404, whatever else
+        if start < 0 or end <= start:
+            raise InvalidQuery("end must be greater than start", code="passage.invalid_range")
+        if neighbours < 0:
+            raise InvalidQuery("neighbours must be 0 or more", code="passage.invalid_range")
+        spans = self.store.chunk_spans(doc.tenant_id, doc.id)
+        index = next((i for i, (a, b, _p) in enumerate(spans) if a <= start < b), None)
+        if index is None:
+            raise NotFound(f"no passage at {start} in document {doc_id!r}", code="passage.not_found")
+        last = index
+        while last + 1 < len(spans) and spans[last][1] < end:
+            last += 1
+        first = max(0, index - neighbours)
+        last = min(len(spans) - 1, last + neighbours)
+        window_start = spans[first][0]
+        window_end = max(b for _a, b, _p in spans[first : last + 1])
+        pages = self.store.page_starts(doc.tenant_id, [doc.id])
+        return Passage(
+            doc_id=doc.id,
+            source=doc.source,
+            title=doc.title,
+            heading_path=spans[index][2],
+            page=_page(pages, doc.id, start) if doc.id in pages else None,
+            start=window_start,
+            end=window_end,
+            text=doc.text[window_start:window_end],
+            quote_start=start,
+            quote_end=min(end, window_end),
+            more_before=window_start > 0,
+            more_after=window_end < len(doc.text),
         )
 
     def _llm_answerer(self) -> LLMAnswerer | None:

@@ -16,6 +16,7 @@ __all__ = [
     "Hit",
     "IngestReport",
     "JobInfo",
+    "Passage",
     "Principal",
     "SentenceSupport",
     "Section",
@@ -99,6 +100,34 @@ class Section:
     end: int
     text: str
     page: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A quoted span of a document shown in context: the chunks around it, and where it lies.
+
+    ``text`` is the document's text from ``start`` to ``end`` (the chunk holding the quote and
+    its neighbours); ``quote_start``/``quote_end`` are document offsets inside that window.
+    ``more_before``/``more_after`` say whether the document goes on past the window.
+    """
+
+    doc_id: str
+    source: str
+    title: str
+    heading_path: tuple[str, ...]
+    page: int | None
+    start: int
+    end: int
+    text: str
+    quote_start: int
+    quote_end: int
+    more_before: bool
+    more_after: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["heading_path"] = list(self.heading_path)
+        return data
 
 
 @dataclass(frozen=True, slots=True)

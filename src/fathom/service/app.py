@@ -22,6 +22,7 @@ from fathom.service.metrics import Metrics
 from fathom.service.middleware import RequestContextMiddleware
 from fathom.service.routes import documents, feedback, health, jobs, search
 from fathom.service.worker import JobWorkers
+from fathom.web import install_web
 
 __all__ = ["create_app", "create_app_from_environment"]
 
@@ -89,6 +90,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_upload_bytes)
     for module in (documents, jobs, search, feedback, health):
         app.include_router(module.router)
+    install_web(app)
     return app
 
 

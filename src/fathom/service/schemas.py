@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fathom.domain import Answer, DocumentInfo, Hit, JobInfo
+from fathom.domain import Answer, DocumentInfo, Hit, JobInfo, Passage
 
 __all__ = [
     "AclIn",
@@ -22,8 +22,10 @@ __all__ = [
     "FeedbackOut",
     "HitOut",
     "JobOut",
+    "PassageOut",
     "SearchIn",
     "SearchOut",
+    "SentenceOut",
 ]
 
 # A bound on request fields before fathom's own limits (max_query_chars) apply.
@@ -155,6 +157,16 @@ class CitationOut(BaseModel):
     start: int
     end: int
     heading_path: list[str]
+    page: int | None = Field(default=None, description="1-based page or slide, for paged documents.")
+
+
+class SentenceOut(BaseModel):
+    text: str
+    citations: list[int] = Field(description="The `n` of the citations this sentence cites.")
+    support: float = Field(description="0..1: how well its quotes support the sentence.")
+    supported: bool = Field(
+        description="False: the sentence was removed from the answer, or marked, as unsupported."
+    )
 
 
 class AskOut(BaseModel):
@@ -162,10 +174,45 @@ class AskOut(BaseModel):
     answer: str
     citations: list[CitationOut]
     abstained: bool
+    groundedness: float | None = Field(
+        default=None,
+        description="Share of the answer's text supported by its quotes (1.0 for extractive answers; "
+        "null when abstaining).",
+    )
+    sentences: list[SentenceOut] = Field(
+        default_factory=list, description="Per-sentence support, including sentences removed as unsupported."
+    )
+    model: str = Field(default="extractive", description="The answerer that wrote the text.")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What a reader should know, e.g. that the LLM was unavailable and the extractive "
+        "answer is shown.",
+    )
 
     @classmethod
     def of(cls, answer_id: str, answer: Answer) -> AskOut:
         return cls.model_validate({"answer_id": answer_id, **answer.to_dict()})
+
+
+class PassageOut(BaseModel):
+    """A cited quote in context: the chunks around it, with the quote's offsets inside them."""
+
+    doc_id: str
+    source: str
+    title: str
+    heading_path: list[str]
+    page: int | None = Field(description="1-based page or slide of the quote, for paged documents.")
+    start: int = Field(description="Document offset where `text` begins.")
+    end: int = Field(description="Document offset where `text` ends.")
+    text: str = Field(description="The document's text from `start` to `end`.")
+    quote_start: int = Field(description="Document offset of the quote (inside `start`..`end`).")
+    quote_end: int
+    more_before: bool = Field(description="The document has text before `start`.")
+    more_after: bool = Field(description="The document has text after `end`.")
+
+    @classmethod
+    def of(cls, passage: Passage) -> PassageOut:
+        return cls.model_validate(passage.to_dict())
 
 
 class FeedbackIn(_In):

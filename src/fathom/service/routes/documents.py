@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -20,6 +20,7 @@ from fathom.service.schemas import (
     DocumentIn,
     DocumentList,
     DocumentOut,
+    PassageOut,
     error_responses,
 )
 from fathom.store.jobs import request_hash
@@ -224,6 +225,28 @@ def list_documents(fathom: FathomDep, principal: PrincipalDep) -> DocumentList:
 )
 def get_document(document_id: str, fathom: FathomDep, principal: PrincipalDep) -> DocumentOut:
     return DocumentOut.of(fathom.document(document_id, principal=principal))
+
+
+@router.get(
+    "/{document_id}/passage",
+    response_model=PassageOut,
+    summary="A cited quote in context",
+    description="The text around `[start, end)` of a document (offsets as in a citation or search hit): "
+    "the chunks the quote touches plus `neighbours` chunks on each side, with the title, heading path "
+    "and page. The same tenant and ACL rules as every read: a document the caller may not read is a "
+    "404, and so are offsets outside the document's chunks.",
+    responses=error_responses(401, 404, 422, 429),
+)
+def get_passage(
+    document_id: str,
+    fathom: FathomDep,
+    principal: PrincipalDep,
+    start: Annotated[int, Query(ge=0, le=2**53, description="Document offset where the quote begins.")],
+    end: Annotated[int, Query(ge=1, le=2**53, description="Document offset where the quote ends.")],
+    neighbours: Annotated[int, Query(ge=0, le=5, description="Chunks shown on each side.")] = 1,
+) -> PassageOut:
+    passage = fathom.passage(document_id, start, end, neighbours=neighbours, principal=principal)
+    return PassageOut.of(passage)
 
 
 @router.delete(

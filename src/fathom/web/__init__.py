@@ -1,0 +1,70 @@
+"""The web page of ``fathom serve``: static HTML, CSS and ES modules shipped in the package.
+
+The page is a thin front over the HTTP API (``/v1``); it holds no logic of its own beyond
+showing what the API returns. Every asset is served by fathom itself (no CDN), under a strict
+Content-Security-Policy: scripts only from this origin, no inline script or style, no framing.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import Response
+
+from fathom.errors import NotFound
+
+__all__ = ["CONTENT_SECURITY_POLICY", "install_web"]
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+_MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    # The page is small and changes with fathom's version; revalidate rather than go stale.
+    "Cache-Control": "no-cache",
+}
+
+
+def _load_assets() -> dict[str, tuple[bytes, str]]:
+    """Every file of ``static/`` by name, read once: the set of servable paths is fixed."""
+    assets: dict[str, tuple[bytes, str]] = {}
+    for entry in resources.files(__package__).joinpath("static").iterdir():
+        suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
+        if entry.is_file() and suffix in _MEDIA_TYPES:
+            assets[entry.name] = (entry.read_bytes(), _MEDIA_TYPES[suffix])
+    return assets
+
+
+def install_web(app: FastAPI) -> None:
+    """Serve the page at ``/`` and its assets under ``/static/`` (left out of the OpenAPI schema)."""
+    assets = _load_assets()
+    router = APIRouter(include_in_schema=False)
+
+    def asset(name: str) -> Response:
+        if name not in assets:
+            raise NotFound(f"no asset {name!r}", code="route.not_found")
+        body, media_type = assets[name]
+        return Response(body, media_type=media_type, headers=_HEADERS)
+
+    @router.get("/")
+    def page() -> Response:
+        return asset("index.html")
+
+    @router.get("/static/{name}")
+    def static(name: str) -> Response:
+        return asset(name)
+
+    app.include_router(router)

@@ -1,0 +1,55 @@
+"""How the web page is served: assets from the package, a strict CSP, no traversal, no HTML sinks."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fathom.web import CONTENT_SECURITY_POLICY
+
+
+def test_the_page_and_its_assets_come_from_fathom_under_a_strict_policy(serve):
+    served = serve()
+    page = served.client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY and "unsafe-inline" not in CONTENT_SECURITY_POLICY
+    assert page.headers["x-content-type-options"] == "nosniff"
+    html = page.text
+    # No inline script and nothing from another origin: every script and style is one of ours.
+    assert "<script>" not in html and "http://" not in html and "https://" not in html
+    for asset, media_type in (
+        ("app.js", "text/javascript"),
+        ("api.js", "text/javascript"),
+        ("ask.js", "text/javascript"),
+        ("documents.js", "text/javascript"),
+        ("dom.js", "text/javascript"),
+        ("style.css", "text/css"),
+        ("favicon.svg", "image/svg+xml"),
+    ):
+        response = served.client.get(f"/static/{asset}")
+        assert response.status_code == 200, asset
+        assert response.headers["content-type"].startswith(media_type)
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    for missing in ("/static/nope.js", "/static/..%2f__init__.py", "/static/%2e%2e/__init__.py"):
+        response = served.client.get(missing)
+        assert response.status_code == 404, missing
+        assert set(response.json()) == {"error"}
+    # The page is no part of the API schema.
+    assert "/" not in served.client.get("/openapi.json").json()["paths"]
+
+
+def test_page_code_never_parses_strings_as_html():
+    static = resources.files("fathom.web").joinpath("static")
+    scripts = [entry for entry in static.iterdir() if entry.name.endswith(".js")]
+    assert scripts
+    for script in scripts:
+        source = script.read_text(encoding="utf-8")
+        for sink in (
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ):
+            assert sink not in source, f"{script.name} uses {sink}"
