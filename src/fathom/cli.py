@@ -512,6 +512,34 @@ def serve(
     )
 
 
+@app.command("mcp")
+def mcp_stdio(
+    home: HomeOption = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="Tenant whose documents the tools read and write (default: the tenant setting, "
+            "'default', which `fathom ingest` uses).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run an MCP server on stdio for an assistant (Claude Desktop, an IDE, any MCP client).
+
+    Tools: search, ask, ingest_text, list_documents, get_document; results carry citations.
+    It acts as the local user: an admin of the tenant, reading every document of that tenant
+    and none of any other. Standard output is the protocol; logs go to standard error.
+    Over HTTP, `fathom serve` offers the same tools at /mcp behind API keys. See docs/mcp.md.
+    """
+    from fathom.config import load_settings
+    from fathom.mcp.stdio import run_stdio
+
+    overrides = {"tenant": tenant} if tenant else {}
+    with _errors():
+        run_stdio(load_settings(home, **overrides))
+
+
 def main() -> None:
     """Console entry point."""
     try:
