@@ -495,7 +495,7 @@ def serve(
     ] = 1,
     home: HomeOption = None,
 ) -> None:
-    """Run the HTTP service (API under /v1, docs at /docs); logs are JSON lines on stderr."""
+    """Run the HTTP service (API under /v1, docs at /docs, MCP at /mcp); logs are JSON lines on stderr."""
     import uvicorn
 
     if home is not None:
@@ -528,9 +528,12 @@ def mcp_stdio(
     """Run an MCP server on stdio for an assistant (Claude Desktop, an IDE, any MCP client).
 
     Tools: search, ask, ingest_text, list_documents, get_document; results carry citations.
-    It acts as the local user: an admin of the tenant, reading every document of that tenant
-    and none of any other. Standard output is the protocol; logs go to standard error.
-    Over HTTP, `fathom serve` offers the same tools at /mcp behind API keys. See docs/mcp.md.
+
+    It acts as the local user, an admin of the tenant: it reads every document of that tenant, none of others.
+
+    Standard output is the protocol; logs go to standard error. See docs/mcp.md.
+
+    `fathom serve` offers the same tools over streamable HTTP at /mcp, behind API keys.
     """
     from fathom.config import load_settings
     from fathom.mcp.stdio import run_stdio
