@@ -495,7 +495,7 @@ def serve(
     ] = 1,
     home: HomeOption = None,
 ) -> None:
-    """Run the HTTP service (API under /v1, docs at /docs); logs are JSON lines on stderr."""
+    """Run the HTTP service (API under /v1, docs at /docs, MCP at /mcp); logs are JSON lines on stderr."""
     import uvicorn
 
     if home is not None:
@@ -510,6 +510,37 @@ def serve(
         log_config=None,
         access_log=False,
     )
+
+
+@app.command("mcp")
+def mcp_stdio(
+    home: HomeOption = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="Tenant whose documents the tools read and write (default: the tenant setting, "
+            "'default', which `fathom ingest` uses).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run an MCP server on stdio for an assistant (Claude Desktop, an IDE, any MCP client).
+
+    Tools: search, ask, ingest_text, list_documents, get_document; results carry citations.
+
+    It acts as the local user, an admin of the tenant: it reads every document of that tenant, none of others.
+
+    Standard output is the protocol; logs go to standard error. See docs/mcp.md.
+
+    `fathom serve` offers the same tools over streamable HTTP at /mcp, behind API keys.
+    """
+    from fathom.config import load_settings
+    from fathom.mcp.stdio import run_stdio
+
+    overrides = {"tenant": tenant} if tenant else {}
+    with _errors():
+        run_stdio(load_settings(home, **overrides))
 
 
 def main() -> None:

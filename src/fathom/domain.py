@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -23,6 +24,7 @@ __all__ = [
     "StoreStatus",
     "TextDocument",
     "contextual_text",
+    "text_source",
     "Usage",
 ]
 
@@ -377,6 +379,12 @@ class TextDocument:
     text: str
     title: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def text_source(content: bytes) -> str:
+    """The source of a document uploaded without one: derived from its content, so every front
+    (REST upload, MCP ``ingest_text``) stores the same text once."""
+    return f"text:{hashlib.sha256(content).hexdigest()[:24]}"
 
 
 def contextual_text(title: str, heading_path: Sequence[str], text: str) -> str:

@@ -18,6 +18,7 @@ from fathom.config import Settings, load_settings
 from fathom.service.deps import Service
 from fathom.service.errors import install_error_handlers
 from fathom.service.limits import create_buckets
+from fathom.service.mcp import McpEndpoint
 from fathom.service.metrics import Metrics
 from fathom.service.middleware import RequestContextMiddleware
 from fathom.service.routes import documents, feedback, health, jobs, search
@@ -34,6 +35,7 @@ Every request under `/v1` needs an API key (`Authorization: Bearer <key>` or `X-
 created with `fathom keys create`. A key belongs to a tenant and a user with groups; every read
 is filtered to the documents that principal may read, and anything else is a 404.
 Errors always have the shape `{"error": {"code", "message", "request_id"}}`.
+MCP clients (streamable HTTP) find search, ask and document tools at `/mcp`, with the same keys.
 """
 
 
@@ -67,13 +69,15 @@ def create_app(
         metrics=metrics,
         workers=workers,
     )
+    mcp = McpEndpoint(service)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         workers.start()
         log.info("service.started", workers=settings.job_workers if start_workers else 0)
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             workers.stop()
             if owned:
@@ -90,6 +94,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_upload_bytes)
     for module in (documents, jobs, search, feedback, health):
         app.include_router(module.router)
+    app.include_router(mcp.router)
     install_web(app)
     return app
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fathom.domain import text_source
 from fathom.service.deps import CallerDep, FathomDep, PrincipalDep, ServiceDep
 from fathom.service.schemas import (
     DeletedOut,
@@ -172,7 +172,7 @@ async def upload_document(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> DocumentAccepted:
     document, content = await _read_upload(request, service.settings.max_upload_bytes)
-    source = document.source or f"text:{hashlib.sha256(content).hexdigest()[:24]}"
+    source = document.source or text_source(content)
     acl = document.acl
     users = tuple(acl.users) if acl else ()
     groups = tuple(acl.groups) if acl else ()

@@ -1,0 +1,98 @@
+"""/mcp: the MCP tools over streamable HTTP, behind the same API keys and limits as /v1.
+
+``/mcp`` is an ordinary FastAPI route, so the key check, the per-key request budget and the
+401/429 error bodies are the REST API's own (:func:`~fathom.service.deps.authenticate`). The
+route stores the caller on the request and hands the request to the MCP session manager; the
+tools read the caller back, so a call acts for the key of the HTTP request that carried it.
+
+The manager runs stateless (no session state between requests, like the rest of the service, so
+any process behind a load balancer can answer) and answers with JSON. It must run inside the
+app's lifespan: :meth:`McpEndpoint.running`.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import APIRouter, Request, Response
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import Receive, Scope, Send
+
+from fathom.domain import Answer
+from fathom.errors import Unauthorized
+from fathom.mcp.server import create_server
+from fathom.mcp.tools import ToolContext
+from fathom.service.deps import Caller, CallerDep, Service
+
+__all__ = ["McpEndpoint"]
+
+_CALLER = "mcp_caller"
+
+
+class _HandOver(Response):
+    """A response that lets the MCP session manager answer the request itself."""
+
+    def __init__(self, manager: StreamableHTTPSessionManager) -> None:
+        super().__init__()
+        self._manager = manager
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._manager.handle_request(scope, receive, send)
+
+
+class McpEndpoint:
+    """The ``/mcp`` route of one app and the MCP session manager behind it."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+        self.manager = StreamableHTTPSessionManager(
+            app=create_server(self._context),
+            stateless=True,
+            json_response=True,
+            # Every request needs an API key, which a page that rebinds DNS cannot present; and
+            # the allowed Host names of a deployment behind a proxy are not known here.
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+        self.router = APIRouter(tags=["mcp"])
+        manager = self.manager
+
+        async def mcp_endpoint(request: Request, caller: CallerDep) -> Response:
+            request.scope.setdefault("state", {})[_CALLER] = caller
+            return _HandOver(manager)
+
+        self.router.add_api_route(
+            "/mcp",
+            mcp_endpoint,
+            methods=["GET", "POST", "DELETE"],
+            include_in_schema=False,
+            response_class=Response,
+        )
+
+    def running(self) -> AbstractAsyncContextManager[None]:
+        """The session manager's task group; enter it once, for the app's lifetime."""
+        return self.manager.run()
+
+    def _context(self, request: Request | None) -> ToolContext:
+        caller = request.scope.get("state", {}).get(_CALLER) if request is not None else None
+        if not isinstance(caller, Caller):  # only reachable through the authenticated route
+            raise Unauthorized("a valid API key is required", code="auth.missing_key")
+        service = self._service
+
+        def job_queued() -> None:
+            service.metrics.jobs_enqueued.inc()
+            service.workers.notify()
+
+        def before_answer() -> None:
+            service.take_answer_budget(caller.key_id)
+
+        def after_answer(answer: Answer) -> None:
+            service.charge_answer_tokens(caller.key_id, len(answer.answer.split()))
+
+        return ToolContext(
+            fathom=service.fathom,
+            principal=caller.principal,
+            job_queued=job_queued,
+            before_answer=before_answer,
+            after_answer=after_answer,
+        )
