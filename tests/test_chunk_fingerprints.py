@@ -1,5 +1,6 @@
-"""Chunk fingerprints are stored at ingest, so search collapses near-duplicates without
-hashing its hits; a store written before they existed gets them when it is upgraded."""
+"""Chunk fingerprints and pages are stored at ingest, so search collapses near-duplicates
+without hashing its hits and numbers pages without reading document metadata; a store
+written before they existed gets them when it is upgraded."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import text
 import fathom.retrieve.dedupe as dedupe
 from fathom import Fathom
 from fathom.ingest.fingerprint import fingerprint
+from tests.files import make_pdf
 
 BOILERPLATE = (
     "Every employee must badge in at the north entrance, keep the visitor log current, "
@@ -47,11 +49,17 @@ def test_search_collapses_copies_with_the_fingerprints_stored_at_ingest(
     assert {hits[0].source, *hits[0].also_in} == {f"mem://badges-{s}" for s in ("Leeds", "Porto", "Osaka")}
 
 
-def test_upgrading_an_older_store_fingerprints_its_chunks(tmp_path: Path):
+def test_upgrading_an_older_store_fingerprints_and_pages_its_chunks(tmp_path: Path):
     home = tmp_path / "home"
+    pdf = make_pdf(
+        tmp_path / "harbour.pdf",
+        ["Lanterns guide ships into the harbour at night.", "Dredging keeps the channel deep in spring."],
+    )
     with Fathom(home=home, embedder="hash:64") as old:
-        old.ingest_text("Lanterns guide ships into the harbour at night.", source="mem://a")
+        assert old.ingest([pdf]).ok
         old.ingest_text("The ferry to the island leaves at seven every morning.", source="mem://b")
+        before = {h.text: h.page for h in old.search("dredging channel lanterns harbour", k=5)}
+        assert sorted(p for p in before.values() if p is not None) == [1, 2]
         config = Config()
         config.set_main_option("script_location", "fathom.store:migrations")
         with old.store.engine.begin() as connection:
@@ -62,6 +70,8 @@ def test_upgrading_an_older_store_fingerprints_its_chunks(tmp_path: Path):
             }
     with Fathom(home=home, embedder="hash:64") as upgraded:
         marks = _stored_marks(upgraded)
-        assert len(marks) == 2
+        assert len(marks) == 3
         assert all(m is not None and np.array_equal(m, fingerprint(t)) for t, m in marks.items())
         assert upgraded.search("ferry island", k=1)[0].source == "mem://b"
+        after = {h.text: h.page for h in upgraded.search("dredging channel lanterns harbour", k=5)}
+        assert after == before

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
 import threading
@@ -35,6 +34,7 @@ from fathom.domain import (
     StoreStatus,
     TextDocument,
     contextual_text,
+    page_at,
 )
 from fathom.embed.base import Embedder, create_embedder
 from fathom.errors import (
@@ -557,8 +557,7 @@ class Fathom:
                 break
             fetched += retriever.hits(trace, stop + k, start=stop)
             stop += k
-        pages = self.store.page_starts(tenant, {h.doc_id for h in hits})
-        return [replace(h, page=_page(pages, h.doc_id, h.start)) if h.doc_id in pages else h for h in hits]
+        return hits
 
     def _observe(self, timings_ms: Mapping[str, float]) -> None:
         if self.stage_observer is None:
@@ -855,4 +854,4 @@ def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
 
 def _page(pages: Mapping[str, list[int]], doc_id: str, offset: int) -> int:
     """The 1-based page holding ``offset``, from a document's page start offsets."""
-    return max(1, bisect.bisect_right(pages[doc_id], offset))
+    return page_at(pages[doc_id], offset)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "page_at",
     "Answer",
     "AnswerDelta",
     "ApiKeyInfo",
@@ -395,3 +397,8 @@ def contextual_text(title: str, heading_path: Sequence[str], text: str) -> str:
     """
     context = [title] + [h for h in heading_path if h and h != title]
     return "\n".join([" > ".join(part for part in context if part), text]).strip()
+
+
+def page_at(page_starts: Sequence[int], offset: int) -> int:
+    """The 1-based page holding text ``offset``, given the offsets where pages begin."""
+    return max(1, bisect.bisect_right(page_starts, offset))

@@ -18,7 +18,7 @@ import numpy as np
 import structlog
 
 from fathom.config import Settings
-from fathom.domain import FileOutcome, FileStatus, IngestReport, TextDocument, contextual_text
+from fathom.domain import FileOutcome, FileStatus, IngestReport, TextDocument, contextual_text, page_at
 from fathom.embed.base import Embedder
 from fathom.errors import FathomError, IngestError
 from fathom.ingest.archive import ArchiveLimits
@@ -412,6 +412,7 @@ class IngestPipeline:
                     progress("file", 1)
                 continue
             warnings = [*parsed.warnings, *self._duplicates(tenant, pending)]
+            page_starts = (parsed.metadata.get("structure") or {}).get("page_starts") or []
             drafts = [
                 ChunkDraft(
                     ordinal=i,
@@ -423,6 +424,7 @@ class IngestPipeline:
                     content_hash=digest,
                     embedding=vector,
                     minhash=fingerprint(parsed.text[start:end]),
+                    page=page_at(page_starts, start) if page_starts else None,
                 )
                 for i, ((start, end, path, tokens), digest, vector) in enumerate(
                     zip(pending.spans, pending.hashes, pending.vectors, strict=True)

@@ -64,14 +64,15 @@ def collapse_near_duplicates(
     marks = cache or FingerprintCache(len(hits))
     kept: list[tuple[Hit, list[str]]] = []
     kept_marks = np.empty((len(hits), PERMUTATIONS), dtype=np.uint64)
+    needed = threshold * PERMUTATIONS  # equal positions out of PERMUTATIONS
     for hit in hits:
         if limit is not None and len(kept) >= limit:
             break
         mark = marks.get(hit)
         if kept:
-            shared = (kept_marks[: len(kept)] == mark).mean(axis=1)
+            shared = np.count_nonzero(kept_marks[: len(kept)] == mark, axis=1)
             best = int(np.argmax(shared))
-            if shared[best] >= threshold:
+            if shared[best] >= needed:
                 kept[best][1].append(hit.source)
                 continue
         kept_marks[len(kept)] = mark

@@ -128,6 +128,7 @@ class HybridRetriever:
                     start=chunk.start,
                     end=chunk.end,
                     heading_path=chunk.heading_path,
+                    page=chunk.page,
                 )
             )
         return hits

@@ -8,6 +8,7 @@ leaves no half-visible document.
 from __future__ import annotations
 
 import fcntl
+import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -28,6 +29,12 @@ from fathom.normalize import fold_for_index
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentRow, utcnow
 
 __all__ = ["ChangeBatch", "ChunkDraft", "IndexableChunk", "Store", "StoredChunk"]
+
+_CHUNKS_BY_ID = text(
+    "SELECT c.id, c.doc_id, c.text, c.start_offset, c.end_offset, c.heading_path, c.ordinal,"
+    " c.minhash, c.page, d.source, d.title"
+    " FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +50,7 @@ class ChunkDraft:
     content_hash: str
     embedding: np.ndarray
     minhash: np.ndarray
+    page: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,7 @@ class StoredChunk:
     heading_path: tuple[str, ...]
     ordinal: int
     minhash: np.ndarray | None = None
+    page: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +284,7 @@ class Store:
                     embedding_model=embedding_model,
                     embedding=np.asarray(c.embedding, dtype=np.float32).tobytes(),
                     minhash=np.asarray(c.minhash, dtype=np.uint64).tobytes(),
+                    page=c.page,
                 )
                 for c in chunks
             ]
@@ -434,39 +444,32 @@ class Store:
             return [int(x) for x in conn.execute(select(ChunkRow.id).order_by(ChunkRow.id)).scalars()]
 
     def chunks_by_id(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
-        """Chunks for search results, with their document's source and title."""
+        """Chunks for search results, with their document's source and title.
+
+        Runs on every search, so it is plain SQL without ORM result processing (a third of
+        the time for 100 hits on SQLite); ``heading_path`` arrives as JSON text on SQLite and
+        already decoded on PostgreSQL.
+        """
         out: dict[int, StoredChunk] = {}
         ids = list(dict.fromkeys(chunk_ids))
         with self.connection() as conn:
             for i in range(0, len(ids), 900):
-                rows = conn.execute(
-                    select(
-                        ChunkRow.id,
-                        ChunkRow.doc_id,
-                        ChunkRow.text,
-                        ChunkRow.start_offset,
-                        ChunkRow.end_offset,
-                        ChunkRow.heading_path,
-                        ChunkRow.ordinal,
-                        ChunkRow.minhash,
-                        DocumentRow.source,
-                        DocumentRow.title,
-                    )
-                    .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
-                    .where(ChunkRow.id.in_(ids[i : i + 900]))
-                ).all()
-                for r in rows:
-                    out[r.id] = StoredChunk(
-                        chunk_id=r.id,
-                        doc_id=r.doc_id,
-                        source=r.source,
-                        title=r.title,
-                        text=r.text,
-                        start=r.start_offset,
-                        end=r.end_offset,
-                        heading_path=tuple(r.heading_path or ()),
-                        ordinal=r.ordinal,
-                        minhash=np.frombuffer(r.minhash, dtype=np.uint64) if r.minhash else None,
+                rows = conn.execute(_CHUNKS_BY_ID, {"ids": ids[i : i + 900]}).all()
+                for chunk_id, doc_id, body, start, end, path, ordinal, minhash, page, source, title in rows:
+                    if isinstance(path, str):
+                        path = json.loads(path)
+                    out[chunk_id] = StoredChunk(
+                        chunk_id=chunk_id,
+                        doc_id=doc_id,
+                        source=source,
+                        title=title,
+                        text=body,
+                        start=start,
+                        end=end,
+                        heading_path=tuple(path or ()),
+                        ordinal=ordinal,
+                        minhash=np.frombuffer(minhash, dtype=np.uint64) if minhash else None,
+                        page=page,
                     )
         return out
 

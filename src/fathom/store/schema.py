@@ -87,6 +87,8 @@ class ChunkRow(Base):
     # MinHash of the chunk's text (uint64[64]), so search collapses near-duplicates without
     # hashing every hit; NULL only for a row written by an older version before migration.
     minhash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # 1-based page (or slide) of a paged document; chunks never cross a page break.
+    page: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ChangeRow(Base):
