@@ -534,10 +534,9 @@ class Fathom:
         query = self._check_query(query)
         if k < 1:
             raise InvalidQuery("k must be at least 1", code="query.invalid_k")
-        self.indexes.catch_up()
         who = self._principal(principal)
         where = self._filter(who, filters)
-        trace = self._hybrid.retrieve(query, where, k * 2)
+        trace = self._hybrid.retrieve(query, where, k * 2)  # catches the indexes up first
         self._observe(trace.timings_ms)
         return self._top_hits(trace, k, who.tenant)
 
@@ -602,10 +601,9 @@ class Fathom:
         """
         question = self._check_query(question)
         limit = k or self.settings.answer_chunks
-        self.indexes.catch_up()
         who = self._principal(principal)
         where = self._filter(who, filters)
-        trace = self._hybrid.retrieve(question, where, limit * 2)
+        trace = self._hybrid.retrieve(question, where, limit * 2)  # catches the indexes up first
         self._observe(trace.timings_ms)
         hits = self._top_hits(trace, limit, who.tenant)
         extractive = self._extractive()

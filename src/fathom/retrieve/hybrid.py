@@ -33,7 +33,8 @@ class RetrievalTrace:
 
 
 class HybridRetriever:
-    """Runs the lexical search while the query is embedded, then dense search, then fusion."""
+    """Catches the indexes up and runs the lexical search while the query is embedded, then
+    dense search, then fusion."""
 
     def __init__(
         self, indexes: IndexSet, embedder: Embedder, settings: Settings, reranker: Reranker | None = None
@@ -54,6 +55,8 @@ class HybridRetriever:
         depth = max(settings.candidates, limit)
         started = time.perf_counter()
         embedding = self._pool.submit(self._embedder.embed_query, query)
+        # While the query is embedded: apply what other writers committed since the last search.
+        self._indexes.catch_up()
         lexical_started = time.perf_counter()
         lexical = self._indexes.lexical.search(query, depth, where)
         allowed = self._indexes.lexical.allowed(where)
