@@ -21,15 +21,11 @@ from fathom import Fathom
 from fathom.config import DEFAULT_EMBEDDER
 from fathom.domain import contextual_text
 from fathom.embed import create_embedder
+from fathom.eval.metrics import percentile
 from fathom.ingest.parsers import parse_bytes
 from fathom.ingest.pipeline import iter_files
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -98,9 +94,9 @@ def main() -> None:
         "embedder_chunks_per_s": round(chunks / embed_s, 1),
         "parse_seconds": round(parse_s, 3),
         "search_p50_ms": round(statistics.median(search_ms), 1),
-        "search_p95_ms": round(_percentile(search_ms, 0.95), 1),
+        "search_p95_ms": round(percentile(search_ms, 95), 1),
         "ask_p50_ms": round(statistics.median(ask_ms), 1),
-        "ask_p95_ms": round(_percentile(ask_ms, 0.95), 1),
+        "ask_p95_ms": round(percentile(ask_ms, 95), 1),
         "queries": len(search_ms),
     }
     out = ROOT / "bench" / "results" / "foundation.json"

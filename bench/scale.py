@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from fathom.eval.metrics import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DIM = 384
@@ -247,11 +249,6 @@ def _queries(size: int, count: int, corpus: Path) -> list[tuple[str, np.ndarray]
     return out
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def search(size: int, home: Path, corpus: Path, count: int) -> dict[str, Any]:
     """Time hybrid retrieval (no query embedding) over the built home, in a fresh process."""
     from fathom.index.base import IndexFilter
@@ -281,10 +278,10 @@ def search(size: int, home: Path, corpus: Path, count: int) -> dict[str, Any]:
             dense.append(trace.timings_ms["dense"])
             recall += bool(trace.fused)
         result[label] = {
-            "p50_ms": round(_percentile(totals, 0.5), 2),
-            "p95_ms": round(_percentile(totals, 0.95), 2),
-            "cpu_p50_ms": round(_percentile(cpu, 0.5), 2),
-            "cpu_p95_ms": round(_percentile(cpu, 0.95), 2),
+            "p50_ms": round(percentile(totals, 50), 2),
+            "p95_ms": round(percentile(totals, 95), 2),
+            "cpu_p50_ms": round(percentile(cpu, 50), 2),
+            "cpu_p95_ms": round(percentile(cpu, 95), 2),
             "lexical_p50_ms": round(statistics.median(lexical), 2),
             "dense_p50_ms": round(statistics.median(dense), 2),
             "queries": len(totals),

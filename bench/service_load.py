@@ -30,17 +30,13 @@ from typing import Any
 import httpx
 
 from fathom import Fathom
+from fathom.eval.metrics import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
 RESULTS = ROOT / "bench" / "results" / "service_load.json"
 DOC_PAGE = ROOT / "docs" / "service.md"
 START, END = "<!-- bench/service_load.py:start -->", "<!-- bench/service_load.py:end -->"
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _write_corpus(corpus: Path, limit: int | None, folder: Path) -> int:
@@ -104,8 +100,8 @@ async def _level(
         "requests": len(latencies),
         "errors": errors,
         "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(_percentile(latencies, 0.50), 1),
-        "p95_ms": round(_percentile(latencies, 0.95), 1),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
     }
 
 
