@@ -41,3 +41,27 @@ def test_int8_queries_rank_the_right_document_first(tmp_path: Path):
 def test_unknown_query_precision_is_refused():
     with pytest.raises(ConfigError, match="query precision"):
         create_embedder(DEFAULT_EMBEDDER, query_precision="int4")
+
+
+def test_queries_from_server_threads_match_the_main_thread_and_leave_documents_all_cores(embedder):
+    import threading
+
+    import torch
+
+    cores = torch.get_num_threads()
+    main_vector = embedder.embed_query("how long do lanterns burn on the pier")
+    from_thread: list[np.ndarray] = []
+    threads_used: list[int] = []
+
+    def serve_one() -> None:
+        # A trailing space tokenises the same but misses the query cache.
+        from_thread.append(embedder.embed_query("how long do lanterns burn on the pier "))
+        threads_used.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=serve_one)
+    worker.start()
+    worker.join()
+    assert float(main_vector @ from_thread[0]) > 0.99  # same model, one thread instead of several
+    assert threads_used == [1]  # concurrent requests each keep to one core
+    embedder.embed_documents(["Lanterns on the pier burn until dawn."])
+    assert torch.get_num_threads() == cores
