@@ -12,8 +12,10 @@ import pytest
 from fathom import Fathom
 from fathom.domain import QueryTransformTrace
 from fathom.embed import Embedder
+from fathom.errors import ConfigError
 from fathom.llm.testing import Reply, ScriptedLLMServer, documents
 from fathom.retrieve.transform import PROMPT_VERSIONS, build_transform_messages, parse_paraphrases
+from tests.eval.test_eval_retrieval import write_beir
 
 pytestmark = pytest.mark.integration
 
@@ -273,3 +275,32 @@ def test_paraphrase_parsing_drops_numbering_quotes_duplicates_and_the_question()
     assert set(PROMPT_VERSIONS.values()) == {"rewrite-v1", "multi-query-v1", "hyde-v1"}
     trace = QueryTransformTrace("rewrite", ("q",), fallback="provider.timeout")
     assert not trace.applied and trace.to_dict()["applied"] is False
+
+
+def test_eval_retrieval_runs_each_query_through_the_transform(tmp_path: Path, embedder: Embedder):
+    from fathom.eval.retrieval import evaluate_retrieval
+
+    root = write_beir(tmp_path / "tiny")
+    with pytest.raises(ConfigError, match="needs an LLM"):
+        evaluate_retrieval(root, home=tmp_path / "eh", embedder=embedder, query_transform="rewrite")
+
+    def rewrite(request: dict[str, Any]) -> Reply:
+        question = request["messages"][1]["content"].removeprefix("Question: ")
+        if "Etna" in question:
+            return Reply(status=500)
+        return Reply(text=question)
+
+    with ScriptedLLMServer(rewrite) as server:
+        report = evaluate_retrieval(
+            root,
+            home=tmp_path / "eh",
+            embedder=embedder,
+            llm="openai:scripted-model",
+            llm_base_url=server.url,
+            llm_retries=0,
+            query_transform="rewrite",
+        )
+    assert report.query_transform == "rewrite"
+    assert report.transform_fallbacks == {"provider.server_error": 1}
+    assert report.to_dict()["transform_fallbacks"] == {"provider.server_error": 1}
+    assert report.ndcg_at_10 > 0.9
