@@ -30,6 +30,8 @@ from fathom.domain import (
     JobInfo,
     Passage,
     Principal,
+    QueryTransformTrace,
+    SearchResult,
     Section,
     StoreStatus,
     TextDocument,
@@ -58,6 +60,7 @@ from fathom.logs import configure_logging
 from fathom.rerank.base import create_reranker
 from fathom.retrieve.dedupe import collapse_near_duplicates
 from fathom.retrieve.hybrid import HybridRetriever, RetrievalTrace
+from fathom.retrieve.transform import QueryTransformer, transform_note
 from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
@@ -122,6 +125,7 @@ class Fathom:
         self._retriever: HybridRetriever | None = None
         self._answerer: ExtractiveAnswerer | None = None
         self._llm: LLMAnswerer | None = None
+        self._transformer: QueryTransformer | None = None
         self.ledger = TokenLedger(self.settings.tenant_token_budgets)
         self._cache = AnswerCache(
             self.settings.answer_cache_size, self.settings.answer_cache_similarity, self._document_version
@@ -525,20 +529,67 @@ class Fathom:
         k: int = 10,
         filters: Mapping[str, str] | None = None,
         principal: Principal | None = None,
+        transform: bool = False,
     ) -> list[Hit]:
         """Hybrid search: the ``k`` best chunks the principal may read, best first.
 
         ``filters`` match document metadata exactly (``source``, ``type``, ``filename`` and
-        any metadata given at ingest).
+        any metadata given at ingest). ``transform`` applies the configured
+        ``query_transform`` first (when an LLM is configured); :meth:`search_traced` also
+        returns what it did.
+        """
+        return self.search_traced(query, k=k, filters=filters, principal=principal, transform=transform).hits
+
+    def search_traced(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: Mapping[str, str] | None = None,
+        principal: Principal | None = None,
+        transform: bool = True,
+    ) -> SearchResult:
+        """Like :meth:`search`, with the query transform's trace (``None`` when none ran).
+
+        A transform that fails falls back to the query as given; its trace says why.
         """
         query = self._check_query(query)
         if k < 1:
             raise InvalidQuery("k must be at least 1", code="query.invalid_k")
         who = self._principal(principal)
         where = self._filter(who, filters)
-        trace = self._hybrid.retrieve(query, where, k * 2)  # catches the indexes up first
+        transformed = self._transform(query, who.tenant) if transform else None
+        trace = self._retrieve(query, transformed, where, k * 2)
         self._observe(trace.timings_ms)
-        return self._top_hits(trace, k, who.tenant)
+        return SearchResult(self._top_hits(trace, k, who.tenant), transformed)
+
+    def _transform(self, question: str, tenant: str) -> QueryTransformTrace | None:
+        """The configured query transform of ``question``; None without one or without an LLM."""
+        if self.settings.query_transform == "none":
+            return None
+        llm = self._llm_answerer()
+        if llm is None:
+            return None
+        if self._transformer is None:
+            self._transformer = QueryTransformer(self.settings, llm)
+        started = time.perf_counter()
+        trace = self._transformer.transform(question, tenant=tenant)
+        if self.stage_observer is not None:
+            self.stage_observer("transform", time.perf_counter() - started)
+        return trace
+
+    def _retrieve(
+        self, question: str, transform: QueryTransformTrace | None, where: IndexFilter, limit: int
+    ) -> RetrievalTrace:
+        """Hybrid retrieval for the question as the transform shaped it."""
+        if transform is None or not transform.applied:
+            return self._hybrid.retrieve(question, where, limit)
+        if transform.passage is not None:
+            lexical = question
+            if self.settings.query_transform_hyde_lexical == "question_and_passage":
+                lexical = f"{question}\n{transform.passage}"
+            return self._hybrid.retrieve(lexical, where, limit, dense_query=transform.passage)
+        return self._hybrid.retrieve_many(transform.queries, where, limit)
 
     def _top_hits(self, trace: RetrievalTrace, k: int, tenant: str) -> list[Hit]:
         """The ``k`` best fused candidates with near-duplicates collapsed, with page numbers.
@@ -603,8 +654,28 @@ class Fathom:
         limit = k or self.settings.answer_chunks
         who = self._principal(principal)
         where = self._filter(who, filters)
-        trace = self._hybrid.retrieve(question, where, limit * 2)  # catches the indexes up first
+        llm = self._llm_answerer()
+        scope: CacheScope = (
+            who.tenant,
+            "admin" if who.admin else ",".join(sorted(who.acl_tokens())),
+            ",".join(where.metadata),
+            str(limit),
+            self.settings.llm,
+            PROMPT_VERSION,
+        )
+        looked_up = llm is not None and self.settings.query_transform != "none"
+        if looked_up:
+            # Look in the answer cache before the transform spends tokens on a known question.
+            cached = self._cache.get(scope, question, self.embedder.embed_query(question))
+            if cached is not None:
+                yield cached
+                return
+        transformed = self._transform(question, who.tenant) if llm is not None else None
+        trace = self._retrieve(question, transformed, where, limit * 2)
         self._observe(trace.timings_ms)
+        if transformed is not None and transformed.passage is not None:
+            # The trace holds the HyDE passage's vector; answers are compared with the question's.
+            trace = replace(trace, query_vector=self.embedder.embed_query(question))
         hits = self._top_hits(trace, limit, who.tenant)
         extractive = self._extractive()
 
@@ -615,7 +686,6 @@ class Fathom:
                 self.stage_observer("answer", time.perf_counter() - started)
             return answer
 
-        llm = self._llm_answerer()
         if llm is None:
             # The extractive answer exists all at once; stream it word by word all the same so
             # every front handles one shape of stream.
@@ -624,21 +694,15 @@ class Fathom:
                 yield AnswerDelta(piece)
             yield answer
             return
-        scope: CacheScope = (
-            who.tenant,
-            "admin" if who.admin else ",".join(sorted(who.acl_tokens())),
-            ",".join(where.metadata),
-            str(limit),
-            self.settings.llm,
-            PROMPT_VERSION,
-        )
-        cached = self._cache.get(scope, question, trace.query_vector)
+        cached = None if looked_up else self._cache.get(scope, question, trace.query_vector)
         if cached is not None:
             yield cached
             return
         for item in llm.stream(question, hits, tenant=who.tenant, extractive=extract):
-            if isinstance(item, Answer) and not item.abstained and item.model != EXTRACTIVE:
-                self._cache.put(scope, question, trace.query_vector, item)
+            if isinstance(item, Answer):
+                item = _with_transform(item, transformed)
+                if not item.abstained and item.model != EXTRACTIVE:
+                    self._cache.put(scope, question, trace.query_vector, item)
             yield item
 
     def _extractive(self) -> ExtractiveAnswerer:
@@ -847,6 +911,19 @@ def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
         updated_at=doc.updated_at.isoformat(),
         acl_users=tuple(doc.acl_users or ()),
         acl_groups=tuple(doc.acl_groups or ()),
+    )
+
+
+def _with_transform(answer: Answer, transform: QueryTransformTrace | None) -> Answer:
+    """The answer with the query transform's trace, its tokens in the usage, and a note if it fell back."""
+    if transform is None:
+        return answer
+    note = transform_note(transform)
+    return replace(
+        answer,
+        query_transform=transform,
+        usage=answer.usage.plus(transform.usage),
+        notes=(*answer.notes, note) if note else answer.notes,
     )
 
 

@@ -356,6 +356,15 @@ def eval_retrieval(
             "--per-query", help="Where to write per-query results (JSON lines).", show_default=False
         ),
     ] = None,
+    query_transform: Annotated[
+        str | None,
+        typer.Option(
+            "--query-transform",
+            help="none, rewrite, multi_query or hyde: transform every query with the configured LLM "
+            "(FATHOM_LLM, FATHOM_LLM_BASE_URL) before searching (default: the query_transform setting).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and per-query latency (query embedding included) on a BEIR set.
@@ -366,7 +375,12 @@ def eval_retrieval(
 
     with _errors(), _eval_progress(not as_json) as callback:
         report = evaluate_retrieval(
-            beir, split=split, home=eval_home, progress=callback, per_query_path=per_query
+            beir,
+            split=split,
+            home=eval_home,
+            progress=callback,
+            per_query_path=per_query,
+            query_transform=query_transform,
         )
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
@@ -380,9 +394,12 @@ def eval_retrieval(
                 ("MRR@10", f"{report.mrr_at_10:.4f}"),
                 ("p50 latency", f"{report.p50_ms:.1f} ms"),
                 ("p95 latency", f"{report.p95_ms:.1f} ms"),
+                ("query transform", escape(report.query_transform)),
             ],
         )
     )
+    for code, count in sorted(report.transform_fallbacks.items()):
+        err.print(f"[yellow]note[/yellow] {count} queries searched untransformed ({escape(code)})")
     out.print(f"[dim]per-query results: {escape(report.per_query_path)}[/dim]")
 
 

@@ -224,6 +224,31 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="LLM tokens each tenant may use per UTC day ('*' applies to tenants not listed).",
     )
+    query_transform: Literal["none", "rewrite", "multi_query", "hyde"] = Field(
+        default="none",
+        description="What the LLM does to a question before retrieval (only when `llm` is not "
+        "'extractive'): nothing, rewrite it as a search query, write paraphrases whose results are "
+        "fused, or write a hypothetical passage whose embedding drives the dense search.",
+    )
+    query_transform_count: int = Field(
+        default=3, ge=1, le=8, description="Paraphrases the 'multi_query' transform asks for."
+    )
+    query_transform_hyde_lexical: Literal["question", "question_and_passage"] = Field(
+        default="question",
+        description="What BM25 searches with under 'hyde': the question alone, or the question "
+        "followed by the hypothetical passage.",
+    )
+    query_transform_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a query transform may take before the question is used as is.",
+    )
+    query_transform_max_tokens: int = Field(
+        default=256, ge=16, description="Most tokens the model may generate for one query transform."
+    )
+    query_transform_cache_size: int = Field(
+        default=256, ge=0, description="Query transforms kept in memory for reuse; 0 turns the cache off."
+    )
     verify_policy: Literal["remove", "mark"] = Field(
         default="remove", description="What happens to LLM sentences their citations do not support."
     )

@@ -21,6 +21,8 @@ __all__ = [
     "JobInfo",
     "Passage",
     "Principal",
+    "QueryTransformTrace",
+    "SearchResult",
     "SentenceSupport",
     "Section",
     "StoreStatus",
@@ -190,6 +192,15 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def plus(self, other: Usage) -> Usage:
+        """Both usages together; the cost is the sum of the known costs (None when neither is known)."""
+        costs = [c for c in (self.cost, other.cost) if c is not None]
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            round(sum(costs), 8) if costs else None,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt_tokens,
@@ -197,6 +208,53 @@ class Usage:
             "total_tokens": self.total_tokens,
             "cost": self.cost,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class QueryTransformTrace:
+    """What a query transform did to a question before retrieval (see ``query_transform``).
+
+    ``kind`` is the transform: ``rewrite``, ``multi_query`` or ``hyde``. ``queries`` are the
+    search queries actually run: the rewritten query, or the question followed by its
+    paraphrases; for ``hyde`` the question, with the generated ``passage`` embedded for the
+    dense side. ``fallback`` is the stable code of why the question was searched as asked
+    instead (``provider.timeout``, ``budget.exhausted``, ...); ``None`` when the transform applied.
+    ``usage`` is what this transform cost (zero when it came from the transform cache).
+    """
+
+    kind: str
+    queries: tuple[str, ...] = ()
+    passage: str | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False
+    fallback: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.fallback is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "applied": self.applied,
+            "queries": list(self.queries),
+            "passage": self.passage,
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "usage": self.usage.to_dict(),
+            "cached": self.cached,
+            "fallback": self.fallback,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Search hits with the query transform that shaped them (``None`` when none ran)."""
+
+    hits: list[Hit]
+    transform: QueryTransformTrace | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +279,7 @@ class Answer:
     prompt_version: str | None = None
     notes: tuple[str, ...] = ()
     cached: bool = False
+    query_transform: QueryTransformTrace | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -234,6 +293,7 @@ class Answer:
             "prompt_version": self.prompt_version,
             "notes": list(self.notes),
             "cached": self.cached,
+            "query_transform": self.query_transform.to_dict() if self.query_transform else None,
         }
 
 

@@ -9,6 +9,8 @@ extractive answer is returned with a note. Text is streamed as it arrives
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -26,7 +28,7 @@ from fathom.errors import ProviderError
 from fathom.guard.injection import screen_injection
 from fathom.guard.pii import PiiVault
 from fathom.guard.sanitize import sanitize_output
-from fathom.llm.base import ChatProvider, Message, TokenUsage
+from fathom.llm.base import ChatProvider, Completion, Message, TokenUsage
 from fathom.llm.bridge import LoopThread
 
 __all__ = ["LLMAnswerer", "NOTE_FALLBACK"]
@@ -60,6 +62,68 @@ class LLMAnswerer:
         for provider in self._providers:
             self._loop.run(provider.aclose())
         self._loop.close()
+
+    def complete(self, system: str, user: str, *, tenant: str, max_tokens: int, timeout: float) -> Completion:
+        """One short generation (a query transform) through the same providers, fallbacks and budget.
+
+        The user text is PII-masked on the way out and unmasked on the way back; tokens are
+        priced and counted against ``tenant``'s budget. Never raises for a provider failure:
+        the result then has no text and a stable ``failure`` code. ``timeout`` bounds the
+        whole call, every provider included.
+        """
+        if not self._ledger.allows(tenant):
+            return Completion(None, failure="budget.exhausted")
+        vault = PiiVault()
+        masked = vault.mask(user) if self._settings.pii_masking else user
+        messages: list[Message] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": masked},
+        ]
+        deadline = time.monotonic() + timeout
+        failure = "provider.unavailable"
+        for provider in self._providers:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                failure = "provider.timeout"
+                break
+            try:
+                text, usage = self._loop.run(self._collect(provider, messages, max_tokens, remaining))
+            except ProviderError as exc:
+                failure = exc.code
+                log.info("complete.provider_failed", provider=provider.name, code=exc.code)
+                continue
+            cost = price(usage, provider.model, self._settings.llm_prices)
+            self._ledger.record(tenant, cost)
+            return Completion(vault.unmask(text), model=provider.name, usage=cost)
+        return Completion(None, failure=failure)
+
+    async def _collect(
+        self, provider: ChatProvider, messages: list[Message], max_tokens: int, timeout: float
+    ) -> tuple[str, TokenUsage]:
+        pieces: list[str] = []
+        usage = TokenUsage(0, 0)
+
+        async def read() -> None:
+            nonlocal usage
+            stream = provider.stream(
+                messages, temperature=self._settings.llm_temperature, max_tokens=max_tokens
+            )
+            try:
+                async for item in stream:
+                    if isinstance(item, TokenUsage):
+                        usage = item
+                    else:
+                        pieces.append(item)
+            finally:
+                close = getattr(stream, "aclose", None)
+                if close is not None:
+                    await close()
+
+        try:
+            await asyncio.wait_for(read(), timeout)
+        except TimeoutError:
+            raise ProviderError("the language model timed out", code="provider.timeout") from None
+        return "".join(pieces), usage
 
     def stream(
         self, question: str, hits: Sequence[Hit], *, tenant: str, extractive: Extractive

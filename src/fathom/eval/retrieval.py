@@ -19,8 +19,10 @@ from typing import Any
 from fathom.api import Fathom
 from fathom.domain import Hit, TextDocument
 from fathom.embed.base import Embedder
+from fathom.errors import ConfigError
 from fathom.eval.beir import BeirDataset, corpus_fingerprint, iter_corpus, load_beir
 from fathom.eval.metrics import mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from fathom.llm.base import EXTRACTIVE
 
 __all__ = ["RetrievalReport", "default_eval_home", "evaluate_retrieval", "open_eval_home", "ranked_documents"]
 
@@ -49,6 +51,8 @@ class RetrievalReport:
     home: str
     per_query_path: str
     settings: dict[str, Any] = field(default_factory=dict)
+    query_transform: str = "none"
+    transform_fallbacks: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` shape: the issue's keys first, then context."""
@@ -64,6 +68,8 @@ class RetrievalReport:
             "home": self.home,
             "per_query": self.per_query_path,
             "settings": self.settings,
+            "query_transform": self.query_transform,
+            "transform_fallbacks": self.transform_fallbacks,
         }
 
 
@@ -135,6 +141,7 @@ class _QueryRow:
     latency_ms: float
     top10: list[str]
     relevant: dict[str, int]
+    transform: dict[str, Any] | None = None
 
 
 def evaluate_retrieval(
@@ -151,11 +158,23 @@ def evaluate_retrieval(
 
     Latency is wall time of :meth:`Fathom.search` per query after a few warm-up
     queries, query embedding included (the query-embedding cache is cleared first so
-    no query is served from it).
+    no query is served from it). With a ``query_transform`` setting every query goes
+    through the transform first, the model's time included; queries whose transform fell
+    back are counted by code in ``transform_fallbacks``.
+
+    Raises:
+        ConfigError: a query transform is asked for but no LLM is configured.
     """
     dataset: BeirDataset = load_beir(root, split)
     eval_home = Path(home).expanduser().resolve() if home else default_eval_home(dataset.root)
     fathom = open_eval_home(dataset.root, eval_home, embedder=embedder, progress=progress, **overrides)
+    if fathom.settings.query_transform != "none" and fathom.settings.llm == EXTRACTIVE:
+        fathom.close()
+        raise ConfigError(
+            f"query transform {fathom.settings.query_transform!r} needs an LLM: set FATHOM_LLM "
+            "(and FATHOM_LLM_BASE_URL for a local server such as Ollama or vLLM)",
+            code="eval.no_llm",
+        )
     try:
         rows = _run_queries(fathom, dataset, progress)
         settings = {
@@ -172,6 +191,11 @@ def evaluate_retrieval(
             handle.write(json.dumps(asdict(row)) + "\n")
     latencies = [row.latency_ms for row in rows]
     count = max(len(rows), 1)
+    fallbacks: dict[str, int] = {}
+    for row in rows:
+        code = row.transform.get("fallback") if row.transform else None
+        if code:
+            fallbacks[code] = fallbacks.get(code, 0) + 1
     return RetrievalReport(
         dataset=dataset.root.name,
         split=split,
@@ -184,6 +208,8 @@ def evaluate_retrieval(
         home=str(eval_home),
         per_query_path=str(out),
         settings=settings,
+        query_transform=str(settings.get("query_transform", "none")),
+        transform_fallbacks=fallbacks,
     )
 
 
@@ -191,12 +217,13 @@ def _run_queries(fathom: Fathom, dataset: BeirDataset, progress: EvalProgress | 
     queries = list(dataset.queries.items())
     # Warm-up queries that are not in the split, so no measured query hits the embedding cache.
     for number in range(_WARMUP_QUERIES):
-        fathom.search(f"warm up query number {number} for the evaluation", k=100)
+        fathom.search_traced(f"warm up query number {number} for the evaluation", k=100)
     rows: list[_QueryRow] = []
     for number, (query_id, text) in enumerate(queries, start=1):
         started = time.perf_counter()
-        hits = fathom.search(text, k=100)
+        result = fathom.search_traced(text, k=100)
         latency_ms = (time.perf_counter() - started) * 1000
+        hits = result.hits
         ranking = ranked_documents(hits)
         relevant = dataset.qrels[query_id]
         rows.append(
@@ -209,6 +236,7 @@ def _run_queries(fathom: Fathom, dataset: BeirDataset, progress: EvalProgress | 
                 latency_ms=latency_ms,
                 top10=ranking[:10],
                 relevant=relevant,
+                transform=result.transform.to_dict() if result.transform else None,
             )
         )
         if progress is not None:

@@ -9,15 +9,24 @@ A provider streams text deltas for a list of chat messages and ends with one
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
 
+from fathom.domain import Usage
 from fathom.errors import ConfigError
 
 if TYPE_CHECKING:
     from fathom.config import Settings
 
-__all__ = ["EXTRACTIVE", "ChatProvider", "Message", "TokenUsage", "create_provider", "parse_provider_spec"]
+__all__ = [
+    "EXTRACTIVE",
+    "ChatProvider",
+    "Completion",
+    "Message",
+    "TokenUsage",
+    "create_provider",
+    "parse_provider_spec",
+]
 
 EXTRACTIVE = "extractive"
 
@@ -33,6 +42,20 @@ class TokenUsage:
 
     prompt_tokens: int
     completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The whole text of one short generation through the provider chain, or why there is none.
+
+    ``text`` is None when no provider answered; ``failure`` then holds a stable code
+    (``provider.timeout``, ``budget.exhausted``, ...) and never a provider's raw reply.
+    """
+
+    text: str | None
+    model: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    failure: str | None = None
 
 
 @runtime_checkable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -50,7 +51,14 @@ class HybridRetriever:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
-    def retrieve(self, query: str, where: IndexFilter, limit: int) -> RetrievalTrace:
+    def retrieve(
+        self, query: str, where: IndexFilter, limit: int, *, dense_query: str | None = None
+    ) -> RetrievalTrace:
+        """BM25 for ``query`` and dense search for ``dense_query`` (default ``query``), fused.
+
+        ``dense_query`` is how HyDE searches: a hypothetical passage is embedded for the dense
+        side while BM25 keeps the question. The trace's ``query_vector`` is the vector searched.
+        """
         settings = self._settings
         depth = max(settings.candidates, limit)
         started = time.perf_counter()
@@ -59,29 +67,77 @@ class HybridRetriever:
         # a pool thread applies what other writers committed and runs the BM25 search.
         lexical_side = self._pool.submit(self._lexical, query, depth, where)
         try:
-            vector = self._embedder.embed_query(query)
+            vector = self._embedder.embed_query(dense_query or query)
         finally:
             lexical, allowed, lexical_ms = lexical_side.result()
         dense_started = time.perf_counter()
         dense = self._indexes.dense.search(vector, depth, where, allowed)
         dense_ms = (time.perf_counter() - dense_started) * 1000
+        fused = self._fuse(lexical, dense)
+        timings = {"lexical": lexical_ms, "dense": dense_ms}
+        return self._finish(query, lexical, dense, fused, vector, timings, limit, started)
+
+    def retrieve_many(self, queries: Sequence[str], where: IndexFilter, limit: int) -> RetrievalTrace:
+        """Each query searched as by :meth:`retrieve`, then their fused lists fused again by RRF.
+
+        The first query is the question: the reranker scores against it and the trace's
+        ``lexical``, ``dense`` and ``query_vector`` are its own. Queries are embedded on the
+        worker pool while BM25 runs on this thread.
+        """
+        if len(queries) == 1:
+            return self.retrieve(queries[0], where, limit)
+        settings = self._settings
+        depth = max(settings.candidates, limit)
+        started = time.perf_counter()
+        embeddings = [self._pool.submit(self._embedder.embed_query, query) for query in queries]
+        self._indexes.catch_up()
+        lexical_started = time.perf_counter()
+        lexicals = [self._indexes.lexical.search(query, depth, where) for query in queries]
+        allowed = self._indexes.lexical.allowed(where)
+        lexical_ms = (time.perf_counter() - lexical_started) * 1000
+        vectors = [embedding.result() for embedding in embeddings]
+        dense_started = time.perf_counter()
+        denses = [self._indexes.dense.search(vector, depth, where, allowed) for vector in vectors]
+        dense_ms = (time.perf_counter() - dense_started) * 1000
+        fusion_started = time.perf_counter()
+        per_query = [self._fuse(lexical, dense) for lexical, dense in zip(lexicals, denses, strict=True)]
+        fused = reciprocal_rank_fusion(per_query, [1.0] * len(per_query), k=settings.rrf_k)
+        timings = {
+            "lexical": lexical_ms,
+            "dense": dense_ms,
+            "fusion": (time.perf_counter() - fusion_started) * 1000,
+        }
+        return self._finish(queries[0], lexicals[0], denses[0], fused, vectors[0], timings, limit, started)
+
+    def _fuse(self, lexical: list[ScoredId], dense: list[ScoredId]) -> list[ScoredId]:
+        settings = self._settings
         weights = (settings.lexical_weight, settings.dense_weight)
         if settings.fusion == "zscore":
-            fused = zscore_fusion(
+            return zscore_fusion(
                 [lexical, dense],
                 weights,
                 (0.0, settings.dense_min_spread),
                 rank_weight=settings.fusion_rank_weight,
                 rank_k=settings.rrf_k,
             )
-        elif settings.fusion == "rrf":
-            fused = reciprocal_rank_fusion([lexical, dense], weights, k=settings.rrf_k)
-        else:
-            fused = weighted_fusion([lexical, dense], weights)
-        timings = {"lexical": lexical_ms, "dense": dense_ms}
+        if settings.fusion == "rrf":
+            return reciprocal_rank_fusion([lexical, dense], weights, k=settings.rrf_k)
+        return weighted_fusion([lexical, dense], weights)
+
+    def _finish(
+        self,
+        query: str,
+        lexical: list[ScoredId],
+        dense: list[ScoredId],
+        fused: list[ScoredId],
+        vector: np.ndarray,
+        timings: dict[str, float],
+        limit: int,
+        started: float,
+    ) -> RetrievalTrace:
         if self._reranker is not None and fused:
             rerank_started = time.perf_counter()
-            fused = self._rerank(query, fused, max(settings.rerank_depth, limit))
+            fused = self._rerank(query, fused, max(self._settings.rerank_depth, limit))
             timings["rerank"] = (time.perf_counter() - rerank_started) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         return RetrievalTrace(
