@@ -70,8 +70,16 @@ def _free_port() -> int:
 
 
 async def _level(
-    url: str, path: str, headers: dict[str, str], queries: list[str], clients: int, total: int
+    url: str,
+    path: str,
+    headers: dict[str, str],
+    queries: list[str],
+    clients: int,
+    total: int,
+    offset: int = 0,
 ) -> dict[str, Any]:
+    """``total`` requests from ``clients`` concurrent clients, queries taken from ``offset`` on
+    (each level its own queries, so the server's query-embedding cache does not hide the model)."""
     latencies: list[float] = []
     errors = 0
     issued = 0
@@ -79,7 +87,7 @@ async def _level(
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal issued, errors
         while issued < total:
-            query = queries[issued % len(queries)]
+            query = queries[(offset + issued) % len(queries)]
             issued += 1
             started = time.perf_counter()
             response = await http.post(path, json={"query": query}, headers=headers)
@@ -89,7 +97,7 @@ async def _level(
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
-        for query in queries[:3]:  # warm-up, not measured
+        for query in queries[-3:]:  # warm-up, not measured
             await http.post(path, json={"query": query}, headers=headers)
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
@@ -131,16 +139,26 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=SCIFACT / "queries.jsonl")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument(
+        "--endpoints", default="/v1/search,/v1/ask", help="Comma-separated endpoints to load."
+    )
+    parser.add_argument(
         "--requests", type=int, default=200, help="Requests per level (at least 4 per client)."
     )
     parser.add_argument("--workers", type=int, default=1, help="Server processes.")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="Serve this home; ingest the corpus into it only when it holds no documents "
+        "(default: a temporary home).",
+    )
     parser.add_argument("--no-docs", action="store_true", help="Do not update docs/service.md.")
     args = parser.parse_args()
     if not args.corpus.exists():
         raise SystemExit(f"corpus not found at {args.corpus}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
+        home = args.home or Path(tmp) / "home"
         if args.corpus.is_dir():
             folder, documents = args.corpus, sum(1 for p in args.corpus.rglob("*") if p.is_file())
         else:
@@ -149,10 +167,15 @@ def main() -> None:
             documents = _write_corpus(args.corpus, args.limit_docs, folder)
         started = time.perf_counter()
         with Fathom(home=home) as fathom:
-            fathom.ingest([folder])
+            if args.home is not None and fathom.status().documents:
+                documents = fathom.status().documents  # a reused home is served as it is
+            else:
+                fathom.ingest([folder])
             chunks = fathom.status().chunks
             key, _ = fathom.keys.create(tenant="default", user="bench")
-        print(f"ingested {documents} documents ({chunks} chunks) in {time.perf_counter() - started:.0f} s")
+        print(
+            f"serving {documents} documents ({chunks} chunks), ready in {time.perf_counter() - started:.0f} s"
+        )
 
         port = _free_port()
         env = {
@@ -188,10 +211,12 @@ def main() -> None:
             headers = {"Authorization": f"Bearer {key}"}
             queries = _queries(args.queries)
             levels = []
-            for path in ("/v1/search", "/v1/ask"):
+            offset = 0
+            for path in args.endpoints.split(","):
                 for clients in (int(c) for c in args.concurrency.split(",")):
                     total = max(args.requests, 4 * clients)
-                    level = asyncio.run(_level(url, path, headers, queries, clients, total))
+                    level = asyncio.run(_level(url, path, headers, queries, clients, total, offset))
+                    offset += total
                     print(json.dumps(level))
                     levels.append(level)
         finally:
