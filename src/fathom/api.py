@@ -776,12 +776,16 @@ class Fathom:
         the title, heading path and page of the chunk that holds the quote's start.
 
         Raises:
-            NotFound: no such document, one the principal may not read, or offsets outside its chunks.
-            InvalidQuery: ``end`` is not after ``start``, or ``neighbours`` is negative.
+            NotFound: no such document, one the principal may not read, offsets outside its chunks,
+                or an empty range (``end`` not after ``start``: code ``passage.invalid_range``; a
+                range addresses no passage, so it is "not found" rather than a malformed request).
+            InvalidQuery: ``start`` or ``neighbours`` is negative.
         """
         doc = self._readable(doc_id, principal)  # first: an unreadable document is a 404, whatever else
-        if start < 0 or end <= start:
-            raise InvalidQuery("end must be greater than start", code="passage.invalid_range")
+        if start < 0:
+            raise InvalidQuery("start must be 0 or more", code="passage.invalid_range")
+        if end <= start:
+            raise NotFound("no passage: end must be greater than start", code="passage.invalid_range")
         if neighbours < 0:
             raise InvalidQuery("neighbours must be 0 or more", code="passage.invalid_range")
         spans = self.store.chunk_spans(doc.tenant_id, doc.id)

@@ -91,7 +91,7 @@ def test_passage_offsets_are_checked(served):
     document = served.upload(alice, text=RUNBOOK, source="ops/runbook.md")
     path = f"/v1/documents/{document['document_id']}/passage"
     backwards = served.client.get(path, params={"start": 20, "end": 10}, headers=alice)
-    assert backwards.status_code == 422 and backwards.json()["error"]["code"] == "passage.invalid_range"
+    assert backwards.status_code == 404 and backwards.json()["error"]["code"] == "passage.invalid_range"
     outside = served.client.get(path, params={"start": 10_000, "end": 10_010}, headers=alice)
     assert outside.status_code == 404 and outside.json()["error"]["code"] == "passage.not_found"
     negative = served.client.get(path, params={"start": -1, "end": 10}, headers=alice)

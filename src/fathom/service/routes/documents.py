@@ -234,7 +234,8 @@ def get_document(document_id: str, fathom: FathomDep, principal: PrincipalDep) -
     description="The text around `[start, end)` of a document (offsets as in a citation or search hit): "
     "the chunks the quote touches plus `neighbours` chunks on each side, with the title, heading path "
     "and page. The same tenant and ACL rules as every read: a document the caller may not read is a "
-    "404, and so are offsets outside the document's chunks.",
+    "404, and so are offsets outside the document's chunks and an empty range (`end` not after "
+    "`start`: code `passage.invalid_range`).",
     responses=error_responses(401, 404, 422, 429),
 )
 def get_passage(
@@ -242,7 +243,7 @@ def get_passage(
     fathom: FathomDep,
     principal: PrincipalDep,
     start: Annotated[int, Query(ge=0, le=2**53, description="Document offset where the quote begins.")],
-    end: Annotated[int, Query(ge=1, le=2**53, description="Document offset where the quote ends.")],
+    end: Annotated[int, Query(ge=1, le=2**53, description="Document offset where the quote ends (after `start`).")],
     neighbours: Annotated[int, Query(ge=0, le=5, description="Chunks shown on each side.")] = 1,
 ) -> PassageOut:
     passage = fathom.passage(document_id, start, end, neighbours=neighbours, principal=principal)
