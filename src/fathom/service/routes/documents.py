@@ -243,7 +243,7 @@ def get_passage(
     fathom: FathomDep,
     principal: PrincipalDep,
     start: Annotated[int, Query(ge=0, le=2**53, description="Document offset where the quote begins.")],
-    end: Annotated[int, Query(ge=1, le=2**53, description="Document offset where the quote ends (after `start`).")],
+    end: Annotated[int, Query(ge=1, le=2**53, description="Offset where the quote ends, after start.")],
     neighbours: Annotated[int, Query(ge=0, le=5, description="Chunks shown on each side.")] = 1,
 ) -> PassageOut:
     passage = fathom.passage(document_id, start, end, neighbours=neighbours, principal=principal)
