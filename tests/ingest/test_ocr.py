@@ -182,3 +182,18 @@ def _running(binary: Path) -> bool:
         except OSError:
             continue
     return False
+
+
+@pytest.mark.usefixtures("ocr_tools")
+def test_parse_bytes_outside_the_sandbox_keeps_page_starts(tmp_path: Path):
+    from fathom.domain import page_at
+    from fathom.ingest.ocr import OcrOptions
+    from fathom.ingest.parsers import ParseOptions, parse_bytes
+
+    data = scanned_pdf(tmp_path / "scan.pdf", [PAGE_ONE, PAGE_TWO]).read_bytes()
+    parsed = parse_bytes(data, "scan.pdf", ParseOptions(ocr=OcrOptions(mode="auto", dpi=200)))
+    starts = parsed.metadata["structure"]["page_starts"]
+    assert len(starts) == 2 and parsed.metadata["ocr_pages"] == 2
+    assert page_at(starts, parsed.text.index("foghorn")) == 1
+    assert page_at(starts, parsed.text.index("tankers")) == 2
+    assert "\f" not in parsed.text  # no page separators from tesseract
