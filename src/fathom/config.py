@@ -140,6 +140,28 @@ class Settings(BaseSettings):
         ge=384,
         description="Address-space limit of a parser worker process, in MiB (a worker starts at ~240).",
     )
+    ocr: Literal["off", "auto"] = Field(
+        default="off",
+        description="OCR of PDF pages without a text layer: `off` (they fail as no_text) or `auto` "
+        "(rendered and read by tesseract; needs the `ocr` extra and the tesseract binary).",
+    )
+    ocr_command: str = Field(
+        default="tesseract", min_length=1, description="The tesseract binary (a name on PATH or a path)."
+    )
+    ocr_language: str = Field(
+        default="eng",
+        pattern=r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$",
+        description="Tesseract language(s), e.g. `eng` or `eng+deu` (their traineddata must be installed).",
+    )
+    ocr_dpi: int = Field(
+        default=300, ge=72, le=600, description="Resolution at which a page is rendered for OCR."
+    )
+    ocr_max_pages: int = Field(
+        default=100,
+        ge=1,
+        description="Most pages of one PDF that may need OCR; "
+        "a PDF with more fails with ingest.ocr_too_many_pages.",
+    )
     archive_max_entries: int = Field(
         default=10_000, ge=1, description="Most entries a DOCX/XLSX/PPTX archive may hold."
     )

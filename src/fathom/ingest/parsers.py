@@ -30,6 +30,7 @@ from fathom.ingest.detect import (
     detect_format,
 )
 from fathom.ingest.document import Block, BlockKind, ParsedDocument
+from fathom.ingest.ocr import OcrOptions
 
 __all__ = ["ParseOptions", "parse_bytes"]
 
@@ -38,11 +39,12 @@ DEFAULT_JSON_TEXT_FIELDS = ("text", "body", "content", "abstract", "description"
 
 @dataclass(frozen=True, slots=True)
 class ParseOptions:
-    """What parsers may be told: record field names and archive caps."""
+    """What parsers may be told: record field names, archive caps and OCR."""
 
     json_text_fields: tuple[str, ...] = DEFAULT_JSON_TEXT_FIELDS
     json_title_field: str = "title"
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)
+    ocr: OcrOptions = field(default_factory=OcrOptions)
 
 
 def parse_bytes(data: bytes, name: str, options: ParseOptions | None = None) -> ParsedDocument:
@@ -82,7 +84,7 @@ def _parse(mime: str, data: bytes, options: ParseOptions) -> ParsedDocument:
     if mime == PDF:
         from fathom.ingest.pdf import parse_pdf
 
-        return parse_pdf(data)
+        return parse_pdf(data, options.ocr)
     if mime in (DOCX, PPTX, XLSX):
         from fathom.ingest import office
 

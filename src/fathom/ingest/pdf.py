@@ -1,8 +1,9 @@
 """PDF: the text layer page by page, with page numbers kept for citations.
 
 Lines repeated at the top or bottom of most pages (running headers, footers,
-page numbers) are removed; a document with pages but no text layer (a scan)
-fails with ``ingest.no_text`` so it is reported instead of silently empty.
+page numbers) are removed. Pages without a text layer (scans) are read by OCR
+when ``ocr = "auto"`` (:mod:`fathom.ingest.ocr`); otherwise a document with pages
+but no text fails with ``ingest.no_text`` so it is reported instead of silently empty.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from fathom.errors import IngestError
 from fathom.ingest.detect import PDF
 from fathom.ingest.document import DocumentBuilder, ParsedDocument
+from fathom.ingest.ocr import OcrOptions, OcrResult, ocr_pdf_pages
 
 __all__ = ["parse_pdf", "strip_running_lines"]
 
@@ -74,8 +76,12 @@ def strip_running_lines(pages: list[str]) -> tuple[list[str], int]:
     return out, removed
 
 
-def parse_pdf(data: bytes) -> ParsedDocument:
-    """Parse PDF bytes; ``metadata["page_starts"]`` holds the text offset where each page begins."""
+def parse_pdf(data: bytes, ocr: OcrOptions | None = None) -> ParsedDocument:
+    """Parse PDF bytes; ``metadata["page_starts"]`` holds the text offset where each page begins.
+
+    With ``ocr.mode == "auto"``, pages whose text layer is empty are rendered and read by
+    OCR; ``metadata["ocr_pages"]`` counts them and a warning gives the time it took.
+    """
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
@@ -109,6 +115,13 @@ def parse_pdf(data: bytes) -> ParsedDocument:
         raise IngestError("the PDF is damaged and cannot be read", code="ingest.malformed_pdf") from exc
     if not pages:
         raise IngestError("the PDF has no pages", code="ingest.empty")
+    read: OcrResult | None = None
+    if ocr is not None and ocr.mode == "auto":
+        empty = [i for i, page_text in enumerate(page_texts) if not page_text.strip()]
+        if empty:
+            read = ocr_pdf_pages(data, empty, ocr)
+            for index, page_text in read.texts.items():
+                page_texts[index] = page_text
     page_texts, running = strip_running_lines(page_texts)
     builder = DocumentBuilder()
     page_starts: list[int] = []
@@ -118,21 +131,27 @@ def parse_pdf(data: bytes) -> ParsedDocument:
             builder.block(paragraph.strip(), "table" if _looks_tabular(paragraph) else "paragraph")
     text = builder.text()
     if not text.strip():
+        if read is not None:
+            raise IngestError("the PDF has no text layer and OCR found no text in it", code="ingest.no_text")
         raise IngestError(
-            "the PDF has no text layer (a scanned document?); OCR is not enabled", code="ingest.no_text"
+            'the PDF has no text layer (a scanned document?); OCR is not enabled (ocr = "auto" reads scans)',
+            code="ingest.no_text",
         )
     first_line = text.strip().split("\n", 1)[0][:120]
     warnings = builder.removed.warnings()
     if running:
         warnings.append(f"removed {running} repeated header/footer line(s)")
-    return ParsedDocument(
-        metadata_title or first_line,
-        text,
-        builder.blocks,
-        PDF,
-        warnings,
-        {"pages": len(pages), "structure": {"page_starts": page_starts}},
-    )
+    metadata: dict[str, Any] = {"pages": len(pages), "structure": {"page_starts": page_starts}}
+    if read is not None and read.texts:
+        count = len(read.texts)
+        warnings.append(
+            f"{count} page(s) read by OCR in {read.seconds:.1f} s ({read.seconds / count:.1f} s per page); "
+            "OCR text may contain misread words"
+        )
+        metadata["ocr_pages"] = count
+        metadata["ocr_seconds"] = round(read.seconds, 2)
+        metadata["ocr_cpu_seconds"] = round(read.cpu_seconds, 2)
+    return ParsedDocument(metadata_title or first_line, text, builder.blocks, PDF, warnings, metadata)
 
 
 def _looks_tabular(paragraph: str) -> bool:

@@ -25,6 +25,7 @@ from fathom.ingest.archive import ArchiveLimits
 from fathom.ingest.chunk import chunk_document
 from fathom.ingest.document import ParsedDocument
 from fathom.ingest.fingerprint import PERMUTATIONS, fingerprint
+from fathom.ingest.ocr import OcrOptions
 from fathom.ingest.parsers import ParseOptions
 from fathom.ingest.sandbox import ParseJob, ParseLimits, ParserPool
 from fathom.normalize import fold_for_index
@@ -90,6 +91,13 @@ def parse_options(settings: Settings) -> ParseOptions:
             max_entries=settings.archive_max_entries,
             max_bytes=settings.archive_max_bytes,
             max_ratio=settings.archive_max_ratio,
+        ),
+        ocr=OcrOptions(
+            mode=settings.ocr,
+            command=settings.ocr_command,
+            language=settings.ocr_language,
+            dpi=settings.ocr_dpi,
+            max_pages=settings.ocr_max_pages,
         ),
     )
 
