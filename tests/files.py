@@ -51,3 +51,17 @@ def make_docx(
                 grid.cell(r, c).text = value
     document.save(str(path))
     return path
+
+
+# A small Markdown runbook with three sections, for the service's and the web page's tests.
+RUNBOOK = (
+    "# Operations runbook\n\n"
+    "## Backups\n\n"
+    "Backups run nightly at 02:00 and are kept for thirty days. "
+    "Restores are tested every quarter by the on-call engineer.\n\n"
+    "## Key rotation\n\n"
+    "Signing keys are rotated every ninety days. The previous key stays valid for one week "
+    "so that tokens already issued keep working.\n\n"
+    "## Failover\n\n"
+    "Promote the replica, then repoint the DNS record at it."
+)

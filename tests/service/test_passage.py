@@ -5,17 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-RUNBOOK = (
-    "# Operations runbook\n\n"
-    "## Backups\n\n"
-    "Backups run nightly at 02:00 and are kept for thirty days. "
-    "Restores are tested every quarter by the on-call engineer.\n\n"
-    "## Key rotation\n\n"
-    "Signing keys are rotated every ninety days. The previous key stays valid for one week "
-    "so that tokens already issued keep working.\n\n"
-    "## Failover\n\n"
-    "Promote the replica, then repoint the DNS record at it."
-)
+from tests.files import RUNBOOK
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.files import RUNBOOK
 from tests.web.conftest import PHONE, Site, open_page, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -19,17 +20,6 @@ def _expect() -> Any:
     return playwright_expect
 
 
-RUNBOOK = (
-    "# Operations runbook\n\n"
-    "## Backups\n\n"
-    "Backups run nightly at 02:00 and are kept for thirty days. "
-    "Restores are tested every quarter by the on-call engineer.\n\n"
-    "## Key rotation\n\n"
-    "Signing keys are rotated every ninety days. The previous key stays valid for one week "
-    "so that tokens already issued keep working.\n\n"
-    "## Failover\n\n"
-    "Promote the replica, then repoint the DNS record at it."
-)
 HANDBOOK = (
     "# Team handbook\n\n"
     "## Holidays\n\n"
