@@ -1,13 +1,16 @@
 """Query transforms (rewrite, multi-query, HyDE): quality with a real model, fathom's own overhead here.
 
     python bench/query_transforms.py quality  [--beir ../shared/data/scifact] [--split test]
+                                              [--limit-queries N]
     python bench/query_transforms.py overhead [--beir ../shared/data/scifact] [--queries 100]
 
 ``quality`` runs ``fathom eval retrieval`` once per transform (none, rewrite, multi_query,
 hyde) against the same eval home, with the model that ``FATHOM_LLM`` and
 ``FATHOM_LLM_BASE_URL`` (and ``FATHOM_LLM_API_KEY`` if needed) configure, e.g. Ollama at
-``http://localhost:11434/v1``. Without a configured model it says so and measures nothing:
-a scripted server cannot tell whether a transform helps. Writes
+``http://localhost:11434/v1``, or a local model with ``FATHOM_LLM=gguf:gemma3-270m`` (the gguf
+extra). Without a configured model it says so and measures nothing: a scripted server cannot
+tell whether a transform helps. ``--limit-queries N`` scores only the first N judged queries of
+the split (for slow models; the corpus and eval home stay the same). Writes
 bench/results/query_transforms.json and .md.
 
 ``overhead`` measures what each transform path costs fathom itself: a local scripted
@@ -25,6 +28,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -73,14 +77,15 @@ def quality(args: argparse.Namespace) -> int:
         print(
             "query_transforms quality: skipped, no LLM is configured. Set FATHOM_LLM=openai:MODEL and "
             "FATHOM_LLM_BASE_URL (e.g. http://localhost:11434/v1 for Ollama, http://HOST:8000/v1 for "
-            "vLLM); nothing was measured.",
+            "vLLM), or FATHOM_LLM=gguf:gemma3-270m with the gguf extra; nothing was measured.",
             file=sys.stderr,
         )
         return 0
+    beir = _first_queries(args.beir, args.split, args.limit_queries) if args.limit_queries else args.beir
     rows: list[dict[str, Any]] = []
     for transform in args.transforms:
         report = evaluate_retrieval(
-            args.beir,
+            beir,
             split=args.split,
             home=args.eval_home,
             query_transform_cache_size=0,
@@ -93,11 +98,19 @@ def quality(args: argparse.Namespace) -> int:
             f"p50 {row['p50_ms']:.0f} ms  fallbacks {row['transform_fallbacks']}",
             file=sys.stderr,
         )
-    result = {"machine": _machine(), "llm": settings.llm, "llm_base_url": settings.llm_base_url, "runs": rows}
+    result = {
+        "machine": _machine(),
+        "llm": settings.llm,
+        "llm_base_url": settings.llm_base_url,
+        "limit_queries": args.limit_queries,
+        "runs": rows,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "query_transforms.json").write_text(json.dumps(result, indent=2) + "\n")
+    where = "in-process (llama.cpp)" if settings.llm.startswith("gguf:") else f"at `{settings.llm_base_url}`"
+    limit = f", first {args.limit_queries} judged queries" if args.limit_queries else ""
     lines = [
-        f"Model `{settings.llm}` at `{settings.llm_base_url}`, {args.beir.name} {args.split}.",
+        f"Model `{settings.llm}` {where}, {args.beir.name} {args.split}{limit}.",
         "",
         "| transform | nDCG@10 | Recall@100 | MRR@10 | p50 ms | p95 ms | fell back |",
         "|---|---|---|---|---|---|---|",
@@ -111,6 +124,30 @@ def quality(args: argparse.Namespace) -> int:
     (RESULTS / "query_transforms.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
+
+
+def _first_queries(root: Path, split: str, limit: int) -> Path:
+    """A BEIR folder of the same name whose ``split`` judges only its first ``limit`` queries.
+
+    The corpus and queries are linked, not copied, so the eval home (found by folder name and
+    corpus hash) is the one the full split uses.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="fathom-qt-")) / root.resolve().name
+    (folder / "qrels").mkdir(parents=True)
+    for name in os.listdir(root):
+        if name.endswith(".jsonl"):
+            (folder / name).symlink_to((root / name).resolve())
+    kept: list[str] = []
+    seen: set[str] = set()
+    for line in (root / "qrels" / f"{split}.tsv").read_text(encoding="utf-8").splitlines():
+        query_id = line.split("\t", 1)[0]
+        if query_id not in seen and query_id != "query-id":
+            if len(seen) == limit:
+                break
+            seen.add(query_id)
+        kept.append(line)
+    (folder / "qrels" / f"{split}.tsv").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return folder
 
 
 def _scripted(request: dict[str, Any]) -> Reply:
@@ -238,6 +275,9 @@ def main() -> int:
     parser.add_argument("--eval-home", type=Path, default=None)
     parser.add_argument("--queries", type=int, default=100, help="overhead: queries of the split to time")
     parser.add_argument("--transforms", default=",".join(TRANSFORMS), help="comma-separated runs")
+    parser.add_argument(
+        "--limit-queries", type=int, default=0, help="quality: score only the first N judged queries"
+    )
     args = parser.parse_args()
     args.transforms = [t.strip() for t in args.transforms.split(",") if t.strip()]
     unknown = [t for t in args.transforms if t not in TRANSFORMS]

@@ -35,8 +35,13 @@ def default_home() -> Path:
 
 
 def _is_provider_spec(spec: str) -> bool:
-    provider, _, model = spec.partition(":")
-    return provider == "openai" and bool(model.partition("@")[0])
+    from fathom.llm.base import parse_provider_spec  # late: fathom.llm imports this module's types
+
+    try:
+        parse_provider_spec(spec)
+    except ConfigError:
+        return False
+    return True
 
 
 class Settings(BaseSettings):
@@ -209,7 +214,8 @@ class Settings(BaseSettings):
     )
     llm: str = Field(
         default="extractive",
-        description="Answerer: 'extractive' (no LLM) or 'openai:MODEL' for an OpenAI-compatible endpoint.",
+        description="Answerer: 'extractive' (no LLM), 'openai:MODEL' for an OpenAI-compatible endpoint, "
+        "or 'gguf:gemma3-270m' / 'gguf:/path/model.gguf' for a local model (the gguf extra).",
     )
     llm_base_url: str = Field(
         default="https://api.openai.com/v1", description="Base URL of the OpenAI-compatible endpoint."
@@ -217,8 +223,8 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = Field(default=None, description="API key of the endpoint; never logged.")
     llm_fallbacks: list[str] = Field(
         default_factory=list,
-        description="Providers tried in order after `llm` fails ('openai:MODEL' or 'openai:MODEL@BASE_URL');"
-        " the extractive answerer always comes last.",
+        description="Providers tried in order after `llm` fails ('openai:MODEL', 'openai:MODEL@BASE_URL' "
+        "or 'gguf:MODEL'); the extractive answerer always comes last.",
     )
     llm_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to connect to the provider.")
     llm_first_token_timeout: float = Field(
@@ -237,6 +243,18 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(default=512, ge=16, description="Most tokens one answer may generate.")
     llm_context_tokens: int = Field(
         default=3000, ge=200, description="Token budget of the retrieved context put into the prompt."
+    )
+    gguf_context_size: int = Field(
+        default=8192,
+        ge=512,
+        le=131072,
+        description="Context window, in tokens, a local GGUF model is loaded with (prompt and answer).",
+    )
+    gguf_threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="CPU threads a local GGUF model uses; 0: every CPU this process may run on.",
     )
     llm_prices: dict[str, tuple[float, float]] = Field(
         default_factory=dict,
@@ -329,7 +347,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_llm(cls, value: str) -> str:
         if value != "extractive" and not _is_provider_spec(value):
-            raise ValueError("must be 'extractive' or 'openai:MODEL'")
+            raise ValueError("must be 'extractive', 'openai:MODEL' or 'gguf:MODEL'")
         return value
 
     @field_validator("llm_fallbacks")
@@ -337,7 +355,7 @@ class Settings(BaseSettings):
     def _check_fallbacks(cls, value: list[str]) -> list[str]:
         bad = [spec for spec in value if spec != "extractive" and not _is_provider_spec(spec)]
         if bad:
-            raise ValueError(f"{bad} must be 'openai:MODEL' or 'openai:MODEL@BASE_URL'")
+            raise ValueError(f"{bad} must be 'openai:MODEL', 'openai:MODEL@BASE_URL' or 'gguf:MODEL'")
         return value
 
     @property

@@ -2,8 +2,10 @@
 
 A provider streams text deltas for a list of chat messages and ends with one
 :class:`TokenUsage`. Config strings look like ``openai:MODEL`` (the endpoint is
-``llm_base_url``) or ``openai:MODEL@BASE_URL`` for a fallback on another endpoint.
-``extractive`` is not a provider: it is the answerer that needs none.
+``llm_base_url``), ``openai:MODEL@BASE_URL`` for a fallback on another endpoint, or
+``gguf:gemma3-270m`` / ``gguf:/path/model.gguf`` for a local model run in-process by
+llama.cpp (the ``gguf`` extra). ``extractive`` is not a provider: it is the answerer that
+needs none.
 """
 
 from __future__ import annotations
@@ -88,15 +90,25 @@ class ChatProvider(Protocol):
 
 
 def parse_provider_spec(spec: str) -> tuple[str, str, str | None]:
-    """Split ``PROVIDER:MODEL[@BASE_URL]`` into its parts.
+    """Split ``PROVIDER:MODEL[@BASE_URL]`` into its parts (``gguf:`` takes no base URL).
 
     Raises:
         ConfigError: the string does not name a known provider and a model.
     """
     provider, _, rest = spec.partition(":")
+    if provider == "gguf":
+        from fathom.llm.gguf import is_gguf_reference
+
+        if not is_gguf_reference(rest):
+            raise ConfigError(
+                f"llm {spec!r}: 'gguf:' takes a packaged model (gguf:gemma3-270m) or a path to a .gguf file"
+            )
+        return provider, rest, None
     model, _, base_url = rest.partition("@")
     if provider != "openai" or not model:
-        raise ConfigError(f"llm {spec!r} must be 'extractive' or 'openai:MODEL' (optionally '@BASE_URL')")
+        raise ConfigError(
+            f"llm {spec!r} must be 'extractive', 'openai:MODEL' (optionally '@BASE_URL') or 'gguf:MODEL'"
+        )
     return provider, model, base_url or None
 
 
@@ -104,9 +116,24 @@ def create_provider(spec: str, settings: Settings) -> ChatProvider:
     """Build the provider a config string names, with the timeouts and retries of ``settings``.
 
     Raises:
-        ConfigError: the string names no known provider.
+        ConfigError: the string names no known provider, or a ``gguf:`` provider whose extra
+            is not installed.
     """
-    _provider, model, base_url = parse_provider_spec(spec)
+    provider, model, base_url = parse_provider_spec(spec)
+    if provider == "gguf":
+        from fathom.llm.gguf import GGUFProvider, check_gguf_installed
+
+        check_gguf_installed(model)
+        return GGUFProvider(
+            spec,
+            reference=model,
+            context_size=settings.gguf_context_size,
+            threads=settings.gguf_threads,
+            first_token_timeout=settings.llm_first_token_timeout,
+            total_timeout=settings.llm_total_timeout,
+            breaker_failures=settings.llm_breaker_failures,
+            breaker_cooldown=settings.llm_breaker_cooldown,
+        )
     from fathom.llm.openai import OpenAICompatibleProvider
 
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
