@@ -681,7 +681,7 @@ class Fathom:
 
         def extract() -> Answer:
             started = time.perf_counter()
-            answer = self._with_pages(extractive.answer(question, trace.query_vector, hits), who.tenant)
+            answer = self._with_pages(extractive.answer(question, trace.query_vector, hits), hits)
             if self.stage_observer is not None:
                 self.stage_observer("answer", time.perf_counter() - started)
             return answer
@@ -716,14 +716,15 @@ class Fathom:
             )
         return self._answerer
 
-    def _with_pages(self, answer: Answer, tenant: str) -> Answer:
-        """The answer with each citation's page number, for documents that have pages."""
-        pages = self.store.page_starts(tenant, {c.doc_id for c in answer.citations})
+    @staticmethod
+    def _with_pages(answer: Answer, hits: Sequence[Hit]) -> Answer:
+        """The answer with each citation's page number, taken from the hit it quotes (a chunk
+        never crosses a page break, so its page is the quote's)."""
+        pages = {h.chunk_id: h.page for h in hits if h.page is not None}
         if not pages:
             return answer
         citations = tuple(
-            replace(c, page=_page(pages, c.doc_id, c.start)) if c.doc_id in pages else c
-            for c in answer.citations
+            replace(c, page=pages[c.chunk_id]) if c.chunk_id in pages else c for c in answer.citations
         )
         return replace(answer, citations=citations)
 
