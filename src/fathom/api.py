@@ -135,6 +135,8 @@ class Fathom:
             self.store,
             lease_seconds=self.settings.job_lease_seconds,
             max_attempts=self.settings.job_max_attempts,
+            tenant_max_running=self.settings.job_tenant_max_running,
+            tenant_max_queued_bytes=self.settings.job_tenant_max_queued_bytes,
         )
         self.feedback_log = FeedbackLog(self.store)
         self.stage_observer: StageObserver | None = None
@@ -353,7 +355,8 @@ class Fathom:
         whether it is new (False when ``idempotency`` matched an earlier request).
 
         Raises:
-            LimitExceeded: the content is larger than ``max_upload_bytes``.
+            LimitExceeded: the content is larger than ``max_upload_bytes``, or the tenant's
+                waiting uploads would pass ``job_tenant_max_queued_bytes``.
             Conflict: the source belongs to a document the principal may not read, or the
                 idempotency key was used for another request.
         """
@@ -411,7 +414,7 @@ class Fathom:
             info, row = found
             own = who.tenant == row.tenant_id and who.user is not None and row.owner_user == who.user
             if own or who.can_read(row.tenant_id, row.acl_users or (), row.acl_groups or ()):
-                return info
+                return self.jobs.progress(info, row)
         raise NotFound(f"no job {job_id!r}", code="job.not_found")
 
     def sync(self, directory: str | Path, *, progress: ProgressCallback | None = None) -> IngestReport:

@@ -391,6 +391,11 @@ class JobInfo:
     reason: str | None
     created_at: str
     finished_at: str | None
+    # Where the job stands (set by JobQueue.progress): when its current attempt started
+    # (running jobs), and jobs expected before it and seconds until it finishes (queued jobs).
+    started_at: str | None = None
+    position: int | None = None
+    eta_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -127,7 +127,9 @@ class JobRow(Base):
 
     A worker holds a lease (``lease_until``, seconds since the epoch) and renews it while it
     works; a job whose lease ran out was abandoned by a dead worker and is retried, or
-    failed once it has used ``max_attempts``.
+    failed once it has used ``max_attempts``. ``updated_at`` is the time of the last claim
+    (finishing keeps it, so ``finished_at - updated_at`` is the run time), and on a queued job
+    it may mark when its tenant was last served (see ``fathom.store.job_schedule``).
     """
 
     __tablename__ = "jobs"
