@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from fathom.answer.cache import AnswerCache, CacheScope
+from fathom.answer.cache import AnswerCache, CacheScope, DocumentVersion
 from fathom.answer.extractive import ExtractiveAnswerer
 from fathom.answer.generate import LLMAnswerer
 from fathom.answer.prompts import PROMPT_VERSION
@@ -666,7 +666,7 @@ class Fathom:
         looked_up = llm is not None and self.settings.query_transform != "none"
         if looked_up:
             # Look in the answer cache before the transform spends tokens on a known question.
-            cached = self._cache.get(scope, question, self.embedder.embed_query(question))
+            cached = self._cache.get(scope, question, self.embedder.embed_query(question), reader=who)
             if cached is not None:
                 yield cached
                 return
@@ -694,7 +694,7 @@ class Fathom:
                 yield AnswerDelta(piece)
             yield answer
             return
-        cached = None if looked_up else self._cache.get(scope, question, trace.query_vector)
+        cached = None if looked_up else self._cache.get(scope, question, trace.query_vector, reader=who)
         if cached is not None:
             yield cached
             return
@@ -829,9 +829,14 @@ class Fathom:
             self._llm = LLMAnswerer(providers, verifier, settings, self.ledger)
         return self._llm
 
-    def _document_version(self, tenant: str, doc_id: str) -> str | None:
+    def _document_version(self, tenant: str, doc_id: str) -> DocumentVersion | None:
+        """What a cached answer citing this document depends on: its content and its ACL."""
         doc = self.store.get_document(tenant, doc_id)
-        return doc.content_hash if doc is not None else None
+        if doc is None:
+            return None
+        return DocumentVersion(
+            doc.content_hash, tuple(sorted(doc.acl_users or ())), tuple(sorted(doc.acl_groups or ()))
+        )
 
     def documents(self, *, principal: Principal | None = None) -> list[DocumentInfo]:
         """Every document of the principal's tenant that it may read, by source."""
