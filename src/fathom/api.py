@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -61,7 +62,7 @@ from fathom.rerank.base import create_reranker
 from fathom.retrieve.dedupe import collapse_near_duplicates
 from fathom.retrieve.hybrid import HybridRetriever, RetrievalTrace
 from fathom.retrieve.transform import QueryTransformer, transform_note
-from fathom.store.database import Store
+from fathom.store.database import Store, check_write
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
 from fathom.store.keys import KeyRegistry
@@ -349,13 +350,17 @@ class Fathom:
     ) -> tuple[JobInfo, bool]:
         """Queue a document for ingestion; a worker (:meth:`run_job`) commits it later.
 
-        An empty ACL makes the document readable by the whole tenant. Returns the job and
-        whether it is new (False when ``idempotency`` matched an earlier request).
+        An empty ACL makes the document readable by the whole tenant. A new document is owned
+        by the principal's user; replacing an existing one (or its ACL) needs its owner or an
+        admin, checked here and again when the worker commits. Returns the job and whether it
+        is new (False when ``idempotency`` matched an earlier request).
 
         Raises:
             LimitExceeded: the content is larger than ``max_upload_bytes``.
             Conflict: the source belongs to a document the principal may not read, or the
                 idempotency key was used for another request.
+            PermissionDenied: the principal may read the document at ``source`` but neither
+                owns it nor is an admin (``document.write_denied``).
         """
         who = self._principal(principal)
         if len(content) > self.settings.max_upload_bytes:
@@ -364,14 +369,16 @@ class Fathom:
                 code="upload.too_large",
             )
         existing = self.store.find_document(who.tenant, source)
-        if existing is not None and not who.can_read(
-            existing.tenant_id, existing.acl_users or (), existing.acl_groups or ()
-        ):
-            raise Conflict("this source is taken; choose another source name", code="document.source_taken")
         users, groups = acl_pair(acl_users, acl_groups)
+        if existing is not None:
+            # The same text with the same ACL changes nothing (the job finds it unchanged), so any
+            # reader may send it again: text uploaded without a source is stored once.
+            check_write(who, existing, changes=not _same_document(existing, content, users, groups))
         job = NewJob(
             tenant=who.tenant,
             owner_user=who.user,
+            owner_groups=who.groups,
+            owner_admin=who.admin,
             source=source,
             title=title,
             content=content,
@@ -382,7 +389,12 @@ class Fathom:
         return self.jobs.enqueue(job, idempotency=idempotency)
 
     def run_job(self, job: ClaimedJob) -> FileOutcome:
-        """Ingest a claimed job's document (one transaction) and bring the indexes up to date."""
+        """Ingest a claimed job's document (one transaction) and bring the indexes up to date.
+
+        The document is written as the job's submitter: when it may no longer replace the
+        document at the job's source, the job fails with the same code as an upload would and
+        nothing is written.
+        """
         try:
             outcome = self._pipeline().ingest_bytes(
                 job.content,
@@ -393,8 +405,9 @@ class Fathom:
                 acl_users=job.acl_users,
                 acl_groups=job.acl_groups,
                 doc_id=job.document_id,
+                principal=job.submitter,
             )
-        except Conflict as exc:
+        except (Conflict, PermissionDenied) as exc:
             return FileOutcome(job.source, "failed", error_code=exc.code, message=exc.message)
         self.indexes.catch_up()
         return outcome
@@ -921,6 +934,15 @@ def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
         updated_at=doc.updated_at.isoformat(),
         acl_users=tuple(doc.acl_users or ()),
         acl_groups=tuple(doc.acl_groups or ()),
+    )
+
+
+def _same_document(doc: DocumentRow, content: bytes, users: Sequence[str], groups: Sequence[str]) -> bool:
+    """Whether storing ``content`` with this ACL under ``doc``'s source would change nothing."""
+    return (
+        doc.content_hash == hashlib.sha256(content).hexdigest()
+        and sorted(doc.acl_users or ()) == sorted(users)
+        and sorted(doc.acl_groups or ()) == sorted(groups)
     )
 
 

@@ -18,7 +18,15 @@ import numpy as np
 import structlog
 
 from fathom.config import Settings
-from fathom.domain import FileOutcome, FileStatus, IngestReport, TextDocument, contextual_text, page_at
+from fathom.domain import (
+    FileOutcome,
+    FileStatus,
+    IngestReport,
+    Principal,
+    TextDocument,
+    contextual_text,
+    page_at,
+)
 from fathom.embed.base import Embedder
 from fathom.errors import FathomError, IngestError
 from fathom.ingest.archive import ArchiveLimits
@@ -72,6 +80,8 @@ class _Pending:
     acl_users: Sequence[str] = ()
     acl_groups: Sequence[str] = ()
     doc_id: str | None = None
+    # The uploader; None: the tenant's admin (CLI, embedded use).
+    writer: Principal | None = None
     vectors: list[np.ndarray] = field(default_factory=list)
 
 
@@ -247,10 +257,21 @@ class IngestPipeline:
         acl_groups: Sequence[str] = (),
         name: str | None = None,
         doc_id: str | None = None,
+        principal: Principal | None = None,
     ) -> FileOutcome:
         """Ingest one in-memory document under ``source`` (as ``doc_id`` when it is new;
         ``name`` hints at its type). A document whose content and ACL are unchanged is left
-        as it is."""
+        as it is.
+
+        ``principal`` is the uploader (None: the tenant's admin): it owns a new document, must
+        be allowed to replace an existing one, and near-duplicates are looked for only among
+        the documents it may read.
+
+        Raises:
+            Conflict: the source belongs to a document the uploader may not read, or ``doc_id``
+                was given and the source belongs to another document.
+            PermissionDenied: the uploader may read the document at ``source`` but not replace it.
+        """
         outcome, pending = self._prepare_bytes(
             data,
             source,
@@ -266,6 +287,7 @@ class IngestPipeline:
         assert pending is not None
         pending.acl_users, pending.acl_groups = acl_users, acl_groups
         pending.doc_id = doc_id
+        pending.writer = principal
         return self._flush([pending], tenant, None)[0]
 
     def _prepare_bytes(
@@ -451,6 +473,7 @@ class IngestPipeline:
                 acl_users=pending.acl_users,
                 acl_groups=pending.acl_groups,
                 doc_id=pending.doc_id,
+                writer=pending.writer,
             )
             log.info("ingest.document_committed", doc_id=doc_id, chunks=len(drafts), replaced=replaced)
             outcomes.append(

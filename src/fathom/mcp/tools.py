@@ -255,8 +255,9 @@ class IngestTextArgs(_Args):
         min_length=1,
         max_length=4096,
         description="The document's identity, e.g. 'notes/2024-06-standup.md'. Ingesting the same "
-        "source again replaces that document (unchanged text is skipped). Default: derived from "
-        "the text, so the same text is stored once.",
+        "source again replaces that document (unchanged text is skipped) if you created it or are "
+        "an admin; otherwise it fails with document.write_denied. Default: derived from the text, "
+        "so the same text is stored once.",
     )
     title: str | None = Field(
         default=None, max_length=1024, description="Title; default: the first heading or line."
