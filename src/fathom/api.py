@@ -854,11 +854,13 @@ class Fathom:
     def documents(self, *, principal: Principal | None = None) -> list[DocumentInfo]:
         """Every document of the principal's tenant that it may read, by source."""
         who = self._principal(principal)
-        return [
-            _document_info(doc, chunks)
+        readable = [
+            (doc, chunks)
             for doc, chunks in self.store.list_documents(who.tenant)
             if who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ())
         ]
+        ids = {doc.id for doc, _chunks in readable}
+        return [_document_info(doc, chunks, ids.__contains__) for doc, chunks in readable]
 
     def document(self, doc_id: str, *, principal: Principal | None = None) -> DocumentInfo:
         """One document's details, without its text.
@@ -868,11 +870,18 @@ class Fathom:
         """
         doc = self._readable(doc_id, principal)
         chunks = self.store.counts_for_document(doc.id)
-        return _document_info(doc, chunks)
+        return _document_info(doc, chunks, lambda other: self._may_read(other, principal))
 
     def document_text(self, doc_id: str, *, principal: Principal | None = None) -> str:
         """The extracted text of a document: the text every offset and quote refers to."""
         return self._readable(doc_id, principal).text
+
+    def _may_read(self, doc_id: str, principal: Principal | None) -> bool:
+        try:
+            self._readable(doc_id, principal)
+        except NotFound:
+            return False
+        return True
 
     def _readable(self, doc_id: str, principal: Principal | None) -> DocumentRow:
         who = self._principal(principal)
@@ -921,7 +930,16 @@ class Fathom:
         )
 
 
-def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
+def _document_info(doc: DocumentRow, chunks: int, readable: Callable[[str], bool]) -> DocumentInfo:
+    """A document's details for a reader; ``readable`` says which other documents it may read.
+
+    The ``near_duplicate_of`` link is shown only when the reader may read the document it names:
+    the id of a document hidden from the reader is never revealed.
+    """
+    metadata = dict(doc.metadata_ or {})
+    linked = metadata.get("near_duplicate_of")
+    if linked is not None and not (isinstance(linked, str) and readable(linked)):
+        del metadata["near_duplicate_of"]
     return DocumentInfo(
         doc_id=doc.id,
         source=doc.source,
@@ -929,7 +947,7 @@ def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
         mime_type=doc.mime_type,
         content_hash=doc.content_hash,
         chunks=chunks,
-        metadata=dict(doc.metadata_ or {}),
+        metadata=metadata,
         created_at=doc.created_at.isoformat(),
         updated_at=doc.updated_at.isoformat(),
         acl_users=tuple(doc.acl_users or ()),

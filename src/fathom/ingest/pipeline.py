@@ -86,6 +86,16 @@ class _Pending:
 
 
 @dataclass(frozen=True, slots=True)
+class _Fingerprint:
+    """A stored document as near-duplicate detection needs it: where it is, its MinHash, its ACL."""
+
+    source: str
+    minhash: np.ndarray
+    acl_users: Sequence[str]
+    acl_groups: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
 class _FileKey:
     path: Path
     source: str
@@ -172,7 +182,7 @@ class IngestPipeline:
         self._embedder = embedder
         self._settings = settings
         self._parsers = parsers
-        self._fingerprints: dict[str, tuple[str, np.ndarray]] | None = None
+        self._fingerprints: dict[str, _Fingerprint] | None = None
 
     # -- entry points -------------------------------------------------------------------
 
@@ -486,7 +496,9 @@ class IngestPipeline:
                 )
             )
             if self._fingerprints is not None:
-                self._fingerprints[doc_id] = (pending.source, _minhash(pending.metadata))
+                self._fingerprints[doc_id] = _Fingerprint(
+                    pending.source, _minhash(pending.metadata), pending.acl_users, pending.acl_groups
+                )
             if progress is not None:
                 progress("chunks", len(drafts))
                 progress("file", 1)
@@ -496,7 +508,9 @@ class IngestPipeline:
         """Warn about stored documents with the same or nearly the same text; link the nearest.
 
         Both documents are kept (each source keeps its provenance); search results collapse
-        their repeated passages (:mod:`fathom.retrieve.dedupe`).
+        their repeated passages (:mod:`fathom.retrieve.dedupe`). Only documents the uploader
+        may read are compared: otherwise an upload of guessed text would learn the id and
+        source of a document hidden from it.
         """
         threshold = self._settings.near_duplicate_threshold
         mark = fingerprint(pending.parsed.text)
@@ -505,20 +519,28 @@ class IngestPipeline:
             return []
         if self._fingerprints is None:
             self._fingerprints = {
-                doc.id: (doc.source, _minhash(doc.metadata_ or {}))
+                doc.id: _Fingerprint(
+                    doc.source, _minhash(doc.metadata_ or {}), doc.acl_users or (), doc.acl_groups or ()
+                )
                 for doc, _count in self._store.list_documents(tenant)
             }
-        candidates = [(k, v) for k, v in self._fingerprints.items() if v[0] != pending.source]
+        reader = pending.writer
+        candidates = [
+            (doc_id, stored)
+            for doc_id, stored in self._fingerprints.items()
+            if stored.source != pending.source
+            and (reader is None or reader.can_read(tenant, stored.acl_users, stored.acl_groups))
+        ]
         if not candidates:
             return []
-        matrix = np.stack([v[1] for _k, v in candidates])
+        matrix = np.stack([stored.minhash for _id, stored in candidates])
         scores = (matrix == mark[None, :]).mean(axis=1)
         best = int(np.argmax(scores))
         if scores[best] < threshold:
             return []
-        doc_id, (source, _mark) = candidates[best]
+        doc_id, nearest = candidates[best]
         pending.metadata["near_duplicate_of"] = doc_id
-        return [f"near-duplicate of {source} (estimated similarity {scores[best]:.2f})"]
+        return [f"near-duplicate of {nearest.source} (estimated similarity {scores[best]:.2f})"]
 
 
 def _minhash(metadata: dict[str, Any]) -> np.ndarray:
