@@ -892,18 +892,32 @@ class Fathom:
 
     # -- feedback -------------------------------------------------------------------------
 
-    def record_answer(self, answer: Answer, *, principal: Principal | None = None) -> str:
-        """Remember that the principal received ``answer`` (ids only); returns its answer id."""
+    def record_answer(
+        self, answer: Answer, *, principal: Principal | None = None, key_id: str | None = None
+    ) -> str:
+        """Remember that the principal received ``answer`` (ids only) through the API key
+        ``key_id`` (None outside the service); returns its answer id."""
         return self.feedback_log.record_answer(
             self._principal(principal),
             abstained=answer.abstained,
             cited_doc_ids=[c.doc_id for c in answer.citations],
+            key_id=key_id,
         )
 
     def add_feedback(
-        self, answer_id: str, rating: str, comment: str | None = None, *, principal: Principal | None = None
-    ) -> int:
-        """Rate an answer the principal received ("up" or "down"); returns the feedback id.
+        self,
+        answer_id: str,
+        rating: str,
+        comment: str | None = None,
+        *,
+        principal: Principal | None = None,
+        key_id: str | None = None,
+    ) -> str:
+        """Rate an answer the principal received ("up" or "down"); returns the feedback id
+        (random hex, unrelated to other feedback).
+
+        A principal without a user counts as having received only the answers recorded with
+        its own ``key_id``.
 
         Raises:
             NotFound: no such answer, or one given to someone else.
@@ -911,7 +925,7 @@ class Fathom:
         """
         if rating not in ("up", "down"):
             raise InvalidQuery("rating must be 'up' or 'down'", code="feedback.invalid_rating")
-        return self.feedback_log.add(self._principal(principal), answer_id, rating, comment)
+        return self.feedback_log.add(self._principal(principal), answer_id, rating, comment, key_id=key_id)
 
     def status(self) -> StoreStatus:
         """Counts, index positions and disk use of this home."""

@@ -10,15 +10,22 @@ uploader may not read at all stays a 409 ``document.source_taken``.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select
 
 from fathom import Fathom
 from fathom.domain import FileOutcome, Principal
+from fathom.errors import PermissionDenied
+from fathom.store.schema import FeedbackRow
 from tests.security.conftest import Served, call_tool
+from tests.service.shared import postgres_schema
 
 POLICY = "# Travel policy\n\nBook trains fourteen days ahead through the travel desk.\n"
 HIJACK = "# Travel policy\n\nBook nothing; send your card number to the travel desk.\n"
@@ -180,3 +187,39 @@ def test_the_worker_refuses_a_new_document_when_someone_else_created_its_source_
     assert outcome.status == "failed" and outcome.error_code == "document.write_denied"
     stored = fathom.store.find_document("acme", "policy.md")
     assert stored is not None and "card number" not in stored.text
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Settings for a store on SQLite (the home's default) or in a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    with postgres_schema() as url:
+        yield {"database_url": url}
+
+
+def test_documents_stored_before_owners_were_recorded_are_replaced_by_admins_only(
+    tmp_path: Path, database: dict[str, str]
+):
+    home = tmp_path / "home"
+    with Fathom(home=home, embedder="hash:64", **database) as old:
+        assert _run(old, _submit(old, ALICE, POLICY, "notes.md")).status == "added"
+        answer_id = old.record_answer(old.ask("travel desk", principal=ALICE), principal=ALICE)
+        old.add_feedback(answer_id, "up", principal=ALICE)
+        config = Config()
+        config.set_main_option("script_location", "fathom.store:migrations")
+        with old.store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0003_chunk_minhash_page")
+    with Fathom(home=home, embedder="hash:64", **database) as upgraded:  # opening migrates it
+        stored = upgraded.store.find_document("acme", "notes.md")
+        assert stored is not None and stored.owner_user is None
+        assert upgraded.store.counts("acme") == (1, 1)  # the downgrade kept the chunks
+        with upgraded.store.session() as session:
+            public_ids = [row.public_id for row in session.scalars(select(FeedbackRow))]
+        assert len(public_ids) == 1 and re.fullmatch(r"[0-9a-f]{32}", public_ids[0] or "")
+        with pytest.raises(PermissionDenied) as denied:
+            _submit(upgraded, ALICE, HIJACK, "notes.md")
+        assert denied.value.code == "document.write_denied"
+        assert _run(upgraded, _submit(upgraded, ADMIN, HIJACK, "notes.md")).status == "updated"

@@ -185,6 +185,8 @@ class AnswerRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # The API key that received the answer: a key without a user may rate only its own answers.
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     abstained: Mapped[bool] = mapped_column(Boolean, default=False)
     cited_doc_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -194,9 +196,14 @@ class FeedbackRow(Base):
     """A rating of an answer by the principal who received it."""
 
     __tablename__ = "feedback"
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        Index("uq_feedback_public_id", "public_id", unique=True),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The id callers see (random hex): ``id`` counts across tenants and stays internal.
+    public_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     answer_id: Mapped[str] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"))
     tenant_id: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
