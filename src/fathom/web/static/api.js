@@ -29,8 +29,9 @@ const MESSAGES = {
   413: (what) => `${what || "The upload"} is larger than this server accepts.`,
   429: (_what, retry) =>
     `Too many requests for this key right now. Try again in ${retry ? `${retry} seconds` : "a minute"}.`,
+  // A write_denied code: readable, but the upload would replace a document the key does not own.
   403: (_what, _retry, code) =>
-    code === "document.write_denied"
+    String(code).endsWith(".write_denied")
       ? "Your key may read this document, but only its owner or an admin key may replace it."
       : "Your key may read this, but only admin keys may change it.",
 };
