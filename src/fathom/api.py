@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -13,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from fathom.answer.cache import AnswerCache, CacheScope
+from fathom.answer.cache import AnswerCache, CacheScope, DocumentVersion
 from fathom.answer.extractive import ExtractiveAnswerer
 from fathom.answer.generate import LLMAnswerer
 from fathom.answer.prompts import PROMPT_VERSION
@@ -61,7 +62,7 @@ from fathom.rerank.base import create_reranker
 from fathom.retrieve.dedupe import collapse_near_duplicates
 from fathom.retrieve.hybrid import HybridRetriever, RetrievalTrace
 from fathom.retrieve.transform import QueryTransformer, transform_note
-from fathom.store.database import Store
+from fathom.store.database import Store, check_write
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
 from fathom.store.keys import KeyRegistry
@@ -351,14 +352,18 @@ class Fathom:
     ) -> tuple[JobInfo, bool]:
         """Queue a document for ingestion; a worker (:meth:`run_job`) commits it later.
 
-        An empty ACL makes the document readable by the whole tenant. Returns the job and
-        whether it is new (False when ``idempotency`` matched an earlier request).
+        An empty ACL makes the document readable by the whole tenant. A new document is owned
+        by the principal's user; replacing an existing one (or its ACL) needs its owner or an
+        admin, checked here and again when the worker commits. Returns the job and whether it
+        is new (False when ``idempotency`` matched an earlier request).
 
         Raises:
             LimitExceeded: the content is larger than ``max_upload_bytes``, or the tenant's
                 waiting uploads would pass ``job_tenant_max_queued_bytes``.
             Conflict: the source belongs to a document the principal may not read, or the
                 idempotency key was used for another request.
+            PermissionDenied: the principal may read the document at ``source`` but neither
+                owns it nor is an admin (``document.write_denied``).
         """
         who = self._principal(principal)
         if len(content) > self.settings.max_upload_bytes:
@@ -367,14 +372,16 @@ class Fathom:
                 code="upload.too_large",
             )
         existing = self.store.find_document(who.tenant, source)
-        if existing is not None and not who.can_read(
-            existing.tenant_id, existing.acl_users or (), existing.acl_groups or ()
-        ):
-            raise Conflict("this source is taken; choose another source name", code="document.source_taken")
         users, groups = acl_pair(acl_users, acl_groups)
+        if existing is not None:
+            # The same text with the same ACL changes nothing (the job finds it unchanged), so any
+            # reader may send it again: text uploaded without a source is stored once.
+            check_write(who, existing, changes=not _same_document(existing, content, users, groups))
         job = NewJob(
             tenant=who.tenant,
             owner_user=who.user,
+            owner_groups=who.groups,
+            owner_admin=who.admin,
             source=source,
             title=title,
             content=content,
@@ -385,7 +392,12 @@ class Fathom:
         return self.jobs.enqueue(job, idempotency=idempotency)
 
     def run_job(self, job: ClaimedJob) -> FileOutcome:
-        """Ingest a claimed job's document (one transaction) and bring the indexes up to date."""
+        """Ingest a claimed job's document (one transaction) and bring the indexes up to date.
+
+        The document is written as the job's submitter: when it may no longer replace the
+        document at the job's source, the job fails with the same code as an upload would and
+        nothing is written.
+        """
         try:
             outcome = self._pipeline().ingest_bytes(
                 job.content,
@@ -396,8 +408,9 @@ class Fathom:
                 acl_users=job.acl_users,
                 acl_groups=job.acl_groups,
                 doc_id=job.document_id,
+                principal=job.submitter,
             )
-        except Conflict as exc:
+        except (Conflict, PermissionDenied) as exc:
             return FileOutcome(job.source, "failed", error_code=exc.code, message=exc.message)
         self.indexes.catch_up()
         return outcome
@@ -669,7 +682,7 @@ class Fathom:
         looked_up = llm is not None and self.settings.query_transform != "none"
         if looked_up:
             # Look in the answer cache before the transform spends tokens on a known question.
-            cached = self._cache.get(scope, question, self.embedder.embed_query(question))
+            cached = self._cache.get(scope, question, self.embedder.embed_query(question), reader=who)
             if cached is not None:
                 yield cached
                 return
@@ -697,7 +710,7 @@ class Fathom:
                 yield AnswerDelta(piece)
             yield answer
             return
-        cached = None if looked_up else self._cache.get(scope, question, trace.query_vector)
+        cached = None if looked_up else self._cache.get(scope, question, trace.query_vector, reader=who)
         if cached is not None:
             yield cached
             return
@@ -832,18 +845,25 @@ class Fathom:
             self._llm = LLMAnswerer(providers, verifier, settings, self.ledger)
         return self._llm
 
-    def _document_version(self, tenant: str, doc_id: str) -> str | None:
+    def _document_version(self, tenant: str, doc_id: str) -> DocumentVersion | None:
+        """What a cached answer citing this document depends on: its content and its ACL."""
         doc = self.store.get_document(tenant, doc_id)
-        return doc.content_hash if doc is not None else None
+        if doc is None:
+            return None
+        return DocumentVersion(
+            doc.content_hash, tuple(sorted(doc.acl_users or ())), tuple(sorted(doc.acl_groups or ()))
+        )
 
     def documents(self, *, principal: Principal | None = None) -> list[DocumentInfo]:
         """Every document of the principal's tenant that it may read, by source."""
         who = self._principal(principal)
-        return [
-            _document_info(doc, chunks)
+        readable = [
+            (doc, chunks)
             for doc, chunks in self.store.list_documents(who.tenant)
             if who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ())
         ]
+        ids = {doc.id for doc, _chunks in readable}
+        return [_document_info(doc, chunks, ids.__contains__) for doc, chunks in readable]
 
     def document(self, doc_id: str, *, principal: Principal | None = None) -> DocumentInfo:
         """One document's details, without its text.
@@ -853,11 +873,18 @@ class Fathom:
         """
         doc = self._readable(doc_id, principal)
         chunks = self.store.counts_for_document(doc.id)
-        return _document_info(doc, chunks)
+        return _document_info(doc, chunks, lambda other: self._may_read(other, principal))
 
     def document_text(self, doc_id: str, *, principal: Principal | None = None) -> str:
         """The extracted text of a document: the text every offset and quote refers to."""
         return self._readable(doc_id, principal).text
+
+    def _may_read(self, doc_id: str, principal: Principal | None) -> bool:
+        try:
+            self._readable(doc_id, principal)
+        except NotFound:
+            return False
+        return True
 
     def _readable(self, doc_id: str, principal: Principal | None) -> DocumentRow:
         who = self._principal(principal)
@@ -868,18 +895,32 @@ class Fathom:
 
     # -- feedback -------------------------------------------------------------------------
 
-    def record_answer(self, answer: Answer, *, principal: Principal | None = None) -> str:
-        """Remember that the principal received ``answer`` (ids only); returns its answer id."""
+    def record_answer(
+        self, answer: Answer, *, principal: Principal | None = None, key_id: str | None = None
+    ) -> str:
+        """Remember that the principal received ``answer`` (ids only) through the API key
+        ``key_id`` (None outside the service); returns its answer id."""
         return self.feedback_log.record_answer(
             self._principal(principal),
             abstained=answer.abstained,
             cited_doc_ids=[c.doc_id for c in answer.citations],
+            key_id=key_id,
         )
 
     def add_feedback(
-        self, answer_id: str, rating: str, comment: str | None = None, *, principal: Principal | None = None
-    ) -> int:
-        """Rate an answer the principal received ("up" or "down"); returns the feedback id.
+        self,
+        answer_id: str,
+        rating: str,
+        comment: str | None = None,
+        *,
+        principal: Principal | None = None,
+        key_id: str | None = None,
+    ) -> str:
+        """Rate an answer the principal received ("up" or "down"); returns the feedback id
+        (random hex, unrelated to other feedback).
+
+        A principal without a user counts as having received only the answers recorded with
+        its own ``key_id``.
 
         Raises:
             NotFound: no such answer, or one given to someone else.
@@ -887,7 +928,7 @@ class Fathom:
         """
         if rating not in ("up", "down"):
             raise InvalidQuery("rating must be 'up' or 'down'", code="feedback.invalid_rating")
-        return self.feedback_log.add(self._principal(principal), answer_id, rating, comment)
+        return self.feedback_log.add(self._principal(principal), answer_id, rating, comment, key_id=key_id)
 
     def status(self) -> StoreStatus:
         """Counts, index positions and disk use of this home."""
@@ -906,7 +947,16 @@ class Fathom:
         )
 
 
-def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
+def _document_info(doc: DocumentRow, chunks: int, readable: Callable[[str], bool]) -> DocumentInfo:
+    """A document's details for a reader; ``readable`` says which other documents it may read.
+
+    The ``near_duplicate_of`` link is shown only when the reader may read the document it names:
+    the id of a document hidden from the reader is never revealed.
+    """
+    metadata = dict(doc.metadata_ or {})
+    linked = metadata.get("near_duplicate_of")
+    if linked is not None and not (isinstance(linked, str) and readable(linked)):
+        del metadata["near_duplicate_of"]
     return DocumentInfo(
         doc_id=doc.id,
         source=doc.source,
@@ -914,11 +964,20 @@ def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
         mime_type=doc.mime_type,
         content_hash=doc.content_hash,
         chunks=chunks,
-        metadata=dict(doc.metadata_ or {}),
+        metadata=metadata,
         created_at=doc.created_at.isoformat(),
         updated_at=doc.updated_at.isoformat(),
         acl_users=tuple(doc.acl_users or ()),
         acl_groups=tuple(doc.acl_groups or ()),
+    )
+
+
+def _same_document(doc: DocumentRow, content: bytes, users: Sequence[str], groups: Sequence[str]) -> bool:
+    """Whether storing ``content`` with this ACL under ``doc``'s source would change nothing."""
+    return (
+        doc.content_hash == hashlib.sha256(content).hexdigest()
+        and sorted(doc.acl_users or ()) == sorted(users)
+        and sorted(doc.acl_groups or ()) == sorted(groups)
     )
 
 

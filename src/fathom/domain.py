@@ -66,6 +66,20 @@ class Principal:
             return True
         return (self.user is not None and self.user in users) or any(g in groups for g in self.groups)
 
+    def can_write(self, tenant: str, owner_user: str | None) -> bool:
+        """Whether this principal may replace a document of ``tenant`` owned by ``owner_user``
+        (its text, title, metadata or ACL), given that it may read it.
+
+        Admins may; otherwise only the owner, matched by user name within the tenant. A principal
+        without a user owns nothing, and a document without an owner (created by the CLI, by a
+        key without a user, or before owners were recorded) is replaced by admins only.
+        """
+        if tenant != self.tenant:
+            return False
+        if self.admin:
+            return True
+        return self.user is not None and owner_user is not None and owner_user == self.user
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:

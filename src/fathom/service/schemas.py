@@ -240,7 +240,10 @@ class FeedbackIn(_In):
 
 
 class FeedbackOut(BaseModel):
-    feedback_id: int
+    feedback_id: str = Field(
+        description="The feedback's id: random hex, unrelated to any other feedback.",
+        examples=["3f9c2a7d5b1e4c8a9d0f6e2b7a1c5d3e"],
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -27,7 +27,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from fathom.domain import JobInfo, JobStatus
+from fathom.domain import JobInfo, JobStatus, Principal
 from fathom.errors import Conflict, LimitExceeded
 from fathom.store.database import Store
 from fathom.store.job_schedule import (
@@ -72,6 +72,8 @@ class NewJob:
     metadata: dict[str, Any]
     acl_users: tuple[str, ...]
     acl_groups: tuple[str, ...]
+    owner_groups: tuple[str, ...] = ()
+    owner_admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,16 @@ class ClaimedJob:
     acl_users: tuple[str, ...]
     acl_groups: tuple[str, ...]
     attempt: int
+    owner_user: str | None = None
+    owner_groups: tuple[str, ...] = ()
+    owner_admin: bool = False
+
+    @property
+    def submitter(self) -> Principal:
+        """The principal that submitted the job, as it was then: the worker writes as it."""
+        return Principal(
+            tenant=self.tenant, user=self.owner_user, groups=self.owner_groups, admin=self.owner_admin
+        )
 
 
 def _info(row: JobRow) -> JobInfo:
@@ -165,6 +177,8 @@ class JobQueue:
                     id=uuid.uuid4().hex,
                     tenant_id=job.tenant,
                     owner_user=job.owner_user,
+                    owner_groups=list(job.owner_groups),
+                    owner_admin=job.owner_admin,
                     document_id=existing or uuid.uuid4().hex,
                     source=job.source,
                     title=job.title,
@@ -382,6 +396,9 @@ class JobQueue:
                 acl_users=tuple(row.acl_users or ()),
                 acl_groups=tuple(row.acl_groups or ()),
                 attempt=row.attempts,
+                owner_user=row.owner_user,
+                owner_groups=tuple(row.owner_groups or ()),
+                owner_admin=bool(row.owner_admin),
             )
 
     def renew(self, job_id: str, worker: str) -> bool:
