@@ -338,6 +338,17 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(
         default=3, ge=1, le=100, description="Attempts before a job whose worker keeps dying fails."
     )
+    job_tenant_max_running: int = Field(
+        default=0,
+        ge=0,
+        description="Jobs of one tenant running at once across all workers (0: no cap beyond "
+        "round-robin fairness).",
+    )
+    job_tenant_max_queued_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=0,
+        description="Bytes of one tenant's uploads waiting for ingestion; more get 429 (0: no cap).",
+    )
     log_level: str = Field(default="WARNING", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines to stderr.")
 

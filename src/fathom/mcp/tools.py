@@ -46,6 +46,8 @@ class ToolContext:
         job_queued: called after an ingestion job is queued (wakes the job workers).
         before_answer: called before ``ask`` answers (may raise ``LimitExceeded``).
         after_answer: called with each answer ``ask`` gives (charges answer tokens).
+        key_id: the API key the caller used (None over stdio): ``ask`` records it with each
+            answer, so a key without a user can rate its own answers and no other key's.
     """
 
     fathom: Fathom
@@ -53,6 +55,7 @@ class ToolContext:
     job_queued: Callable[[], None]
     before_answer: Callable[[], None] = _nothing
     after_answer: Callable[[Answer], None] = _ignore
+    key_id: str | None = None
 
 
 class _Args(BaseModel):
@@ -227,7 +230,7 @@ class AskResult(_Result):
 def ask(ctx: ToolContext, args: AskArgs) -> AskResult:
     ctx.before_answer()
     answer = ctx.fathom.ask(args.question, k=args.k, filters=args.filters, principal=ctx.principal)
-    answer_id = ctx.fathom.record_answer(answer, principal=ctx.principal)
+    answer_id = ctx.fathom.record_answer(answer, principal=ctx.principal, key_id=ctx.key_id)
     ctx.after_answer(answer)
     return AskResult(
         answer=answer.answer,
@@ -255,8 +258,9 @@ class IngestTextArgs(_Args):
         min_length=1,
         max_length=4096,
         description="The document's identity, e.g. 'notes/2024-06-standup.md'. Ingesting the same "
-        "source again replaces that document (unchanged text is skipped). Default: derived from "
-        "the text, so the same text is stored once.",
+        "source again replaces that document (unchanged text is skipped) if you created it or are "
+        "an admin; otherwise it fails with document.write_denied. Default: derived from the text, "
+        "so the same text is stored once.",
     )
     title: str | None = Field(
         default=None, max_length=1024, description="Title; default: the first heading or line."

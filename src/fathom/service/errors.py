@@ -60,7 +60,9 @@ _CODE_BY_STATUS = {
 def status_for(exc: FathomError) -> int:
     """The HTTP status of a fathom error."""
     if isinstance(exc, LimitExceeded):
-        return 413 if exc.code.startswith("upload.") else 429
+        # A full per-tenant queue drains by itself: 429 with Retry-After, not 413.
+        too_large = exc.code.startswith("upload.") and exc.code != "upload.queue_full"
+        return 413 if too_large else 429
     for error_type, status in _STATUS_BY_TYPE:
         if isinstance(exc, error_type):
             return status

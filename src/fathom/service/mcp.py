@@ -95,4 +95,5 @@ class McpEndpoint:
             job_queued=job_queued,
             before_answer=before_answer,
             after_answer=after_answer,
+            key_id=caller.key_id,
         )

@@ -76,6 +76,24 @@ class JobOut(BaseModel):
     reason: str | None = Field(description="Why the job failed, for people.")
     created_at: str
     finished_at: str | None
+    started_at: str | None = Field(
+        default=None, description="Running jobs: when the current attempt started. Otherwise null."
+    )
+    position: int | None = Field(
+        default=None,
+        description="Queued jobs: how many jobs are expected to start before this one. Workers "
+        "serve tenants in turn, so it counts this tenant's older jobs plus, from each other "
+        "tenant, about as many jobs as turns pass first; an estimate, since queues change. "
+        "Otherwise null.",
+        examples=[3],
+    )
+    eta_seconds: float | None = Field(
+        default=None,
+        description="Queued jobs: estimated seconds until the job finishes, computed as the mean "
+        "run time of the last 50 finished jobs (claim to finish) times (position / jobs running "
+        "now + 1). Null before any job has finished, and for jobs that are not queued.",
+        examples=[12.5],
+    )
 
     @classmethod
     def of(cls, job: JobInfo) -> JobOut:
@@ -222,7 +240,10 @@ class FeedbackIn(_In):
 
 
 class FeedbackOut(BaseModel):
-    feedback_id: int
+    feedback_id: str = Field(
+        description="The feedback's id: random hex, unrelated to any other feedback.",
+        examples=["3f9c2a7d5b1e4c8a9d0f6e2b7a1c5d3e"],
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -24,13 +24,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
-from fathom.errors import BackendUnavailable, Conflict
+from fathom.domain import Principal
+from fathom.errors import BackendUnavailable, Conflict, PermissionDenied
 from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
 from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentAclRow, DocumentRow, utcnow
 
-__all__ = ["ChunkDraft", "Store", "StoredChunk"]
+__all__ = ["ChunkDraft", "Store", "StoredChunk", "check_write"]
 
 _CHUNK_COLUMNS = (
     "SELECT c.id, c.doc_id, c.text, c.start_offset, c.end_offset, c.heading_path, c.ordinal,"
@@ -94,6 +95,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def check_write(writer: Principal, doc: DocumentRow, *, changes: bool = True) -> None:
+    """Refuse to let ``writer`` replace ``doc`` (or change its ACL) unless it may.
+
+    ``changes=False`` (the upload is the same text with the same ACL) checks only that the
+    writer may read the document.
+
+    Raises:
+        Conflict: the writer may not even read the document: to it, the source is just taken
+            (``document.source_taken``; the document's existence is not revealed).
+        PermissionDenied: the writer may read the document but neither owns it nor is an
+            admin (``document.write_denied``).
+    """
+    if not writer.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ()):
+        raise Conflict("this source is taken; choose another source name", code="document.source_taken")
+    if changes and not writer.can_write(doc.tenant_id, doc.owner_user):
+        raise PermissionDenied(
+            "only the document's owner or an admin may replace it or change its ACL",
+            code="document.write_denied",
+        )
 
 
 class Store:
@@ -202,18 +224,27 @@ class Store:
         acl_users: Sequence[str] = (),
         acl_groups: Sequence[str] = (),
         doc_id: str | None = None,
+        writer: Principal | None = None,
     ) -> tuple[str, bool]:
         """Insert or replace a document and all its chunks in one transaction.
 
         Args:
             doc_id: the id a new document gets (default: a fresh one); when a document with
                 this source already exists under another id, nothing is written.
+            writer: who writes; a new document is owned by its user. An existing document is
+                replaced only when the writer may read it and write it (checked in this
+                transaction, with the document's row locked). None: the tenant's admin (CLI,
+                embedded use), whose new documents have no owner.
 
         Returns:
             The document id and whether an existing document was replaced.
 
         Raises:
-            Conflict: ``doc_id`` was given and the source belongs to another document.
+            Conflict: the source belongs to a document the writer may not read
+                (``document.source_taken``), or ``doc_id`` was given and the source belongs to
+                another document (``document.conflict``).
+            PermissionDenied: the writer may read the document but not replace it
+                (``document.write_denied``).
         """
         with self.session() as session:
             self._serialize_writes(session)
@@ -223,12 +254,19 @@ class Store:
                 .with_for_update()
             ).one_or_none()
             replaced = doc is not None
+            if doc is not None and writer is not None:
+                check_write(writer, doc)
             if doc is not None and doc_id is not None and doc.id != doc_id:
                 raise Conflict("another document took this source meanwhile", code="document.conflict")
             now = utcnow()
             if doc is None:
-                new_id = doc_id or uuid.uuid4().hex
-                doc = DocumentRow(id=new_id, tenant_id=tenant, source=source, created_at=now)
+                doc = DocumentRow(
+                    id=doc_id or uuid.uuid4().hex,
+                    tenant_id=tenant,
+                    source=source,
+                    owner_user=writer.user if writer is not None else None,
+                    created_at=now,
+                )
                 session.add(doc)
             else:
                 self._remove_chunks(session, doc.id, tenant)

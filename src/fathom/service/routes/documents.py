@@ -160,9 +160,12 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[DocumentIn, by
     description="Multipart (`file` plus optional `title`, `source`, `acl` and `metadata` JSON fields) "
     "or JSON `{text, title, source, acl, metadata}`. The document becomes searchable when its job "
     "succeeds (`GET /v1/jobs/{job_id}`). A repeat with the same `Idempotency-Key` returns the first "
-    "response; the same key with a different body is a 409.",
+    "response; the same key with a different body is a 409. Uploading to the `source` of an existing "
+    "document replaces it (text, title, metadata and ACL): only its owner (the user of the key that "
+    "created it) or an admin may (403 `document.write_denied` for other readers; 409 "
+    "`document.source_taken` when the caller may not read it).",
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(400, 401, 409, 413, 415, 422, 429),
+    responses=error_responses(400, 401, 403, 409, 413, 415, 422, 429),
 )
 async def upload_document(
     request: Request,

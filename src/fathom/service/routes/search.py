@@ -41,7 +41,7 @@ def _answer_tokens(answer: Answer) -> int:
 
 
 def _finish(service: Service, caller_key: str, principal: Principal, answer: Answer) -> AskOut:
-    answer_id = service.fathom.record_answer(answer, principal=principal)
+    answer_id = service.fathom.record_answer(answer, principal=principal, key_id=caller_key)
     service.charge_answer_tokens(caller_key, _answer_tokens(answer))
     return AskOut.of(answer_id, answer)
 
