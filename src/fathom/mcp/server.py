@@ -24,8 +24,9 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from fathom import __version__
-from fathom.errors import FathomError, LimitExceeded
+from fathom.errors import BackendUnavailable, FathomError, LimitExceeded
 from fathom.mcp.tools import TOOLS, Tool, ToolContext, tool_named
+from fathom.store.outage import RETRY_AFTER_SECONDS, database_unavailable, is_unavailable
 
 __all__ = ["INSTRUCTIONS", "ContextFactory", "create_server", "describe"]
 
@@ -103,8 +104,14 @@ async def call_tool(
     except FathomError as exc:
         outcome = exc.code
         retry_after = exc.retry_after if isinstance(exc, LimitExceeded) else None
+        if isinstance(exc, BackendUnavailable):
+            retry_after = RETRY_AFTER_SECONDS
         return _error(exc.code, exc.message, request_id, retry_after)
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):
+            outcome = "backend.unavailable"
+            unavailable = database_unavailable()
+            return _error(unavailable.code, unavailable.message, request_id, RETRY_AFTER_SECONDS)
         outcome = "internal.error"
         log.exception("mcp.tool_failed", tool=name)
         return _error("internal.error", "the tool failed; the server log has the details", request_id)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
+import redis
 import structlog
 from fastapi import FastAPI
 
 from fathom import __version__
 from fathom.api import Fathom
 from fathom.config import Settings, load_settings
+from fathom.errors import BackendUnavailable
 from fathom.service.deps import Service
 from fathom.service.errors import install_error_handlers
 from fathom.service.limits import create_buckets
@@ -23,9 +26,10 @@ from fathom.service.metrics import Metrics
 from fathom.service.middleware import RequestContextMiddleware
 from fathom.service.routes import documents, feedback, health, jobs, search
 from fathom.service.worker import JobWorkers
+from fathom.store import Store
 from fathom.web import install_web
 
-__all__ = ["create_app", "create_app_from_environment"]
+__all__ = ["check_backends", "create_app", "create_app_from_environment"]
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +101,30 @@ def create_app(
     app.include_router(mcp.router)
     install_web(app)
     return app
+
+
+def check_backends(settings: Settings) -> None:
+    """Check at start that the store of record opens (and is migrated) and that Redis answers.
+
+    At run time an outage only makes requests answer 503 until it ends; at start it is far more
+    likely a wrong setting, so ``fathom serve`` refuses to start instead.
+
+    Raises:
+        BackendUnavailable: the database or Redis cannot be reached (the message names which,
+            never a password).
+    """
+    Store(settings.resolved_database_url, lock_dir=settings.home).close()
+    if not settings.redis_url:
+        return
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError:
+        where = urlsplit(settings.redis_url)
+        address = f"{where.hostname}:{where.port or 6379}" if where.hostname else where.path
+        raise BackendUnavailable(f"cannot reach Redis at {address}") from None
+    finally:
+        client.close()
 
 
 def create_app_from_environment() -> FastAPI:

@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
@@ -28,6 +29,7 @@ from fathom.errors import (
     ProviderError,
     Unauthorized,
 )
+from fathom.store.outage import RETRY_AFTER_SECONDS, database_unavailable, is_unavailable
 
 __all__ = ["error_body", "error_response", "install_error_handlers", "request_id_of", "status_for"]
 
@@ -93,6 +95,8 @@ async def _fathom_error(request: Request, exc: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, LimitExceeded) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if isinstance(exc, BackendUnavailable):
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     if status >= 500:
@@ -131,6 +135,14 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database outage is a 503 the client may retry; any other store error is a bug (500)."""
+    if is_unavailable(exc):
+        log.warning("store.unavailable", error_type=type(exc).__name__)
+        return await _fathom_error(request, database_unavailable())
+    return await _unexpected_error(request, exc)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("http.unhandled", error_type=type(exc).__name__)
     return error_response(request, 500, "internal.error", "the server failed to handle the request")
@@ -141,4 +153,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FathomError, _fathom_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sa_exc.DBAPIError, _store_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _store_error)
     app.add_exception_handler(Exception, _unexpected_error)

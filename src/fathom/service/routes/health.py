@@ -24,6 +24,8 @@ def healthz() -> HealthOut:
     "/readyz",
     response_model=ReadyOut,
     summary="The store of record (and Redis, when configured) answer",
+    description="`checks` names each dependency and whether it answered: `database`, and `redis` "
+    "when `redis_url` is set. 503 while any of them does not.",
     responses={503: {"model": ReadyOut, "description": "A dependency does not answer."}},
 )
 def readyz(service: ServiceDep) -> JSONResponse:
