@@ -80,7 +80,8 @@ def _invalid_arguments(exc: ValidationError) -> str:
     # Where and what, never the input: it may hold document text.
     problems = []
     for error in exc.errors(include_url=False, include_input=False)[:5]:
-        where = ".".join(str(part) for part in error.get("loc", ())) or "arguments"
+        # A location may name a key the caller sent (a filter's, say): clip each part.
+        where = ".".join(str(part)[:64] for part in error.get("loc", ())) or "arguments"
         problems.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(problems) or "invalid arguments"
 

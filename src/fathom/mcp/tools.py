@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fathom.api import Fathom
 from fathom.domain import Answer, Citation, DocumentInfo, Hit, Principal, text_source
 from fathom.errors import IngestError, NotFound
+from fathom.guard.fields import Filters, TextMetadata
 
 __all__ = ["TOOLS", "Tool", "ToolContext", "tool_named"]
 
@@ -136,7 +137,7 @@ class SearchArgs(_Args):
         "longer than its max_query_chars setting, 2000 characters by default).",
     )
     k: int = Field(default=8, ge=1, le=50, description="How many passages to return (1-50).")
-    filters: dict[str, str] | None = Field(default=None, description=_FILTERS_DESCRIPTION)
+    filters: Filters | None = Field(default=None, description=_FILTERS_DESCRIPTION)
 
 
 class SearchHit(CitationOut):
@@ -195,7 +196,7 @@ class AskArgs(_Args):
         description="How many retrieved passages the answer may draw on (1-50; default: the "
         "server's answer_chunks setting, 6).",
     )
-    filters: dict[str, str] | None = Field(default=None, description=_FILTERS_DESCRIPTION)
+    filters: Filters | None = Field(default=None, description=_FILTERS_DESCRIPTION)
 
 
 class AskResult(_Result):
@@ -261,9 +262,10 @@ class IngestTextArgs(_Args):
     title: str | None = Field(
         default=None, max_length=1024, description="Title; default: the first heading or line."
     )
-    metadata: dict[str, str] | None = Field(
+    metadata: TextMetadata | None = Field(
         default=None,
-        description='Key/value labels that search and ask can filter on, e.g. {"team": "ops"}.',
+        description='Key/value labels that search and ask can filter on, e.g. {"team": "ops"} '
+        "(at most 64; keys up to 256 characters, values up to 4096).",
     )
     acl_users: list[str] = Field(
         default_factory=list,

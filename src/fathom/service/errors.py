@@ -31,9 +31,25 @@ from fathom.errors import (
 )
 from fathom.store.outage import RETRY_AFTER_SECONDS, database_unavailable, is_unavailable
 
-__all__ = ["error_body", "error_response", "install_error_handlers", "request_id_of", "status_for"]
+__all__ = [
+    "CodedHTTPException",
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+    "request_id_of",
+    "status_for",
+]
 
 log = structlog.get_logger(__name__)
+
+
+class CodedHTTPException(StarletteHTTPException):
+    """An HTTP error raised below the routes (e.g. by middleware) that carries its own code."""
+
+    def __init__(self, status_code: int, code: str, detail: str) -> None:
+        super().__init__(status_code, detail)
+        self.code = code
+
 
 _STATUS_BY_TYPE: tuple[tuple[type[FathomError], int], ...] = (
     (Unauthorized, 401),
@@ -104,11 +120,16 @@ async def _fathom_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, status, exc.code, exc.message, headers)
 
 
+def _clip(part: str, limit: int = 64) -> str:
+    return part if len(part) <= limit else part[: limit - 1] + "…"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    # Only where and what, never the input: it may hold document text.
+    # Only where and what, never the input: it may hold document text. A location may name a
+    # key the client sent (a filter's, say), so each part is clipped.
     problems = [
-        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+        f"{'.'.join(_clip(str(part)) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
         for error in exc.errors()[:5]
     ]
     return error_response(request, 422, "request.invalid", "; ".join(problems) or "invalid request")
@@ -119,6 +140,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     code = _CODE_BY_STATUS.get(
         exc.status_code, "request.failed" if exc.status_code < 500 else "internal.error"
     )
+    if isinstance(exc, CodedHTTPException):
+        code = exc.code
     message = exc.detail if isinstance(exc.detail, str) else "the request failed"
     headers = dict(exc.headers or {})
     if exc.status_code == 405:

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
     summary="Rate an answer you received",
     description="`answer_id` comes from `POST /v1/ask`. Only the key's user who received the answer "
     "(or an admin of its tenant) can rate it; anyone else gets a 404.",
-    responses=error_responses(400, 401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 413, 422, 429),
 )
 def add_feedback(body: FeedbackIn, fathom: FathomDep, principal: PrincipalDep) -> FeedbackOut:
     feedback_id = fathom.add_feedback(body.answer_id, body.rating, body.comment, principal=principal)
