@@ -512,11 +512,15 @@ def serve(
     ] = 1,
     home: HomeOption = None,
 ) -> None:
-    """Run the HTTP service (API under /v1, docs at /docs, MCP at /mcp); logs are JSON lines on stderr."""
+    """Run the HTTP service (API under /v1, docs at /docs, MCP at /mcp); logs are JSON lines on stderr.
+
+    Connection limits (header and keep-alive timeouts, connection cap) come from the http_* settings.
+    """
     import uvicorn
 
     from fathom.config import load_settings
     from fathom.service.app import check_backends
+    from fathom.service.http import server_options
 
     if home is not None:
         # Worker processes read their settings from the environment.
@@ -534,6 +538,7 @@ def serve(
             workers=workers,
             log_config=None,
             access_log=False,
+            **server_options(settings),
         )
 
 

@@ -322,6 +322,26 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest body of other HTTP requests (search, ask, feedback ...); larger ones get 413.",
     )
+    http_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Seconds a client has to send a request's headers before the connection is closed.",
+    )
+    http_keep_alive_timeout: int = Field(
+        default=5, ge=1, le=600, description="Seconds an idle kept-alive connection stays open."
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections per serve process before new requests get 503 (keep below ulimit -n).",
+    )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line plus headers; larger ones get 400 (h11 server only).",
+    )
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="Requests per minute per API key (0: no limit)."
     )
