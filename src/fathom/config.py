@@ -322,6 +322,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest body of other HTTP requests (search, ask, feedback ...); larger ones get 413.",
     )
+    mcp_waits_per_key: int = Field(
+        default=4,
+        ge=0,
+        le=1000,
+        description="MCP ingest_text calls of one API key that may wait for their job at once, per "
+        "serve process; further calls answer at once with the job queued.",
+    )
     http_header_timeout: float = Field(
         default=10.0,
         gt=0,

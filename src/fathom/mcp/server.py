@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import anyio.to_thread
 import structlog
 from mcp import types
 from mcp.server.lowlevel import Server
@@ -101,7 +100,7 @@ async def call_tool(
     started = time.perf_counter()
     outcome = "ok"
     try:
-        result = await anyio.to_thread.run_sync(tool.run, context, args)
+        result = await tool.run(context, args)
     except FathomError as exc:
         outcome = exc.code
         retry_after = exc.retry_after if isinstance(exc, LimitExceeded) else None

@@ -16,7 +16,8 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=HealthOut, summary="The process is up")
-def healthz() -> HealthOut:
+async def healthz() -> HealthOut:
+    # async: liveness must not wait for a worker thread, which busy requests may all hold.
     return HealthOut(status="ok")
 
 
