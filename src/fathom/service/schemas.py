@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fathom.domain import Answer, DocumentInfo, Hit, JobInfo, Passage
+from fathom.guard.fields import Filters, Metadata, Name
 
 __all__ = [
     "AclIn",
@@ -28,9 +29,9 @@ __all__ = [
     "SentenceOut",
 ]
 
-# A bound on request fields before fathom's own limits (max_query_chars) apply.
-_MAX_FIELD = 100_000
-MetadataValue = str | int | float | bool | list[str]
+# A bound on queries before fathom's own limit (max_query_chars, 2000 by default) applies; it
+# keeps the longest valid query well inside the default max_request_bytes (64 KiB).
+_MAX_QUERY = 8192
 
 
 class _In(BaseModel):
@@ -40,8 +41,8 @@ class _In(BaseModel):
 class AclIn(_In):
     """Who may read a document. Both empty (the default): everyone in the tenant."""
 
-    users: list[str] = Field(default_factory=list, max_length=1000, examples=[["alice"]])
-    groups: list[str] = Field(default_factory=list, max_length=1000, examples=[["eng"]])
+    users: list[Name] = Field(default_factory=list, max_length=1000, examples=[["alice"]])
+    groups: list[Name] = Field(default_factory=list, max_length=1000, examples=[["eng"]])
 
 
 class DocumentIn(_In):
@@ -58,7 +59,7 @@ class DocumentIn(_In):
         examples=["wiki/runbook.md"],
     )
     acl: AclIn | None = None
-    metadata: dict[str, MetadataValue] | None = Field(default=None, examples=[{"team": "ops"}])
+    metadata: Metadata | None = Field(default=None, examples=[{"team": "ops"}])
 
 
 class DocumentAccepted(BaseModel):
@@ -132,11 +133,9 @@ class DeletedOut(BaseModel):
 
 
 class SearchIn(_In):
-    query: str = Field(min_length=1, max_length=_MAX_FIELD, examples=["how do I rotate the keys?"])
+    query: str = Field(min_length=1, max_length=_MAX_QUERY, examples=["how do I rotate the keys?"])
     k: int = Field(default=10, ge=1, le=100, description="How many hits.")
-    filters: dict[str, str] | None = Field(
-        default=None, description="Exact metadata matches, e.g. {'type': 'text/markdown'}."
-    )
+    filters: Filters | None = None
 
 
 class HitOut(BaseModel):
@@ -160,9 +159,9 @@ class SearchOut(BaseModel):
 
 
 class AskIn(_In):
-    query: str = Field(min_length=1, max_length=_MAX_FIELD, examples=["How often are keys rotated?"])
+    query: str = Field(min_length=1, max_length=_MAX_QUERY, examples=["How often are keys rotated?"])
     k: int | None = Field(default=None, ge=1, le=50, description="Chunks the answerer reads.")
-    filters: dict[str, str] | None = None
+    filters: Filters | None = None
 
 
 class CitationOut(BaseModel):
@@ -273,9 +272,11 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "Readable, but not allowed to change.",
         404: "No such thing, or one the caller may not read.",
         409: "Conflicts with existing state.",
-        413: "The body is too large.",
+        413: "The body is larger than the route's limit (max_upload_bytes for uploads, "
+        "max_request_bytes for other requests).",
         415: "Unsupported content type.",
         422: "Invalid request (e.g. query too long).",
         429: "Rate limited; see Retry-After.",
+        503: "The database or Redis does not answer (`backend.unavailable`); see Retry-After.",
     }
     return {status: {"model": ErrorOut, "description": descriptions[status]} for status in statuses}

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, select, text
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, make_url, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -85,6 +85,8 @@ class StoredChunk:
 # Arbitrary constant naming the PostgreSQL advisory lock that orders change-log writers.
 _CHANGE_LOG_LOCK = 0x66617468
 _MIGRATE_LOCK = 0x66617469
+_CONNECT_TIMEOUT_SECONDS = 5
+_LIBPQ_DRIVERS = {"psycopg", "psycopg2"}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -127,6 +129,14 @@ class Store:
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            # A server that restarted leaves dead connections in the pool: test each before use
+            # so the first request after an outage succeeds; and never hang on an unreachable host.
+            kwargs["pool_pre_ping"] = True
+            parsed = make_url(url)
+            libpq = parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in _LIBPQ_DRIVERS
+            if libpq and "connect_timeout" not in parsed.query:
+                kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS}
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)

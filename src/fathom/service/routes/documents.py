@@ -8,13 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fathom.domain import text_source
+from fathom.guard.fields import Metadata
 from fathom.service.deps import CallerDep, FathomDep, PrincipalDep, ServiceDep
 from fathom.service.schemas import (
+    AclIn,
     DeletedOut,
     DocumentAccepted,
     DocumentIn,
@@ -29,26 +31,9 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
-_ACL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "users": {"type": "array", "items": {"type": "string"}},
-        "groups": {"type": "array", "items": {"type": "string"}},
-    },
-    "additionalProperties": False,
-}
-_METADATA_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": {
-        "anyOf": [
-            {"type": "string"},
-            {"type": "integer"},
-            {"type": "number"},
-            {"type": "boolean"},
-            {"type": "array", "items": {"type": "string"}},
-        ]
-    },
-}
+# The same bounds as the JSON body's models, so both forms of the upload document them.
+_ACL_SCHEMA: dict[str, Any] = AclIn.model_json_schema()
+_METADATA_SCHEMA: dict[str, Any] = TypeAdapter(Metadata).json_schema()
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
