@@ -26,6 +26,7 @@ from fathom.errors import (
     NotFound,
     PermissionDenied,
     ProviderError,
+    StorageFull,
     Unauthorized,
 )
 
@@ -42,6 +43,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[FathomError], int], ...] = (
     (IngestError, 422),
     (ProviderError, 502),
     (BackendUnavailable, 503),
+    (StorageFull, 507),
 )
 
 _CODE_BY_STATUS = {

@@ -256,5 +256,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         415: "Unsupported content type.",
         422: "Invalid request (e.g. query too long).",
         429: "Rate limited; see Retry-After.",
+        507: "The disk holding the store or the indexes is full (storage.full); nothing was written.",
     }
     return {status: {"model": ErrorOut, "description": descriptions[status]} for status in statuses}

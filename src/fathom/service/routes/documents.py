@@ -162,7 +162,7 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[DocumentIn, by
     "succeeds (`GET /v1/jobs/{job_id}`). A repeat with the same `Idempotency-Key` returns the first "
     "response; the same key with a different body is a 409.",
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(400, 401, 409, 413, 415, 422, 429),
+    responses=error_responses(400, 401, 409, 413, 415, 422, 429, 507),
 )
 async def upload_document(
     request: Request,
