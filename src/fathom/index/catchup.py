@@ -11,6 +11,7 @@ import structlog
 
 from fathom.index.base import DenseIndex, LexicalIndex
 from fathom.store.database import Store
+from fathom.store.space import storage_errors
 
 __all__ = ["IndexSet"]
 
@@ -54,7 +55,15 @@ class IndexSet:
         return any(index.applied_sequence() < head for index in self.indexes)
 
     def catch_up(self, progress: Progress | None = None) -> int:
-        """Apply every change-log row the indexes have not seen; returns rows applied."""
+        """Apply every change-log row the indexes have not seen; returns rows applied.
+
+        Raises:
+            StorageFull: the disk is full; each index stays at its last recorded position.
+        """
+        with storage_errors(self._lock_path.parent):
+            return self._catch_up(progress)
+
+    def _catch_up(self, progress: Progress | None) -> int:
         if not self.behind():
             return 0
         applied = 0
@@ -81,7 +90,11 @@ class IndexSet:
         return applied
 
     def rebuild(self, progress: Progress | None = None, batch_size: int = 10_000) -> None:
-        """Rebuild every index from the store of record, from scratch."""
+        """Rebuild every index from the store of record, from scratch (``StorageFull`` if the disk is)."""
+        with storage_errors(self._lock_path.parent):
+            self._rebuild(progress, batch_size)
+
+    def _rebuild(self, progress: Progress | None, batch_size: int) -> None:
         with self._exclusive():
             head = self.store.last_sequence()
             ids = self.store.all_chunk_ids()

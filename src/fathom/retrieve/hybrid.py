@@ -13,6 +13,7 @@ import structlog
 from fathom.config import Settings
 from fathom.domain import Hit, contextual_text
 from fathom.embed.base import Embedder
+from fathom.errors import StorageFull
 from fathom.index.base import AllowedChunks, IndexFilter, ScoredId
 from fathom.index.catchup import IndexSet
 from fathom.rerank.base import Reranker
@@ -90,7 +91,7 @@ class HybridRetriever:
         depth = max(settings.candidates, limit)
         started = time.perf_counter()
         embeddings = [self._pool.submit(self._embedder.embed_query, query) for query in queries]
-        self._indexes.catch_up()
+        self._catch_up()
         lexical_started = time.perf_counter()
         lexicals = [self._indexes.lexical.search(query, depth, where) for query in queries]
         allowed = self._indexes.lexical.allowed(where)
@@ -144,10 +145,17 @@ class HybridRetriever:
             lexical=lexical, dense=dense, fused=fused, query_vector=vector, timings_ms=timings
         )
 
+    def _catch_up(self) -> None:
+        """Apply what writers committed; on a full disk, search the indexes as they stand."""
+        try:
+            self._indexes.catch_up()
+        except StorageFull:
+            log.warning("index.catch_up_failed", code=StorageFull.code)
+
     def _lexical(
         self, query: str, depth: int, where: IndexFilter
     ) -> tuple[list[ScoredId], AllowedChunks, float]:
-        self._indexes.catch_up()
+        self._catch_up()
         started = time.perf_counter()
         lexical = self._indexes.lexical.search(query, depth, where)
         allowed = self._indexes.lexical.allowed(where)
