@@ -38,6 +38,7 @@ from fathom.errors import (
     LimitExceeded,
     NotFound,
     PermissionDenied,
+    StorageFull,
 )
 from fathom.index.catchup import Indexer, Progress
 from fathom.index.registry import create_backend
@@ -122,9 +123,10 @@ class Fathom:
         self._parsers: ParserPool | None = None
         try:
             self.indexer.catch_up()
-        except ConfigError as exc:
+        except (ConfigError, StorageFull) as exc:
             # E.g. the embedder changed dimension: stay openable so `reindex` can repair it;
-            # ingest and search raise the same clear error until then.
+            # ingest and search raise the same clear error until then. A full disk: reads
+            # search the indexes as they stand until space is freed.
             log.warning("index.catch_up_failed", code=exc.code)
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -202,7 +202,9 @@ class Settings(BaseSettings):
         default=20 * 1024 * 1024, ge=1, description="Largest response URL ingestion downloads, in bytes."
     )
     url_timeout_seconds: float = Field(
-        default=20.0, gt=0, description="Total time allowed to fetch one URL, redirects included."
+        default=20.0,
+        gt=0,
+        description="Total time to fetch one URL: one deadline over DNS, connect, redirects and body.",
     )
     url_max_redirects: int = Field(default=5, ge=0, le=20, description="Redirects URL ingestion follows.")
     sync_debounce_ms: int = Field(

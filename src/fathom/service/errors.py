@@ -27,6 +27,7 @@ from fathom.errors import (
     NotFound,
     PermissionDenied,
     ProviderError,
+    StorageFull,
     Unauthorized,
 )
 from fathom.store.outage import RETRY_AFTER_SECONDS, database_unavailable, is_unavailable
@@ -60,6 +61,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[FathomError], int], ...] = (
     (IngestError, 422),
     (ProviderError, 502),
     (BackendUnavailable, 503),
+    (StorageFull, 507),
 )
 
 _CODE_BY_STATUS = {

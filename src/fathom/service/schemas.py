@@ -278,5 +278,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid request (e.g. query too long).",
         429: "Rate limited; see Retry-After.",
         503: "The database or Redis does not answer (`backend.unavailable`); see Retry-After.",
+        507: "The disk holding the store or the indexes is full (storage.full); nothing was written.",
     }
     return {status: {"model": ErrorOut, "description": descriptions[status]} for status in statuses}

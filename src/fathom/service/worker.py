@@ -22,6 +22,7 @@ import redis
 import structlog
 
 from fathom.api import Fathom
+from fathom.errors import FathomError
 from fathom.store.jobs import ClaimedJob
 
 __all__ = ["JobWorkers"]
@@ -156,6 +157,9 @@ class JobWorkers:
             outcome = self._fathom.run_job(job)
             if outcome.status == "failed":
                 error_code, reason = outcome.error_code or "ingest.failed", outcome.message
+        except FathomError as exc:  # e.g. storage.full: the job fails with its stable code
+            log.warning("job.failed", job_id=job.job_id, code=exc.code)
+            error_code, reason = exc.code, exc.message
         except Exception as exc:  # one bad job fails alone; the worker goes on
             log.exception("job.crashed", job_id=job.job_id)
             error_code, reason = "job.crashed", f"ingestion stopped with {type(exc).__name__}"

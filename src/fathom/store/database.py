@@ -20,16 +20,23 @@ import numpy as np
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, make_url, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from fathom.domain import Principal
-from fathom.errors import BackendUnavailable, Conflict, PermissionDenied
+from fathom.errors import BackendUnavailable, Conflict, PermissionDenied, StorageFull
 from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
 from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentAclRow, DocumentRow, utcnow
+from fathom.store.space import (
+    STORE_MESSAGE,
+    is_read_only_refusal,
+    is_storage_full,
+    read_only_engine,
+    storage_full,
+)
 
 __all__ = ["ChunkDraft", "Store", "StoredChunk", "check_write"]
 
@@ -140,9 +147,26 @@ class Store:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        database = self.engine.url.database if self.is_sqlite else None
+        self._data_path = Path(database) if database and database != ":memory:" else None
+        # The one place where a full disk under the store becomes StorageFull (the failed
+        # statement's transaction is rolled back, so nothing partial stays).
+        event.listen(self.engine, "handle_error", self._storage_full)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock_dir = lock_dir
-        self.migrate()
+        self.read_only = False
+        try:
+            self.migrate()
+        except StorageFull:
+            # SQLite cannot even open its WAL index on a full disk; a read-only view of a
+            # cleanly closed database keeps status and search working until space is freed.
+            engine = read_only_engine(self._data_path) if self._data_path is not None else None
+            if engine is None:
+                raise
+            self.engine.dispose()
+            self.engine, self.read_only = engine, True
+            event.listen(self.engine, "handle_error", self._storage_full)
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -170,6 +194,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _storage_full(self, context: ExceptionContext) -> None:
+        error = context.original_exception
+        if is_storage_full(error, self._data_path) or (self.read_only and is_read_only_refusal(error)):
+            raise storage_full("store", STORE_MESSAGE) from error
 
     def _safe_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)

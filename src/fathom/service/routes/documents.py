@@ -150,7 +150,7 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[DocumentIn, by
     "created it) or an admin may (403 `document.write_denied` for other readers; 409 "
     "`document.source_taken` when the caller may not read it).",
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(400, 401, 403, 409, 413, 415, 422, 429),
+    responses=error_responses(400, 401, 403, 409, 413, 415, 422, 429, 507),
 )
 async def upload_document(
     request: Request,
