@@ -55,7 +55,9 @@ def score(row: dict[str, Any], answer: Answer, seconds: float) -> dict[str, Any]
         "cited_evidence_recall": sum(e in quotes for e in evidence) / len(evidence),
         "correct": all(m in answer.answer for m in row["answer_must_contain"]),
         "abstained": answer.abstained,
-        "steps": len([s for s in answer.agent.steps if s.tool not in ("answer", "limit")]) if answer.agent else 0,
+        "steps": sum(1 for s in answer.agent.steps if s.tool not in ("answer", "limit"))
+        if answer.agent
+        else 0,
         "fallback": answer.agent.fallback if answer.agent else None,
         "tokens": answer.usage.total_tokens,
         "seconds": round(seconds, 3),
@@ -93,15 +95,18 @@ def table(report: dict[str, Any]) -> str:
     for run_ in report["runs"]:
         lines.append(
             f"| {run_['answerer']} | {run_['mode']} | {run_['evidence_recall']:.1%} | "
-            f"{run_['cited_evidence_recall']:.1%} | {run_['answer_correctness']:.1%} | {run_['mean_steps']} | "
-            f"{run_['fallbacks']} | {run_['mean_tokens']:.0f} | {run_['mean_seconds']:.2f} |"
+            f"{run_['cited_evidence_recall']:.1%} | {run_['answer_correctness']:.1%} | "
+            f"{run_['mean_steps']} | {run_['fallbacks']} | {run_['mean_tokens']:.0f} | "
+            f"{run_['mean_seconds']:.2f} |"
         )
     lines += ["", report["note"]]
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--qa", type=Path, default=ROOT / "data" / "qa" / "seeds-multihop.jsonl")
     parser.add_argument("--home", type=Path, default=Path.home() / ".cache" / "fathom" / "bench" / "seeds")
     parser.add_argument("--limit", type=int, default=0, help="Only the first N questions.")
