@@ -1,4 +1,4 @@
-"""Agent mode: the tools protocol against a real local HTTP server, the bounded loop, its trace and fallbacks."""
+"""Agent mode: the tools protocol over real local HTTP, the bounded loop, its trace and its fallbacks."""
 
 from __future__ import annotations
 
