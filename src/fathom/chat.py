@@ -77,7 +77,7 @@ def chat(
             conversation = fathom.start_conversation().conversation_id
         else:
             for turn in fathom.conversation(conversation).turns:
-                _out.print(f"[bold]you>[/bold] {escape(turn.question)}")
+                _out.print(f"[bold]you:[/bold] {escape(turn.question)}")
                 _print_answer(turn, asked=turn.question)
     except FathomError as exc:
         _err.print(f"[red]error[/red] {escape(f'[{exc.code}]')} {escape(exc.message)}")
