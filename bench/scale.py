@@ -167,14 +167,14 @@ def build(size: int, home: Path, corpus: Path, budget_s: float | None) -> dict[s
         store_s += time.perf_counter() - t0
         if (number + 1) % DOCS_PER_COMMIT_BATCH == 0:
             t0, c0 = time.perf_counter(), time.process_time()
-            fathom.indexes.catch_up()
+            fathom.indexer.catch_up()
             index_s += time.perf_counter() - t0
             index_cpu_s += time.process_time() - c0
             print(f"  {(number + 1) * CHUNKS_PER_DOC:>9,} chunks  index {index_s:7.1f} s", flush=True)
             if budget_s is not None and time.perf_counter() - started > budget_s:
                 break
     t0, c0 = time.perf_counter(), time.process_time()
-    fathom.indexes.catch_up()
+    fathom.indexer.catch_up()
     index_s += time.perf_counter() - t0
     index_cpu_s += time.process_time() - c0
     total_s = time.perf_counter() - started
@@ -185,7 +185,7 @@ def build(size: int, home: Path, corpus: Path, budget_s: float | None) -> dict[s
     built = fathom.store.counts()[1]
     _put(fathom, size, extra, _chunk_vectors(sentences_rng, _centroids()[0], CHUNKS_PER_DOC))
     t0 = time.perf_counter()
-    fathom.indexes.catch_up()
+    fathom.indexer.catch_up()
     small_catch_up_ms = (time.perf_counter() - t0) * 1000
     status = fathom.status()
     fathom.close()
@@ -251,7 +251,7 @@ def _queries(size: int, count: int, corpus: Path) -> list[tuple[str, np.ndarray]
 
 def search(size: int, home: Path, corpus: Path, count: int) -> dict[str, Any]:
     """Time hybrid retrieval (no query embedding) over the built home, in a fresh process."""
-    from fathom.index.base import IndexFilter
+    from fathom.index.types import IndexFilter
     from fathom.retrieve.hybrid import HybridRetriever
 
     t0 = time.perf_counter()
@@ -261,7 +261,9 @@ def search(size: int, home: Path, corpus: Path, count: int) -> dict[str, Any]:
     # Queries come from documents the build wrote (all of them unless it hit its budget).
     built = fathom.store.counts()[1] - CHUNKS_PER_DOC
     queries = _queries(min(size, built), count, corpus)
-    retriever = HybridRetriever(fathom.indexes, _PrecomputedEmbedder(dict(queries)), fathom.settings)
+    retriever = HybridRetriever(
+        fathom.indexer, fathom.store, _PrecomputedEmbedder(dict(queries)), fathom.settings
+    )
     everything = IndexFilter(tenant=fathom.settings.tenant, acl_tokens=None)
     half = IndexFilter(tenant=fathom.settings.tenant, acl_tokens=None, metadata=("shard=even",))
     result: dict[str, Any] = {"open_s": round(open_s, 2), "rss_after_open_mb": round(rss_open)}
@@ -291,7 +293,7 @@ def search(size: int, home: Path, corpus: Path, count: int) -> dict[str, Any]:
     checks = []
     for _ in range(100):
         t0 = time.perf_counter()
-        fathom.indexes.catch_up()
+        fathom.indexer.catch_up()
         checks.append((time.perf_counter() - t0) * 1000)
     result["caught_up_check_p50_ms"] = round(statistics.median(checks), 3)
     result["search_peak_rss_mb"] = round(_peak_rss_mb())

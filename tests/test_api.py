@@ -65,7 +65,7 @@ def test_unchanged_files_are_skipped_and_changed_files_replaced(fathom: Fathom, 
     chunks_before = fathom.status().chunks
     again = fathom.ingest([corpus])
     assert again.count("unchanged") == 5
-    assert fathom.status().last_sequence == fathom.status().index_positions["lexical"]
+    assert fathom.status().last_sequence == fathom.status().index_positions["embedded"]
     assert fathom.status().chunks == chunks_before
 
     (corpus / "pets.md").write_text("# Pet care\n\n## Parrots\n\nParrots can live for eighty years.\n")
@@ -126,7 +126,7 @@ def test_reindex_rebuilds_the_same_results(fathom: Fathom, tmp_path: Path):
     after = [(h.chunk_id, h.score) for h in fathom.search("bicycle puncture repair", k=5)]
     assert after == before
     status = fathom.status()
-    assert status.index_positions == {"lexical": status.last_sequence, "dense": status.last_sequence}
+    assert status.index_positions == {"embedded": status.last_sequence}
 
 
 def test_invalid_queries_are_refused(fathom: Fathom):

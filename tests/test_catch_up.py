@@ -51,7 +51,7 @@ def test_catch_up_after_a_small_ingest_reads_only_the_new_rows(tmp_path: Path):
     with Fathom(home=tmp_path / "home", embedder=f"hash:{DIM}") as fathom:
         for number in range(60):
             _put(fathom, number, 50, rng)  # 3,000 chunks
-        fathom.indexes.catch_up()
+        fathom.indexer.catch_up()
         before = fathom.store.last_sequence()
         _put(fathom, 1000, 4, rng)
         with fathom.store.connection() as conn:
@@ -71,7 +71,7 @@ def test_catch_up_after_a_small_ingest_reads_only_the_new_rows(tmp_path: Path):
 
         event.listen(fathom.store.engine, "before_cursor_execute", record)
         try:
-            assert fathom.indexes.catch_up() == 4
+            assert fathom.indexer.catch_up() == 4
         finally:
             event.remove(fathom.store.engine, "before_cursor_execute", record)
 
@@ -91,6 +91,6 @@ def test_catch_up_after_a_small_ingest_reads_only_the_new_rows(tmp_path: Path):
         assert any(before in (p if isinstance(p, tuple | list) else ()) for s, p in reads if "changes" in s)
 
         # The dense index journaled exactly the new chunks; both indexes hold everything.
-        records = list(read_records(next((tmp_path / "home" / "index").glob("dense.*.journal"))))
+        records = list(read_records(next((tmp_path / "home" / "index").glob("tenants/*/dense.*.journal"))))
         assert {int(k) for k in records[-1][0].keys} == new_ids
-        assert fathom.indexes.lexical.size() == fathom.indexes.dense.size() == 3004
+        assert fathom.backend.sizes() == {"lexical": 3004, "dense": 3004}

@@ -66,7 +66,7 @@ def test_ingest_search_ask_status_delete(tmp_path: Path):
 
     status = json.loads(fathom_cli("status", "--json", home=home).stdout)
     assert status["documents"] == 2
-    assert status["index_positions"] == {"lexical": status["last_sequence"], "dense": status["last_sequence"]}
+    assert status["index_positions"] == {"embedded": status["last_sequence"]}
 
     fathom_cli("delete", str(docs / "tea.txt"), home=home)
     missing = fathom_cli("delete", str(docs / "tea.txt"), home=home, check=False)

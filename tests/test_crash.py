@@ -90,8 +90,8 @@ def _assert_consistent(home: Path, versions: dict[str, dict[str, str]]) -> int:
                 for chunk in chunks:
                     assert doc.text[chunk.start_offset : chunk.end_offset] == chunk.text
         store_ids = set(fathom.store.all_chunk_ids())
-        assert fathom.indexes.lexical.chunk_ids() == store_ids
-        assert fathom.indexes.dense.chunk_ids() == store_ids
+        assert fathom.backend.chunk_ids() == store_ids
+        assert fathom.backend.sizes() == {"lexical": len(store_ids), "dense": len(store_ids)}
         status = fathom.status()
         assert set(status.index_positions.values()) == {status.last_sequence}
         if docs:

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fathom.index.base import IndexFilter
+from fathom.index.backend import SearchRequest
 from fathom.index.dense import UsearchIndex
+from fathom.index.embedded import EmbeddedBackend
 from fathom.index.journal import read_records
 from fathom.index.lexical import TantivyIndex
-from fathom.store.database import IndexableChunk
+from fathom.index.types import IndexableChunk, IndexFilter
 
 DIM = 16
 
@@ -63,7 +64,7 @@ def test_batches_survive_reopen_from_the_journal_without_rewriting_the_snapshot(
     assert reopened.chunk_ids() == expected
     assert reopened.size() == len(expected)
     assert reopened.applied_sequence() == 403
-    hits = reopened.search(replaced[0].embedding, 1, WHERE, None)
+    hits = reopened.search(replaced[0].embedding, 1, None)
     assert hits[0][0] == 7 and hits[0][1] == pytest.approx(1.0, abs=1e-5)
 
 
@@ -85,9 +86,9 @@ def test_compaction_writes_a_new_generation_and_keeps_every_change(tmp_path: Pat
     reopened = UsearchIndex(path, journal_limit=300, exact_below=0)
     assert reopened.chunk_ids() == (set(range(51, 1001)) | {10})
     for chunk in chunks[100:110]:
-        assert reopened.search(chunk.embedding, 1, WHERE, None)[0][0] == chunk.chunk_id
-    assert reopened.search(readded[0].embedding, 1, WHERE, None)[0][0] == 10
-    assert all(hit[0] not in removed[1:] for hit in reopened.search(chunks[1].embedding, 20, WHERE, None))
+        assert reopened.search(chunk.embedding, 1, None)[0][0] == chunk.chunk_id
+    assert reopened.search(readded[0].embedding, 1, None)[0][0] == 10
+    assert all(hit[0] not in removed[1:] for hit in reopened.search(chunks[1].embedding, 20, None))
 
 
 def test_a_torn_journal_tail_is_ignored_then_cut_off(tmp_path: Path):
@@ -150,7 +151,7 @@ def test_filtered_search_returns_only_allowed_chunks_on_every_path(tmp_path: Pat
         query /= np.linalg.norm(query)
         for shard, member in shards.items():
             where = IndexFilter(tenant="t", acl_tokens=None, metadata=(f"shard={shard}",))
-            hits = dense.search(query, 5, where, lexical.allowed(where))
+            hits = dense.search(query, 5, lexical.allowed(where))
             pool = [c for c in chunks if c.metadata_tokens[0] == f"shard={shard}"]
             assert all(member(chunk_id) for chunk_id, _ in hits)
             expected = _best(pool, query, 5)
@@ -158,12 +159,9 @@ def test_filtered_search_returns_only_allowed_chunks_on_every_path(tmp_path: Pat
                 assert [chunk_id for chunk_id, _ in hits] == expected  # exact
             else:
                 assert len(set(expected) & {chunk_id for chunk_id, _ in hits}) >= 4  # HNSW recall
-        everything = dense.search(query, 5, WHERE, lexical.allowed(WHERE))
+        everything = dense.search(query, 5, None)
         assert len(set(_best(chunks, query, 5)) & {chunk_id for chunk_id, _ in everything}) >= 4
-        assert (
-            dense.search(query, 5, IndexFilter(tenant="other"), lexical.allowed(IndexFilter(tenant="other")))
-            == []
-        )
+        assert dense.search(query, 5, lexical.allowed(IndexFilter(tenant="other"))) == []
 
 
 def test_a_writer_keeps_complete_records_a_killed_writer_left_unpositioned(tmp_path: Path):
@@ -189,24 +187,23 @@ def test_a_tenant_never_sees_another_tenants_nearest_vectors(tmp_path: Path):
         )
         for c in _chunks(range(1, 1501))  # the same vectors, so theirs tie with ours
     ]
-    lexical = TantivyIndex(tmp_path / "lexical")
-    dense = UsearchIndex(tmp_path / "dense.usearch", exact_below=0)
-    for index in (lexical, dense):
-        index.apply([], ours + theirs, sequence=1)
-    assert not lexical.allowed(WHERE).excludes_nothing()
-    lexical_hits = lexical.search("common", 100, WHERE)
-    assert len(lexical_hits) == 100 and all(chunk_id < 10_000 for chunk_id, _ in lexical_hits)
-    alone = TantivyIndex(tmp_path / "alone")  # one tenant: searched without the filter clause
-    alone.apply([], ours, sequence=1)
-    assert alone.allowed(WHERE).excludes_nothing()
-    # The same chunks through the filtered query (every chunk has the ACL "*"): same ranking.
+    backend = EmbeddedBackend(tmp_path / "index", exact_below=0)
+    backend.apply({}, ours + theirs, sequence=1)
+    for where in (WHERE, IndexFilter(tenant="t", acl_tokens=("*",))):
+        lexical_hits = backend.search(SearchRequest("common", None, where, 100)).lexical
+        assert len(lexical_hits) == 100 and all(chunk_id < 10_000 for chunk_id, _ in lexical_hits)
+        for chunk in ours[:20]:
+            hits = backend.search(SearchRequest("", chunk.embedding, where, 10)).dense
+            assert hits and all(chunk_id < 10_000 for chunk_id, _ in hits)
+            assert hits[0][0] == chunk.chunk_id
+
+
+def test_an_admin_query_ranks_like_the_filtered_query_of_a_reader_who_sees_everything(tmp_path: Path):
+    """An admin's query skips the filter clause (every chunk of the tenant's index passes)."""
+    lexical = TantivyIndex(tmp_path / "alone")
+    lexical.apply([], _chunks(range(1, 1501)), sequence=1)
     via_filter = IndexFilter(tenant="t", acl_tokens=("*",))
-    assert not alone.allowed(via_filter).excludes_nothing()
-    assert alone.search("word3 common", 20, WHERE) == alone.search("word3 common", 20, via_filter)
-    for chunk in ours[:20]:
-        hits = dense.search(chunk.embedding, 10, WHERE, lexical.allowed(WHERE))
-        assert hits and all(chunk_id < 10_000 for chunk_id, _ in hits)
-        assert hits[0][0] == chunk.chunk_id
+    assert lexical.search("word3 common", 20, WHERE) == lexical.search("word3 common", 20, via_filter)
 
 
 def test_the_newest_generation_wins_and_older_ones_are_swept(tmp_path: Path):

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from fathom.answer.cache import AnswerCache, CacheScope, DocumentVersion
-from fathom.answer.extractive import ExtractiveAnswerer
-from fathom.answer.generate import LLMAnswerer
-from fathom.answer.prompts import PROMPT_VERSION
+from fathom.answer.pipeline import AnswerPipeline
 from fathom.answer.usage import TokenLedger
-from fathom.answer.verify import Verifier
 from fathom.config import Settings, load_settings
 from fathom.domain import (
     Answer,
@@ -31,13 +23,11 @@ from fathom.domain import (
     JobInfo,
     Passage,
     Principal,
-    QueryTransformTrace,
     SearchResult,
     Section,
     StoreStatus,
     TextDocument,
     contextual_text,
-    page_at,
 )
 from fathom.embed.base import Embedder, create_embedder
 from fathom.errors import (
@@ -50,19 +40,15 @@ from fathom.errors import (
     PermissionDenied,
     StorageFull,
 )
-from fathom.index.base import IndexFilter
-from fathom.index.catchup import IndexSet, Progress
-from fathom.index.dense import UsearchIndex
-from fathom.index.lexical import TantivyIndex, analyze
+from fathom.index.catchup import Indexer, Progress
+from fathom.index.registry import create_backend
 from fathom.ingest.fetch import FetchLimits, fetch_url
+from fathom.ingest.mirror import FolderMirror
 from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, iter_files, parse_limits, parse_options
 from fathom.ingest.sandbox import ParserPool
-from fathom.llm.base import EXTRACTIVE, create_provider
 from fathom.logs import configure_logging
-from fathom.rerank.base import create_reranker
-from fathom.retrieve.dedupe import collapse_near_duplicates
-from fathom.retrieve.hybrid import HybridRetriever, RetrievalTrace
-from fathom.retrieve.transform import QueryTransformer, transform_note
+from fathom.retrieve.documents import DocumentReader
+from fathom.retrieve.pipeline import SearchPipeline, StageObserver
 from fathom.store.database import Store, check_write
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
@@ -72,10 +58,6 @@ from fathom.store.schema import DocumentRow
 __all__ = ["Fathom"]
 
 log = structlog.get_logger(__name__)
-
-# Called with a pipeline stage name ("lexical", "dense", "retrieve", "answer") and its seconds.
-StageObserver = Callable[[str, float], None]
-_DELTA_PIECES = re.compile(r"\S+\s*")
 
 
 class Fathom:
@@ -106,31 +88,28 @@ class Fathom:
         self.home = self.settings.home
         self.home.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.settings.resolved_database_url, lock_dir=self.home)
-        index_dir = self.settings.index_dir
-        self.indexes = IndexSet(
-            self.store,
-            TantivyIndex(
-                index_dir / "lexical",
-                title_boost=self.settings.title_boost,
-                heading_boost=self.settings.heading_boost,
-                context_in_body=self.settings.lexical_context,
-            ),
-            UsearchIndex(
-                index_dir / "dense.usearch",
-                exact_below=self.settings.exact_search_below,
-                journal_limit=self.settings.dense_journal_limit,
-                threads=self.settings.index_threads,
-            ),
-            lock_path=index_dir / "catchup.lock",
-        )
+        self.backend = create_backend(self.settings)
+        self.indexer = Indexer(self.store, self.backend, lock_path=self.settings.index_dir / "catchup.lock")
         self._embedder = embedder
-        self._retriever: HybridRetriever | None = None
-        self._answerer: ExtractiveAnswerer | None = None
-        self._llm: LLMAnswerer | None = None
-        self._transformer: QueryTransformer | None = None
         self.ledger = TokenLedger(self.settings.tenant_token_budgets)
-        self._cache = AnswerCache(
-            self.settings.answer_cache_size, self.settings.answer_cache_similarity, self._document_version
+        self.stage_observer: StageObserver | None = None
+        self.searching = SearchPipeline(
+            self.settings,
+            self.store,
+            self.indexer,
+            lambda: self.embedder,
+            lambda: self.answering.llm(),
+            self._observe_stage,
+        )
+        self.reader = DocumentReader(self.store)
+        self.answering = AnswerPipeline(
+            self.settings,
+            self.store,
+            self.backend,
+            self.searching,
+            lambda: self.embedder,
+            self.ledger,
+            self._observe_stage,
         )
         self.keys = KeyRegistry(self.store)
         self.jobs = JobQueue(
@@ -141,10 +120,9 @@ class Fathom:
             tenant_max_queued_bytes=self.settings.job_tenant_max_queued_bytes,
         )
         self.feedback_log = FeedbackLog(self.store)
-        self.stage_observer: StageObserver | None = None
         self._parsers: ParserPool | None = None
         try:
-            self.indexes.catch_up()
+            self.indexer.catch_up()
         except (ConfigError, StorageFull) as exc:
             # E.g. the embedder changed dimension: stay openable so `reindex` can repair it;
             # ingest and search raise the same clear error until then. A full disk: reads
@@ -165,17 +143,6 @@ class Fathom:
         return self._embedder
 
     @property
-    def _hybrid(self) -> HybridRetriever:
-        if self._retriever is None:
-            reranker = (
-                create_reranker(self.settings.reranker, device=self.settings.device)
-                if self.settings.reranker
-                else None
-            )
-            self._retriever = HybridRetriever(self.indexes, self.embedder, self.settings, reranker)
-        return self._retriever
-
-    @property
     def parsers(self) -> ParserPool:
         """The parser worker pool (started on first use)."""
         if self._parsers is None:
@@ -185,13 +152,11 @@ class Fathom:
         return self._parsers
 
     def close(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
-        if self._retriever is not None:
-            self._retriever.close()
+        self.answering.close()
+        self.searching.close()
         if self._parsers is not None:
             self._parsers.close()
+        self.backend.close()
         self.store.close()
 
     def __enter__(self) -> Fathom:
@@ -202,6 +167,10 @@ class Fathom:
 
     def _principal(self, principal: Principal | None) -> Principal:
         return principal or Principal(tenant=self.settings.tenant, admin=True)
+
+    def _observe_stage(self, stage: str, seconds: float) -> None:
+        if self.stage_observer is not None:
+            self.stage_observer(stage, seconds)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -262,7 +231,7 @@ class Fathom:
         outcome = self._pipeline().ingest_bytes(
             fetched.data, source=url, tenant=settings.tenant, metadata=meta, name=fetched.name
         )
-        self.indexes.catch_up()
+        self.indexer.catch_up()
         return outcome
 
     def _ingest_files(
@@ -283,7 +252,7 @@ class Fathom:
             tenant=self.settings.tenant,
             metadata=dict(metadata or {}),
             progress=progress,
-            after_commit=self.indexes.catch_up,
+            after_commit=self.indexer.catch_up,
         )
         report.outcomes[:0] = missing
         return report
@@ -304,7 +273,7 @@ class Fathom:
             title=title,
             metadata=dict(metadata or {}),
         )
-        self.indexes.catch_up()
+        self.indexer.catch_up()
         return outcome
 
     def ingest_texts(
@@ -312,7 +281,7 @@ class Fathom:
     ) -> IngestReport:
         """Ingest many documents given as text, embedded in batches (unchanged ones are skipped)."""
         return self._pipeline().ingest_texts(
-            documents, tenant=self.settings.tenant, progress=progress, after_commit=self.indexes.catch_up
+            documents, tenant=self.settings.tenant, progress=progress, after_commit=self.indexer.catch_up
         )
 
     def delete(self, source_or_id: str, *, principal: Principal | None = None) -> str:
@@ -335,7 +304,7 @@ class Fathom:
             raise PermissionDenied("only an admin key may delete documents", code="document.delete_denied")
         if not self.store.delete_document(tenant, doc.id):
             raise NotFound(f"no document {source_or_id!r}", code="document.not_found")
-        self.indexes.catch_up()
+        self.indexer.catch_up()
         return doc.id
 
     # -- ingestion jobs (the HTTP service's writes) -----------------------------------------
@@ -414,7 +383,7 @@ class Fathom:
             )
         except (Conflict, PermissionDenied) as exc:
             return FileOutcome(job.source, "failed", error_code=exc.code, message=exc.message)
-        self.indexes.catch_up()
+        self.indexer.catch_up()
         return outcome
 
     def job(self, job_id: str, *, principal: Principal | None = None) -> JobInfo:
@@ -434,19 +403,7 @@ class Fathom:
 
     def sync(self, directory: str | Path, *, progress: ProgressCallback | None = None) -> IngestReport:
         """Make the store mirror a folder: add new files, update changed ones, delete removed ones."""
-        root = Path(directory).expanduser().resolve()
-        if not root.is_dir():
-            raise NotFound(f"no folder {str(directory)!r}", code="sync.not_a_folder")
-        files = list(iter_files(root))
-        report = self._ingest_files(files, metadata=None, progress=progress)
-        present = {str(path.resolve()) for path in files if path.exists()}
-        prefix = str(root) + os.sep
-        for doc, _chunks in self.store.list_documents(self.settings.tenant, source_prefix=prefix):
-            if doc.source not in present:
-                self.store.delete_document(self.settings.tenant, doc.id)
-                report.outcomes.append(FileOutcome(doc.source, "deleted", doc_id=doc.id))
-        self.indexes.catch_up()
-        return report
+        return self._mirror().sync(directory, progress=progress)
 
     def watch(
         self,
@@ -455,55 +412,17 @@ class Fathom:
         *,
         stop: threading.Event | None = None,
     ) -> None:
-        """Mirror a folder continuously until ``stop`` is set (or the process is interrupted).
+        """Mirror a folder continuously until ``stop`` is set (see :meth:`FolderMirror.watch`)."""
+        self._mirror().watch(directory, on_report, stop=stop)
 
-        Starts with a full :meth:`sync`, which is also what makes watching resumable: after
-        a crash, the next start reconciles whatever changed meanwhile (unchanged files are
-        skipped by content hash, each document commits alone). Then every burst of
-        changes (create, modify, rename, delete), once quiet for ``sync_debounce_ms``, is
-        applied and reported through ``on_report``.
-        """
-        import watchfiles
-
-        root = Path(directory).expanduser().resolve()
-        on_report(self.sync(root))
-        prefix = str(root) + os.sep
-        for changes in watchfiles.watch(
-            root,
-            debounce=self.settings.sync_debounce_ms,
-            step=min(50, max(1, self.settings.sync_debounce_ms)),
-            stop_event=stop,
-            recursive=True,
-            raise_interrupt=False,
-        ):
-            touched: set[Path] = set()
-            for _change, raw in changes:
-                path = Path(raw)
-                relative = path.relative_to(root) if path.is_relative_to(root) else path
-                if any(part.startswith(".") for part in relative.parts):
-                    continue
-                touched.add(path)
-            if touched:
-                on_report(self._apply_changes(touched, prefix))
-
-    def _apply_changes(self, paths: set[Path], prefix: str) -> IngestReport:
-        """Ingest the changed paths that exist; delete documents of those that are gone."""
-        existing: list[Path] = []
-        for path in sorted(paths):
-            if path.is_dir():
-                existing.extend(iter_files(path))
-            elif path.is_file():
-                existing.append(path)
-        report = self._ingest_files(existing, metadata=None, progress=None)
-        tenant = self.settings.tenant
-        gone = {str(p) for p in paths if not p.exists()}
-        if gone:
-            for doc, _chunks in self.store.list_documents(tenant, source_prefix=prefix):
-                if doc.source in gone or any(doc.source.startswith(g + os.sep) for g in gone):
-                    self.store.delete_document(tenant, doc.id)
-                    report.outcomes.append(FileOutcome(doc.source, "deleted", doc_id=doc.id))
-            self.indexes.catch_up()
-        return report
+    def _mirror(self) -> FolderMirror:
+        return FolderMirror(
+            self.store,
+            self.settings.tenant,
+            lambda files, progress: self._ingest_files(files, metadata=None, progress=progress),
+            self.indexer.catch_up,
+            debounce_ms=self.settings.sync_debounce_ms,
+        )
 
     def reindex(self, progress: Progress | None = None) -> None:
         """Rebuild every index from the store of record (re-embedding if the model changed)."""
@@ -515,30 +434,12 @@ class Fathom:
             self.store.set_embeddings(
                 self.embedder.name, {row[0]: v for row, v in zip(stale, vectors, strict=True)}
             )
-        self.indexes.rebuild(progress)
+        self.indexer.rebuild(progress)
 
     def _pipeline(self) -> IngestPipeline:
         return IngestPipeline(self.store, self.embedder, self.settings, self.parsers)
 
     # -- reading --------------------------------------------------------------------------
-
-    def _filter(self, principal: Principal, filters: Mapping[str, str] | None) -> IndexFilter:
-        terms = tuple(f"{key}={value}" for key, value in sorted((filters or {}).items()))
-        return IndexFilter(
-            tenant=principal.tenant,
-            acl_tokens=None if principal.admin else tuple(principal.acl_tokens()),
-            metadata=terms,
-        )
-
-    def _check_query(self, query: str) -> str:
-        query = query.strip()
-        if not query:
-            raise InvalidQuery("the query is empty", code="query.empty")
-        if len(query) > self.settings.max_query_chars:
-            raise InvalidQuery(
-                f"the query is longer than {self.settings.max_query_chars} characters", code="query.too_long"
-            )
-        return query
 
     def search(
         self,
@@ -571,67 +472,9 @@ class Fathom:
 
         A transform that fails falls back to the query as given; its trace says why.
         """
-        query = self._check_query(query)
-        if k < 1:
-            raise InvalidQuery("k must be at least 1", code="query.invalid_k")
-        who = self._principal(principal)
-        where = self._filter(who, filters)
-        transformed = self._transform(query, who.tenant) if transform else None
-        trace = self._retrieve(query, transformed, where, k * 2)
-        self._observe(trace.timings_ms)
-        return SearchResult(self._top_hits(trace, k, who.tenant), transformed)
-
-    def _transform(self, question: str, tenant: str) -> QueryTransformTrace | None:
-        """The configured query transform of ``question``; None without one or without an LLM."""
-        if self.settings.query_transform == "none":
-            return None
-        llm = self._llm_answerer()
-        if llm is None:
-            return None
-        if self._transformer is None:
-            self._transformer = QueryTransformer(self.settings, llm)
-        started = time.perf_counter()
-        trace = self._transformer.transform(question, tenant=tenant)
-        if self.stage_observer is not None:
-            self.stage_observer("transform", time.perf_counter() - started)
-        return trace
-
-    def _retrieve(
-        self, question: str, transform: QueryTransformTrace | None, where: IndexFilter, limit: int
-    ) -> RetrievalTrace:
-        """Hybrid retrieval for the question as the transform shaped it."""
-        if transform is None or not transform.applied:
-            return self._hybrid.retrieve(question, where, limit)
-        if transform.passage is not None:
-            lexical = question
-            if self.settings.query_transform_hyde_lexical == "question_and_passage":
-                lexical = f"{question}\n{transform.passage}"
-            return self._hybrid.retrieve(lexical, where, limit, dense_query=transform.passage)
-        return self._hybrid.retrieve_many(transform.queries, where, limit)
-
-    def _top_hits(self, trace: RetrievalTrace, k: int, tenant: str) -> list[Hit]:
-        """The ``k`` best fused candidates with near-duplicates collapsed, with page numbers.
-
-        Candidates are read from the store a slice at a time: a few more than ``k`` first,
-        more only when collapsing (or a concurrent delete) left fewer than ``k``.
-        """
-        retriever = self._hybrid
-        threshold = self.settings.near_duplicate_threshold
-        stop = k + max(4, k // 4)
-        fetched = retriever.hits(trace, stop)
-        while True:
-            hits = collapse_near_duplicates(fetched, threshold, k, retriever.fingerprints)
-            if len(hits) >= k or stop >= len(trace.fused):
-                break
-            fetched += retriever.hits(trace, stop + k, start=stop)
-            stop += k
-        return hits
-
-    def _observe(self, timings_ms: Mapping[str, float]) -> None:
-        if self.stage_observer is None:
-            return
-        for stage, ms in timings_ms.items():
-            self.stage_observer("retrieve" if stage == "total" else stage, ms / 1000)
+        return self.searching.search(
+            query, self._principal(principal), k=k, filters=filters, transform=transform
+        )
 
     def ask(
         self,
@@ -668,117 +511,11 @@ class Fathom:
         it as HTML). The final ``Answer`` is verified and is what should be kept: sentences
         that verification removed are absent from it.
         """
-        question = self._check_query(question)
-        limit = k or self.settings.answer_chunks
-        who = self._principal(principal)
-        where = self._filter(who, filters)
-        llm = self._llm_answerer()
-        scope: CacheScope = (
-            who.tenant,
-            "admin" if who.admin else ",".join(sorted(who.acl_tokens())),
-            ",".join(where.metadata),
-            str(limit),
-            self.settings.llm,
-            PROMPT_VERSION,
-        )
-        looked_up = llm is not None and self.settings.query_transform != "none"
-        if looked_up:
-            # Look in the answer cache before the transform spends tokens on a known question.
-            cached = self._cache.get(scope, question, self.embedder.embed_query(question), reader=who)
-            if cached is not None:
-                yield cached
-                return
-        transformed = self._transform(question, who.tenant) if llm is not None else None
-        trace = self._retrieve(question, transformed, where, limit * 2)
-        self._observe(trace.timings_ms)
-        if transformed is not None and transformed.passage is not None:
-            # The trace holds the HyDE passage's vector; answers are compared with the question's.
-            trace = replace(trace, query_vector=self.embedder.embed_query(question))
-        hits = self._top_hits(trace, limit, who.tenant)
-        extractive = self._extractive()
-
-        def extract() -> Answer:
-            started = time.perf_counter()
-            answer = self._with_pages(extractive.answer(question, trace.query_vector, hits), hits)
-            if self.stage_observer is not None:
-                self.stage_observer("answer", time.perf_counter() - started)
-            return answer
-
-        if llm is None:
-            # The extractive answer exists all at once; stream it word by word all the same so
-            # every front handles one shape of stream.
-            answer = extract()
-            for piece in _DELTA_PIECES.findall(answer.answer):
-                yield AnswerDelta(piece)
-            yield answer
-            return
-        cached = None if looked_up else self._cache.get(scope, question, trace.query_vector, reader=who)
-        if cached is not None:
-            yield cached
-            return
-        for item in llm.stream(question, hits, tenant=who.tenant, extractive=extract):
-            if isinstance(item, Answer):
-                item = _with_transform(item, transformed)
-                if not item.abstained and item.model != EXTRACTIVE:
-                    self._cache.put(scope, question, trace.query_vector, item)
-            yield item
-
-    def _extractive(self) -> ExtractiveAnswerer:
-        if self._answerer is None:
-            self._answerer = ExtractiveAnswerer(
-                self.embedder,
-                analyze,
-                self.indexes.lexical.document_frequencies,
-                max_sentences=self.settings.answer_sentences,
-                min_support=self.settings.min_support,
-            )
-        return self._answerer
-
-    @staticmethod
-    def _with_pages(answer: Answer, hits: Sequence[Hit]) -> Answer:
-        """The answer with each citation's page number, taken from the hit it quotes (a chunk
-        never crosses a page break, so its page is the quote's)."""
-        pages = {h.chunk_id: h.page for h in hits if h.page is not None}
-        if not pages:
-            return answer
-        citations = tuple(
-            replace(c, page=pages[c.chunk_id]) if c.chunk_id in pages else c for c in answer.citations
-        )
-        return replace(answer, citations=citations)
+        return self.answering.ask_stream(question, self._principal(principal), k=k, filters=filters)
 
     def section(self, doc_id: str, start: int, end: int | None = None) -> Section:
-        """The section around ``[start, end)`` of a document: its heading path and full span.
-
-        Lets an answerer expand a small retrieved chunk to its parent section: every
-        consecutive chunk under the same heading path as the chunk holding ``start``.
-
-        Raises:
-            NotFound: no such document, or the offsets lie outside its chunks.
-        """
-        tenant = self.settings.tenant
-        doc = self.store.get_document(tenant, doc_id)
-        spans = self.store.chunk_spans(tenant, doc_id) if doc is not None else []
-        index = next((i for i, (a, b, _p) in enumerate(spans) if a <= start < b), None)
-        if doc is None or index is None:
-            raise NotFound(f"no passage at {start} in document {doc_id!r}", code="document.not_found")
-        path = spans[index][2]
-        first = last = index
-        while first > 0 and spans[first - 1][2] == path:
-            first -= 1
-        while last + 1 < len(spans) and spans[last + 1][2] == path:
-            last += 1
-        span_start, span_end = spans[first][0], max(spans[last][1], end or 0)
-        pages = self.store.page_starts(tenant, [doc_id])
-        return Section(
-            doc_id=doc_id,
-            source=doc.source,
-            title=doc.title,
-            heading_path=path,
-            start=span_start,
-            end=span_end,
-            text=doc.text[span_start:span_end],
-            page=_page(pages, doc_id, span_start) if doc_id in pages else None,
-        )
+        """The section around ``[start, end)`` of a document (see :meth:`DocumentReader.section`)."""
+        return self.reader.section(Principal(tenant=self.settings.tenant, admin=True), doc_id, start, end)
 
     def passage(
         self,
@@ -789,83 +526,12 @@ class Fathom:
         neighbours: int = 1,
         principal: Principal | None = None,
     ) -> Passage:
-        """The quote at ``[start, end)`` of a document in context, for people checking a citation.
-
-        The window is every chunk the quote touches plus ``neighbours`` chunks on each side, with
-        the title, heading path and page of the chunk that holds the quote's start.
-
-        Raises:
-            NotFound: no such document, one the principal may not read, offsets outside its chunks,
-                or an empty range (``end`` not after ``start``: code ``passage.invalid_range``; a
-                range addresses no passage, so it is "not found" rather than a malformed request).
-            InvalidQuery: ``start`` or ``neighbours`` is negative.
-        """
-        doc = self._readable(doc_id, principal)  # first: an unreadable document is a 404, whatever else
-        if start < 0:
-            raise InvalidQuery("start must be 0 or more", code="passage.invalid_range")
-        if end <= start:
-            raise NotFound("no passage: end must be greater than start", code="passage.invalid_range")
-        if neighbours < 0:
-            raise InvalidQuery("neighbours must be 0 or more", code="passage.invalid_range")
-        spans = self.store.chunk_spans(doc.tenant_id, doc.id)
-        index = next((i for i, (a, b, _p) in enumerate(spans) if a <= start < b), None)
-        if index is None:
-            raise NotFound(f"no passage at {start} in document {doc_id!r}", code="passage.not_found")
-        last = index
-        while last + 1 < len(spans) and spans[last][1] < end:
-            last += 1
-        first = max(0, index - neighbours)
-        last = min(len(spans) - 1, last + neighbours)
-        window_start = spans[first][0]
-        window_end = max(b for _a, b, _p in spans[first : last + 1])
-        pages = self.store.page_starts(doc.tenant_id, [doc.id])
-        return Passage(
-            doc_id=doc.id,
-            source=doc.source,
-            title=doc.title,
-            heading_path=spans[index][2],
-            page=_page(pages, doc.id, start) if doc.id in pages else None,
-            start=window_start,
-            end=window_end,
-            text=doc.text[window_start:window_end],
-            quote_start=start,
-            quote_end=min(end, window_end),
-            more_before=window_start > 0,
-            more_after=window_end < len(doc.text),
-        )
-
-    def _llm_answerer(self) -> LLMAnswerer | None:
-        settings = self.settings
-        if settings.llm == EXTRACTIVE:
-            return None
-        if self._llm is None:
-            specs = [spec for spec in (settings.llm, *settings.llm_fallbacks) if spec != EXTRACTIVE]
-            verifier = Verifier(
-                self.embedder, analyze, min_support=settings.verify_min_support, policy=settings.verify_policy
-            )
-            providers = [create_provider(spec, settings) for spec in dict.fromkeys(specs)]
-            self._llm = LLMAnswerer(providers, verifier, settings, self.ledger)
-        return self._llm
-
-    def _document_version(self, tenant: str, doc_id: str) -> DocumentVersion | None:
-        """What a cached answer citing this document depends on: its content and its ACL."""
-        doc = self.store.get_document(tenant, doc_id)
-        if doc is None:
-            return None
-        return DocumentVersion(
-            doc.content_hash, tuple(sorted(doc.acl_users or ())), tuple(sorted(doc.acl_groups or ()))
-        )
+        """The quote at ``[start, end)`` of a document in context (see :meth:`DocumentReader.passage`)."""
+        return self.reader.passage(self._principal(principal), doc_id, start, end, neighbours=neighbours)
 
     def documents(self, *, principal: Principal | None = None) -> list[DocumentInfo]:
         """Every document of the principal's tenant that it may read, by source."""
-        who = self._principal(principal)
-        readable = [
-            (doc, chunks)
-            for doc, chunks in self.store.list_documents(who.tenant)
-            if who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ())
-        ]
-        ids = {doc.id for doc, _chunks in readable}
-        return [_document_info(doc, chunks, ids.__contains__) for doc, chunks in readable]
+        return self.reader.documents(self._principal(principal))
 
     def document(self, doc_id: str, *, principal: Principal | None = None) -> DocumentInfo:
         """One document's details, without its text.
@@ -873,27 +539,11 @@ class Fathom:
         Raises:
             NotFound: no such document, or one the principal may not read.
         """
-        doc = self._readable(doc_id, principal)
-        chunks = self.store.counts_for_document(doc.id)
-        return _document_info(doc, chunks, lambda other: self._may_read(other, principal))
+        return self.reader.document(self._principal(principal), doc_id)
 
     def document_text(self, doc_id: str, *, principal: Principal | None = None) -> str:
         """The extracted text of a document: the text every offset and quote refers to."""
-        return self._readable(doc_id, principal).text
-
-    def _may_read(self, doc_id: str, principal: Principal | None) -> bool:
-        try:
-            self._readable(doc_id, principal)
-        except NotFound:
-            return False
-        return True
-
-    def _readable(self, doc_id: str, principal: Principal | None) -> DocumentRow:
-        who = self._principal(principal)
-        doc = self.store.get_document(who.tenant, doc_id)
-        if doc is None or not who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ()):
-            raise NotFound(f"no document {doc_id!r}", code="document.not_found")
-        return doc
+        return self.reader.readable(self._principal(principal), doc_id).text
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -942,36 +592,11 @@ class Fathom:
             documents=documents,
             chunks=chunks,
             last_sequence=self.store.last_sequence(),
-            index_positions={index.name: index.applied_sequence() for index in self.indexes.indexes},
-            index_chunks={index.name: index.size() for index in self.indexes.indexes},
+            index_positions={self.backend.name: self.backend.applied_sequence()},
+            index_chunks=self.backend.sizes(),
             disk_bytes=disk,
             embedder=self.settings.embedder,
         )
-
-
-def _document_info(doc: DocumentRow, chunks: int, readable: Callable[[str], bool]) -> DocumentInfo:
-    """A document's details for a reader; ``readable`` says which other documents it may read.
-
-    The ``near_duplicate_of`` link is shown only when the reader may read the document it names:
-    the id of a document hidden from the reader is never revealed.
-    """
-    metadata = dict(doc.metadata_ or {})
-    linked = metadata.get("near_duplicate_of")
-    if linked is not None and not (isinstance(linked, str) and readable(linked)):
-        del metadata["near_duplicate_of"]
-    return DocumentInfo(
-        doc_id=doc.id,
-        source=doc.source,
-        title=doc.title,
-        mime_type=doc.mime_type,
-        content_hash=doc.content_hash,
-        chunks=chunks,
-        metadata=metadata,
-        created_at=doc.created_at.isoformat(),
-        updated_at=doc.updated_at.isoformat(),
-        acl_users=tuple(doc.acl_users or ()),
-        acl_groups=tuple(doc.acl_groups or ()),
-    )
 
 
 def _same_document(doc: DocumentRow, content: bytes, users: Sequence[str], groups: Sequence[str]) -> bool:
@@ -981,21 +606,3 @@ def _same_document(doc: DocumentRow, content: bytes, users: Sequence[str], group
         and sorted(doc.acl_users or ()) == sorted(users)
         and sorted(doc.acl_groups or ()) == sorted(groups)
     )
-
-
-def _with_transform(answer: Answer, transform: QueryTransformTrace | None) -> Answer:
-    """The answer with the query transform's trace, its tokens in the usage, and a note if it fell back."""
-    if transform is None:
-        return answer
-    note = transform_note(transform)
-    return replace(
-        answer,
-        query_transform=transform,
-        usage=answer.usage.plus(transform.usage),
-        notes=(*answer.notes, note) if note else answer.notes,
-    )
-
-
-def _page(pages: Mapping[str, list[int]], doc_id: str, offset: int) -> int:
-    """The 1-based page holding ``offset``, from a document's page start offsets."""
-    return page_at(pages[doc_id], offset)

@@ -278,7 +278,9 @@ def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
     table.add_row("chunks", str(info.chunks))
     table.add_row("change log", f"sequence {info.last_sequence}")
     for name, position in info.index_positions.items():
-        table.add_row(f"{name} index", f"{info.index_chunks[name]} chunks at sequence {position}")
+        table.add_row("index", f"{name} backend at sequence {position}")
+    for part, chunks in info.index_chunks.items():
+        table.add_row(f"  {part}", f"{chunks} chunks")
     table.add_row("disk use", f"{info.disk_bytes / 1_048_576:.1f} MiB")
     out.print(table)
 

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     rerank_depth: int = Field(
         default=30, ge=1, le=1000, description="Fused candidates the reranker rescores."
     )
+    index_backend: Literal["embedded"] = Field(
+        default="embedded",
+        description="Search backend: 'embedded' (tantivy + usearch files under HOME/index, one pair "
+        "per tenant).",
+    )
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
     )

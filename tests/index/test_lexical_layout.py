@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fathom import Fathom
+from fathom.domain import Principal
+from fathom.index.backend import SearchRequest
+from fathom.index.vocabulary import filter_for
 
 
 def _ingest(fathom: Fathom) -> None:
@@ -16,9 +19,10 @@ def _ingest(fathom: Fathom) -> None:
 
 
 def _lexical_sources(fathom: Fathom, query: str) -> list[str]:
-    where = fathom._filter(fathom._principal(None), None)
-    ids = [chunk_id for chunk_id, _ in fathom.indexes.lexical.search(query, 10, where)]
-    return [chunk.source for chunk in fathom.store.chunks_by_id(ids).values()]
+    where = filter_for(Principal(tenant=fathom.settings.tenant, admin=True))
+    fathom.indexer.catch_up()
+    ids = [chunk_id for chunk_id, _ in fathom.backend.search(SearchRequest(query, None, where, 10)).lexical]
+    return [chunk.source for chunk in fathom.store.chunks_by_id(ids, where).values()]
 
 
 def test_title_words_match_the_body_and_a_layout_change_rebuilds(tmp_path: Path):

@@ -179,7 +179,7 @@ class ExtractiveAnswerer:
         self,
         embedder: Embedder,
         analyze: Callable[[str], list[str]],
-        document_frequencies: Callable[[Sequence[str]], tuple[int, dict[str, int]]],
+        document_frequencies: Callable[[str, Sequence[str]], tuple[int, dict[str, int]]],
         *,
         max_sentences: int = 3,
         min_support: float = 0.45,
@@ -192,15 +192,17 @@ class ExtractiveAnswerer:
         # Compared after stemming ("does" -> "doe"), so the stop list is stemmed the same way.
         self._stop_terms = frozenset(t for word in QUESTION_WORDS for t in analyze(word))
 
-    def _term_weights(self, question: str) -> dict[str, float]:
+    def _term_weights(self, question: str, tenant: str) -> dict[str, float]:
         terms = [t for t in dict.fromkeys(self._analyze(question)) if t not in self._stop_terms]
         if not terms:
             return {}
-        total, frequencies = self._document_frequencies(terms)
+        total, frequencies = self._document_frequencies(tenant, terms)
         return {t: math.log(1 + (total - frequencies[t] + 0.5) / (frequencies[t] + 0.5)) for t in terms}
 
-    def answer(self, question: str, query_vector: np.ndarray, hits: Sequence[Hit]) -> Answer:
-        weights = self._term_weights(question)
+    def answer(self, question: str, query_vector: np.ndarray, hits: Sequence[Hit], tenant: str) -> Answer:
+        """Cited verbatim sentences from ``hits`` (term weights from ``tenant``'s statistics), or an
+        abstention."""
+        weights = self._term_weights(question, tenant)
         candidates = self._candidates(hits, weights, query_vector)
         if not candidates:
             return Answer(ABSTAIN_MESSAGE, (), True, tuple(hits))

@@ -1,16 +1,18 @@
-"""Derived search indexes: lexical (tantivy) and dense (usearch), fed by the change log."""
+"""Search backends fed by the change log: the seam (:mod:`fathom.index.backend`), the embedded
+tantivy + usearch backend, and the registry that builds the configured one."""
 
-from fathom.index.base import DenseIndex, IndexFilter, LexicalIndex, ScoredId
-from fathom.index.catchup import IndexSet
-from fathom.index.dense import UsearchIndex
-from fathom.index.lexical import TantivyIndex
+from fathom.index.backend import Candidates, ChangeSource, SearchBackend, SearchRequest
+from fathom.index.catchup import Indexer
+from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter, ScoredId
 
 __all__ = [
-    "DenseIndex",
+    "Candidates",
+    "ChangeBatch",
+    "ChangeSource",
     "IndexFilter",
-    "IndexSet",
-    "LexicalIndex",
+    "IndexableChunk",
+    "Indexer",
     "ScoredId",
-    "TantivyIndex",
-    "UsearchIndex",
+    "SearchBackend",
+    "SearchRequest",
 ]

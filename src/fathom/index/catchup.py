@@ -1,4 +1,4 @@
-"""Keep derived indexes in step with the store of record's change log."""
+"""Keep a search backend in step with the store of record's change log."""
 
 from __future__ import annotations
 
@@ -9,34 +9,28 @@ from pathlib import Path
 
 import structlog
 
-from fathom.index.base import DenseIndex, LexicalIndex
-from fathom.store.database import Store
-from fathom.store.space import storage_errors
+from fathom.diskspace import storage_errors
+from fathom.index.backend import ChangeSource, SearchBackend
 
-__all__ = ["IndexSet"]
+__all__ = ["Indexer", "Progress"]
 
 log = structlog.get_logger(__name__)
 
 Progress = Callable[[int, int], None]
 
 
-class IndexSet:
-    """The lexical and dense index of one home, caught up from the change log.
+class Indexer:
+    """Feeds one backend from the change log: catch-up after commits, and full rebuilds.
 
-    A file lock makes catch-up and rebuild exclusive across processes sharing a
-    home; each index applies a batch, persists it, then records its position, so a
-    crash at any point is repaired by replaying the tail of the log.
+    A file lock makes catch-up and rebuild exclusive across processes sharing a home; the
+    backend applies a batch, persists it, then records its position, so a crash at any point
+    is repaired by replaying the tail of the log.
     """
 
-    def __init__(self, store: Store, lexical: LexicalIndex, dense: DenseIndex, lock_path: Path) -> None:
-        self.store = store
-        self.lexical = lexical
-        self.dense = dense
+    def __init__(self, source: ChangeSource, backend: SearchBackend, lock_path: Path) -> None:
+        self.source = source
+        self.backend = backend
         self._lock_path = lock_path
-
-    @property
-    def indexes(self) -> tuple[LexicalIndex, DenseIndex]:
-        return (self.lexical, self.dense)
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -49,16 +43,13 @@ class IndexSet:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def behind(self) -> bool:
-        head = self.store.last_sequence()
-        for index in self.indexes:
-            index.refresh()
-        return any(index.applied_sequence() < head for index in self.indexes)
+        return self.backend.applied_sequence() < self.source.last_sequence()
 
     def catch_up(self, progress: Progress | None = None) -> int:
-        """Apply every change-log row the indexes have not seen; returns rows applied.
+        """Apply every change-log row the backend has not seen; returns rows applied.
 
         Raises:
-            StorageFull: the disk is full; each index stays at its last recorded position.
+            StorageFull: the disk is full; the backend stays at its last recorded position.
         """
         with storage_errors(self._lock_path.parent):
             return self._catch_up(progress)
@@ -68,49 +59,40 @@ class IndexSet:
             return 0
         applied = 0
         with self._exclusive():
-            head = self.store.last_sequence()
-            for index in self.indexes:
-                index.refresh()
-            positions = {index.name: index.applied_sequence() for index in self.indexes}
-            while (position := min(positions.values())) < head:
-                batch = self.store.changes_since(position)
+            head = self.source.last_sequence()
+            position = self.backend.applied_sequence()
+            while position < head:
+                batch = self.source.changes_since(position)
                 if batch is None:
                     break
-                # One read of the store feeds every index that stands at this position
-                # (usually all of them); an index further ahead waits for its turn.
-                added = self.store.indexable_chunks(sorted(batch.added))
-                for index in self.indexes:
-                    if positions[index.name] == position:
-                        index.apply(sorted(batch.removed), added, batch.last_seq)
-                        positions[index.name] = batch.last_seq
+                added = self.source.indexable_chunks(sorted(batch.added))
+                self.backend.apply(batch.removed, added, batch.last_seq)
                 applied += batch.last_seq - position
+                position = batch.last_seq
                 if progress is not None:
-                    progress(batch.last_seq, head)
-            log.debug("index.caught_up", positions=positions)
+                    progress(position, head)
+            log.debug("index.caught_up", backend=self.backend.name, position=position)
         return applied
 
     def rebuild(self, progress: Progress | None = None, batch_size: int = 10_000) -> None:
-        """Rebuild every index from the store of record, from scratch (``StorageFull`` if the disk is)."""
+        """Rebuild the backend from the store of record, from scratch (``StorageFull`` if the disk is)."""
         with storage_errors(self._lock_path.parent):
             self._rebuild(progress, batch_size)
 
     def _rebuild(self, progress: Progress | None, batch_size: int) -> None:
         with self._exclusive():
-            head = self.store.last_sequence()
-            ids = self.store.all_chunk_ids()
-            for index in self.indexes:
-                index.clear()
+            head = self.source.last_sequence()
+            ids = self.source.all_chunk_ids()
+            self.backend.clear()
             done = 0
             for start in range(0, max(len(ids), 1), batch_size):
                 part = ids[start : start + batch_size]
-                chunks = self.store.indexable_chunks(part)
+                chunks = self.source.indexable_chunks(part)
                 last = start + batch_size >= len(ids)
-                # Positions only reach the head with the final batch, so an interrupted
+                # The position only reaches the head with the final batch, so an interrupted
                 # rebuild is resumed by catch-up replaying from the start.
-                sequence = head if last else 0
-                for index in self.indexes:
-                    index.apply([], chunks, sequence)
+                self.backend.apply({}, chunks, head if last else 0)
                 done += len(part)
                 if progress is not None:
                     progress(done, len(ids))
-            log.info("index.rebuilt", chunks=len(ids), sequence=head)
+            log.info("index.rebuilt", backend=self.backend.name, chunks=len(ids), sequence=head)

@@ -23,7 +23,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 import structlog
@@ -31,12 +31,36 @@ from threadpoolctl import ThreadpoolController
 from usearch.index import Index
 
 from fathom.errors import ConfigError
-from fathom.index.base import AllowedChunks, IndexFilter, ScoredId
 from fathom.index.journal import JournalRecord, append_record, read_records, truncate
 from fathom.index.position import read_position, write_position
-from fathom.store.database import IndexableChunk
+from fathom.index.types import IndexableChunk, ScoredId
 
-__all__ = ["UsearchIndex"]
+__all__ = ["AllowedChunks", "UsearchIndex"]
+
+
+class AllowedChunks(Protocol):
+    """The chunks a filter lets a query see, resolved lazily so no query costs O(corpus).
+
+    Dense search asks for the cheap bound first, then either every id (a small set, ranked
+    exactly) or which of its HNSW candidates pass (a large set).
+    """
+
+    def upper_bound(self) -> int:
+        """At least as many chunks as pass the filter, computed without scanning them."""
+        ...
+
+    def count(self) -> int:
+        """How many chunks pass (costs time in proportion to their number)."""
+        ...
+
+    def ids(self) -> list[int]:
+        """Every chunk id that passes (costs time in proportion to their number)."""
+        ...
+
+    def keep(self, chunk_ids: Sequence[int]) -> set[int]:
+        """The ids among ``chunk_ids`` that pass."""
+        ...
+
 
 # Query-time products run with one BLAS thread: a second thread saves about 0.4 ms on a
 # 14k x 384 product, but OpenBLAS's idle threads then spin for milliseconds on the cores
@@ -214,6 +238,10 @@ class UsearchIndex:
             self._apply_record(record)
             self._journal_size = end
 
+    def stale(self) -> bool:
+        """Whether another process applied batches since we loaded (cheap: one small file read)."""
+        return read_position(self._position_file) != self._loaded_sequence
+
     def refresh(self) -> None:
         """Pick up batches and compactions another process applied since we loaded."""
         with self._lock:
@@ -353,26 +381,27 @@ class UsearchIndex:
         main = set() if self._main is None else {int(k) for k in np.asarray(self._main.keys)}
         return (main - self._tombstones) | set(self._delta.rows)
 
-    def search(
-        self, vector: np.ndarray, limit: int, where: IndexFilter, allowed: AllowedChunks | None
-    ) -> list[ScoredId]:
-        del where  # dense keys carry no attributes: `allowed` resolves the filter
+    def search(self, vector: np.ndarray, limit: int, allowed: AllowedChunks | None) -> list[ScoredId]:
+        """Nearest chunks by cosine similarity, only among ``allowed`` unless it is None.
+
+        None means the caller's filter passes every chunk of this index by construction (a
+        tenant admin's query in a one-tenant index). The filter is never dropped because of
+        what it or the index happens to count: counts taken from two structures can disagree
+        while a change is being applied, and a dropped filter would return chunks it excludes.
+        """
         with self._lock:
             if self.size() == 0 or limit <= 0:
                 return []
             if self._dim is not None:
                 self._checked_dim(len(vector))
             query = _unit(np.asarray(vector, dtype=np.float32))
-            if allowed is not None and allowed.excludes_nothing():
-                allowed = None
-            if allowed is not None and allowed.upper_bound() <= _COUNT_LIMIT:
-                # Few enough to count: a filter that excludes nothing needs no filtering,
-                # and a very small allowed set is ranked exactly.
-                count = allowed.count()
-                if count >= self.size():
-                    allowed = None
-                elif count <= _FETCH_LIMIT:
-                    return self._exact_among(query, allowed.ids(), limit)
+            if (
+                allowed is not None
+                and allowed.upper_bound() <= _COUNT_LIMIT
+                and allowed.count() <= _FETCH_LIMIT
+            ):
+                # A small allowed set is ranked exactly.
+                return self._exact_among(query, allowed.ids(), limit)
             main = self._widening(self._main_candidates(query), limit, allowed, self._main_size())
             delta = self._widening(self._delta.ranked(query), limit, allowed, len(self._delta))
             if main is None or delta is None:

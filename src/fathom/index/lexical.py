@@ -1,4 +1,9 @@
-"""BM25 over chunks with tantivy (English stemming), filtered inside the query."""
+"""BM25 over one tenant's chunks with tantivy (English stemming), filtered inside the query.
+
+The embedded backend keeps one such index per tenant (:mod:`fathom.index.embedded`), so BM25's
+document frequencies and lengths are the tenant's own: another tenant's data never changes a
+score.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,9 @@ from typing import Any, cast
 import tantivy
 
 from fathom.domain import contextual_text
-from fathom.index.base import IndexFilter, ScoredId
 from fathom.index.position import read_position, write_position
+from fathom.index.types import IndexableChunk, IndexFilter, ScoredId
 from fathom.normalize import fold_for_index
-from fathom.store.database import IndexableChunk
 
 __all__ = ["TantivyIndex", "analyze"]
 
@@ -40,7 +44,7 @@ def _schema() -> tantivy.Schema:
 
 
 class TantivyIndex:
-    """The embedded lexical index, stored in ``directory``."""
+    """A lexical index stored in ``directory`` (one tenant's, in the embedded backend)."""
 
     name = "lexical"
 
@@ -163,16 +167,24 @@ class TantivyIndex:
         )
         return clauses
 
-    def search(self, query: str, limit: int, where: IndexFilter) -> list[ScoredId]:
+    def searcher(self) -> tantivy.Searcher:
+        """A point-in-time view: searches and filters given the same one see the same chunks."""
+        return self._index.searcher()
+
+    def search(
+        self, query: str, limit: int, where: IndexFilter, searcher: tantivy.Searcher | None = None
+    ) -> list[ScoredId]:
+        """BM25 search among chunks that pass ``where``, best first (in ``searcher`` if given)."""
         # Only words reach the query parser: no field syntax, operators or ranges from users.
         words = [w.lower() for w in _WORDS.findall(query)]
         if not words:
             return []
         parsed = self._index.parse_query(" ".join(words), list(self._boosts), field_boosts=self._boosts)
-        searcher = self._index.searcher()
-        if _excludes_nothing(searcher, where):
-            # Same hits and scores (the filter scores 0), but a bare disjunction lets
-            # tantivy skip blocks that cannot reach the top: half the time at 200k chunks.
+        searcher = searcher or self._index.searcher()
+        if not where.restricts_within_tenant:
+            # The index holds one tenant, so an admin's filter passes every chunk. Same hits and
+            # scores (the filter scores 0), but a bare disjunction lets tantivy skip blocks that
+            # cannot reach the top: half the time at 200k chunks.
             combined = parsed
         else:
             filters = tantivy.Query.const_score_query(
@@ -200,13 +212,14 @@ class TantivyIndex:
         }
         return int(searcher.num_docs), frequencies
 
-    def allowed(self, where: IndexFilter) -> _TantivyAllowed:
-        """The chunks that pass the filter, resolved lazily against one searcher."""
-        return _TantivyAllowed(self._index.searcher(), self._schema, self._filter_clauses(where), where)
+    def allowed(self, where: IndexFilter, searcher: tantivy.Searcher | None = None) -> _TantivyAllowed:
+        """The chunks that pass the filter, resolved lazily against one searcher (one snapshot)."""
+        searcher = searcher or self._index.searcher()
+        return _TantivyAllowed(searcher, self._schema, self._filter_clauses(where), where)
 
 
 class _TantivyAllowed:
-    """:class:`~fathom.index.base.AllowedChunks` over one tantivy searcher (one snapshot)."""
+    """:class:`~fathom.index.dense.AllowedChunks` over one tantivy searcher (one snapshot)."""
 
     def __init__(
         self,
@@ -221,9 +234,6 @@ class _TantivyAllowed:
         self._where = where
         self._ids: list[int] | None = None
         self._count: int | None = None
-
-    def excludes_nothing(self) -> bool:
-        return _excludes_nothing(self._searcher, self._where)
 
     def upper_bound(self) -> int:
         # Each clause must match, so the rarest one bounds the result. Document
@@ -258,18 +268,6 @@ class _TantivyAllowed:
         query = tantivy.Query.boolean_query([(tantivy.Occur.Must, wanted), *self._clauses])
         hits = self._searcher.search(query, len(chunk_ids), count=False).hits
         return _ids(self._searcher.fast_field_values("chunk_id", [addr for _, addr in hits]))
-
-
-def _excludes_nothing(searcher: tantivy.Searcher, where: IndexFilter) -> bool:
-    """True for the usual single-tenant home read by its admin, known without scanning.
-
-    The tenant's term must be the only one in the dictionary (a deleted chunk's other
-    tenant lingers until a merge, which only makes the answer False more often).
-    """
-    if where.acl_tokens is not None or where.metadata:
-        return False
-    tenants = searcher.terms_with_prefix("tenant", "", limit=2)
-    return [str(term) for term, _ in tenants] == [where.tenant]
 
 
 def _ids(values: Sequence[object]) -> set[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from fathom.index.base import ScoredId
+from fathom.index.types import ScoredId
 
 __all__ = ["reciprocal_rank_fusion", "weighted_fusion", "zscore_fusion"]
 

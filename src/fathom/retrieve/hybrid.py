@@ -1,4 +1,5 @@
-"""Hybrid retrieval: BM25 and dense search in parallel, filtered, then fused."""
+"""Hybrid retrieval: the query embedded while the backend catches up, one backend search for
+lexical and dense candidates (filtered inside it), then fusion and the optional reranker."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from fathom.config import Settings
 from fathom.domain import Hit, contextual_text
 from fathom.embed.base import Embedder
 from fathom.errors import StorageFull
-from fathom.index.base import AllowedChunks, IndexFilter, ScoredId
-from fathom.index.catchup import IndexSet
+from fathom.index.backend import SearchRequest
+from fathom.index.catchup import Indexer
+from fathom.index.types import IndexFilter, ScoredId
 from fathom.rerank.base import Reranker
 from fathom.retrieve.dedupe import FingerprintCache
 from fathom.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion, zscore_fusion
+from fathom.store.database import Store
 
 __all__ = ["HybridRetriever", "RetrievalTrace"]
 
@@ -35,13 +38,24 @@ class RetrievalTrace:
 
 
 class HybridRetriever:
-    """Catches the indexes up and runs the lexical search while the query is embedded, then
-    dense search, then fusion."""
+    """Embeds the query while a pool thread catches the backend up, searches the backend, fuses.
+
+    Args:
+        indexer: the backend and the change log feeding it.
+        store: where hits are read from (re-checking the reader's tenant and ACL).
+    """
 
     def __init__(
-        self, indexes: IndexSet, embedder: Embedder, settings: Settings, reranker: Reranker | None = None
+        self,
+        indexer: Indexer,
+        store: Store,
+        embedder: Embedder,
+        settings: Settings,
+        reranker: Reranker | None = None,
     ) -> None:
-        self._indexes = indexes
+        self._indexer = indexer
+        self._backend = indexer.backend
+        self._store = store
         self._embedder = embedder
         self._settings = settings
         self._reranker = reranker
@@ -60,30 +74,27 @@ class HybridRetriever:
         ``dense_query`` is how HyDE searches: a hypothetical passage is embedded for the dense
         side while BM25 keeps the question. The trace's ``query_vector`` is the vector searched.
         """
-        settings = self._settings
-        depth = max(settings.candidates, limit)
+        depth = max(self._settings.candidates, limit)
         started = time.perf_counter()
         # The query is embedded on the calling thread: torch's two-thread kernels run about
         # twice as slow from a pool thread (4.3 vs 8.4 ms for one SciFact query, int8). Meanwhile
-        # a pool thread applies what other writers committed and runs the BM25 search.
-        lexical_side = self._pool.submit(self._lexical, query, depth, where)
+        # a pool thread applies what other writers committed.
+        catching_up = self._pool.submit(self._catch_up)
         try:
             vector = self._embedder.embed_query(dense_query or query)
         finally:
-            lexical, allowed, lexical_ms = lexical_side.result()
-        dense_started = time.perf_counter()
-        dense = self._indexes.dense.search(vector, depth, where, allowed)
-        dense_ms = (time.perf_counter() - dense_started) * 1000
-        fused = self._fuse(lexical, dense)
-        timings = {"lexical": lexical_ms, "dense": dense_ms}
-        return self._finish(query, lexical, dense, fused, vector, timings, limit, started)
+            catching_up.result()
+        found = self._backend.search(SearchRequest(text=query, vector=vector, where=where, depth=depth))
+        fused = self._fuse(found.lexical, found.dense)
+        timings = dict(found.timings_ms)
+        return self._finish(query, found.lexical, found.dense, fused, vector, timings, limit, started, where)
 
     def retrieve_many(self, queries: Sequence[str], where: IndexFilter, limit: int) -> RetrievalTrace:
         """Each query searched as by :meth:`retrieve`, then their fused lists fused again by RRF.
 
         The first query is the question: the reranker scores against it and the trace's
         ``lexical``, ``dense`` and ``query_vector`` are its own. Queries are embedded on the
-        worker pool while BM25 runs on this thread.
+        worker pool while this thread catches the backend up.
         """
         if len(queries) == 1:
             return self.retrieve(queries[0], where, limit)
@@ -92,23 +103,30 @@ class HybridRetriever:
         started = time.perf_counter()
         embeddings = [self._pool.submit(self._embedder.embed_query, query) for query in queries]
         self._catch_up()
-        lexical_started = time.perf_counter()
-        lexicals = [self._indexes.lexical.search(query, depth, where) for query in queries]
-        allowed = self._indexes.lexical.allowed(where)
-        lexical_ms = (time.perf_counter() - lexical_started) * 1000
         vectors = [embedding.result() for embedding in embeddings]
-        dense_started = time.perf_counter()
-        denses = [self._indexes.dense.search(vector, depth, where, allowed) for vector in vectors]
-        dense_ms = (time.perf_counter() - dense_started) * 1000
+        timings = {"lexical": 0.0, "dense": 0.0}
+        lexicals: list[list[ScoredId]] = []
+        denses: list[list[ScoredId]] = []
+        for query, vector in zip(queries, vectors, strict=True):
+            found = self._backend.search(SearchRequest(text=query, vector=vector, where=where, depth=depth))
+            lexicals.append(found.lexical)
+            denses.append(found.dense)
+            for stage in ("lexical", "dense"):
+                timings[stage] += found.timings_ms.get(stage, 0.0)
         fusion_started = time.perf_counter()
         per_query = [self._fuse(lexical, dense) for lexical, dense in zip(lexicals, denses, strict=True)]
         fused = reciprocal_rank_fusion(per_query, [1.0] * len(per_query), k=settings.rrf_k)
-        timings = {
-            "lexical": lexical_ms,
-            "dense": dense_ms,
-            "fusion": (time.perf_counter() - fusion_started) * 1000,
-        }
-        return self._finish(queries[0], lexicals[0], denses[0], fused, vectors[0], timings, limit, started)
+        timings["fusion"] = (time.perf_counter() - fusion_started) * 1000
+        return self._finish(
+            queries[0], lexicals[0], denses[0], fused, vectors[0], timings, limit, started, where
+        )
+
+    def _catch_up(self) -> None:
+        """Apply what writers committed; on a full disk, search the backend as it stands."""
+        try:
+            self._indexer.catch_up()
+        except StorageFull:
+            log.warning("index.catch_up_failed", code=StorageFull.code)
 
     def _fuse(self, lexical: list[ScoredId], dense: list[ScoredId]) -> list[ScoredId]:
         settings = self._settings
@@ -135,38 +153,23 @@ class HybridRetriever:
         timings: dict[str, float],
         limit: int,
         started: float,
+        where: IndexFilter,
     ) -> RetrievalTrace:
         if self._reranker is not None and fused:
             rerank_started = time.perf_counter()
-            fused = self._rerank(query, fused, max(self._settings.rerank_depth, limit))
+            fused = self._rerank(query, fused, max(self._settings.rerank_depth, limit), where)
             timings["rerank"] = (time.perf_counter() - rerank_started) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         return RetrievalTrace(
             lexical=lexical, dense=dense, fused=fused, query_vector=vector, timings_ms=timings
         )
 
-    def _catch_up(self) -> None:
-        """Apply what writers committed; on a full disk, search the indexes as they stand."""
-        try:
-            self._indexes.catch_up()
-        except StorageFull:
-            log.warning("index.catch_up_failed", code=StorageFull.code)
-
-    def _lexical(
-        self, query: str, depth: int, where: IndexFilter
-    ) -> tuple[list[ScoredId], AllowedChunks, float]:
-        self._catch_up()
-        started = time.perf_counter()
-        lexical = self._indexes.lexical.search(query, depth, where)
-        allowed = self._indexes.lexical.allowed(where)
-        return lexical, allowed, (time.perf_counter() - started) * 1000
-
-    def _rerank(self, query: str, fused: list[ScoredId], depth: int) -> list[ScoredId]:
+    def _rerank(self, query: str, fused: list[ScoredId], depth: int, where: IndexFilter) -> list[ScoredId]:
         """Reorder the top ``depth`` candidates by the reranker's score; the rest keep their order
         below them (their fused scores are shifted under the lowest reranked score)."""
         assert self._reranker is not None
         head = fused[:depth]
-        chunks = self._indexes.store.chunks_by_id([chunk_id for chunk_id, _ in head])
+        chunks = self._store.chunks_by_id([chunk_id for chunk_id, _ in head], where)
         present = [(chunk_id, chunks[chunk_id]) for chunk_id, _ in head if chunk_id in chunks]
         scores = self._reranker.score(
             query, [contextual_text(chunk.title, chunk.heading_path, chunk.text) for _, chunk in present]
@@ -179,17 +182,19 @@ class HybridRetriever:
         tail = [(chunk_id, floor - 1.0 - rank) for rank, (chunk_id, _) in enumerate(fused[depth:])]
         return reranked + tail
 
-    def hits(self, trace: RetrievalTrace, stop: int, start: int = 0) -> list[Hit]:
-        """The fused candidates ``[start, stop)`` read from the store, in order.
+    def hits(self, trace: RetrievalTrace, where: IndexFilter, stop: int, start: int = 0) -> list[Hit]:
+        """The fused candidates ``[start, stop)`` that ``where`` may read, read from the store, in order.
 
-        Their stored fingerprints go into :attr:`fingerprints` on the way.
+        The store re-checks the reader's tenant and ACL in its query; a candidate deleted
+        meanwhile (or one an index should not have returned) is skipped. Stored fingerprints go
+        into :attr:`fingerprints` on the way.
         """
         top = trace.fused[start:stop]
-        chunks = self._indexes.store.chunks_by_id([chunk_id for chunk_id, _ in top])
+        chunks = self._store.chunks_by_id([chunk_id for chunk_id, _ in top], where)
         hits: list[Hit] = []
         for chunk_id, score in top:
             chunk = chunks.get(chunk_id)
-            if chunk is None:  # deleted between index read and store read
+            if chunk is None:
                 continue
             if chunk.minhash is not None:
                 self.fingerprints.remember(chunk_id, chunk.minhash)

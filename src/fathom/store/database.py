@@ -26,8 +26,10 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from fathom.domain import Principal
 from fathom.errors import BackendUnavailable, Conflict, PermissionDenied, StorageFull
+from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
+from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
-from fathom.store.schema import ChangeRow, ChunkRow, DocumentRow, utcnow
+from fathom.store.schema import ChangeRow, ChunkRow, DocumentAclRow, DocumentRow, utcnow
 from fathom.store.space import (
     STORE_MESSAGE,
     is_read_only_refusal,
@@ -36,13 +38,22 @@ from fathom.store.space import (
     storage_full,
 )
 
-__all__ = ["ChangeBatch", "ChunkDraft", "IndexableChunk", "Store", "StoredChunk", "check_write"]
+__all__ = ["ChunkDraft", "Store", "StoredChunk", "check_write"]
 
-_CHUNKS_BY_ID = text(
+_CHUNK_COLUMNS = (
     "SELECT c.id, c.doc_id, c.text, c.start_offset, c.end_offset, c.heading_path, c.ordinal,"
     " c.minhash, c.page, d.source, d.title"
     " FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN :ids"
-).bindparams(bindparam("ids", expanding=True))
+)
+# Chunk reads for a principal re-check its tenant, and its ACL unless it is the tenant's admin,
+# in the query itself: whatever an index returned, no other chunk leaves the database.
+_CHUNKS_FOR_TENANT = text(_CHUNK_COLUMNS + " AND c.tenant_id = :tenant").bindparams(
+    bindparam("ids", expanding=True)
+)
+_CHUNKS_FOR_READER = text(
+    _CHUNK_COLUMNS + " AND c.tenant_id = :tenant AND EXISTS (SELECT 1 FROM document_acl a"
+    " WHERE a.doc_id = c.doc_id AND a.token IN :tokens)"
+).bindparams(bindparam("ids", expanding=True), bindparam("tokens", expanding=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,21 +73,6 @@ class ChunkDraft:
 
 
 @dataclass(frozen=True, slots=True)
-class IndexableChunk:
-    """Everything an index needs to (re)index one chunk."""
-
-    chunk_id: int
-    doc_id: str
-    tenant_id: str
-    title: str
-    heading_path: tuple[str, ...]
-    text: str
-    acl_tokens: tuple[str, ...]
-    metadata_tokens: tuple[str, ...]
-    embedding: np.ndarray
-
-
-@dataclass(frozen=True, slots=True)
 class StoredChunk:
     """A chunk as search results need it."""
 
@@ -93,36 +89,11 @@ class StoredChunk:
     page: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeBatch:
-    """Change-log rows after some sequence, reduced to what an index must do."""
-
-    last_seq: int
-    removed: frozenset[int]
-    added: frozenset[int]
-
-
 # Arbitrary constant naming the PostgreSQL advisory lock that orders change-log writers.
 _CHANGE_LOG_LOCK = 0x66617468
 _MIGRATE_LOCK = 0x66617469
 _CONNECT_TIMEOUT_SECONDS = 5
 _LIBPQ_DRIVERS = {"psycopg", "psycopg2"}
-
-
-def acl_tokens(users: Sequence[str], groups: Sequence[str]) -> tuple[str, ...]:
-    """Index tokens for a document ACL; an empty ACL means the whole tenant ("*")."""
-    if not users and not groups:
-        return ("*",)
-    return tuple([f"u:{u}" for u in users] + [f"g:{g}" for g in groups])
-
-
-def metadata_tokens(source: str, mime_type: str, metadata: dict[str, Any]) -> tuple[str, ...]:
-    """Index tokens ``key=value`` that ``--filter KEY=VALUE`` matches."""
-    tokens = [f"source={source}", f"type={mime_type}"]
-    for key, value in metadata.items():
-        values = value if isinstance(value, list) else [value]
-        tokens.extend(f"{key}={v}" for v in values if isinstance(v, str | int | float | bool))
-    return tuple(tokens)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -347,6 +318,7 @@ class Store:
             doc.acl_groups = list(acl_groups)
             doc.updated_at = now
             session.flush()
+            self._write_acl(session, doc.id, acl_users, acl_groups)
             rows = [
                 ChunkRow(
                     doc_id=doc.id,
@@ -422,6 +394,15 @@ class Store:
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
 
     @staticmethod
+    def _write_acl(session: Session, doc_id: str, users: Sequence[str], groups: Sequence[str]) -> None:
+        """Replace a document's ACL tokens (the ones chunk reads for a principal check)."""
+        session.execute(delete(DocumentAclRow).where(DocumentAclRow.doc_id == doc_id))
+        session.add_all(
+            DocumentAclRow(doc_id=doc_id, token=token) for token in document_acl_tokens(users, groups)
+        )
+        session.flush()
+
+    @staticmethod
     def _remove_chunks(session: Session, doc_id: str, tenant: str) -> None:
         old_ids = session.scalars(select(ChunkRow.id).where(ChunkRow.doc_id == doc_id)).all()
         if not old_ids:
@@ -457,7 +438,7 @@ class Store:
         """The next change-log rows after ``seq``, reduced to each chunk's final state."""
         with self.connection() as conn:
             rows = conn.execute(
-                select(ChangeRow.seq, ChangeRow.chunk_id, ChangeRow.op)
+                select(ChangeRow.seq, ChangeRow.chunk_id, ChangeRow.op, ChangeRow.tenant_id)
                 .where(ChangeRow.seq > seq)
                 .order_by(ChangeRow.seq)
                 .limit(limit)
@@ -465,13 +446,15 @@ class Store:
         if not rows:
             return None
         last_op: dict[int, str] = {}
-        for _seq, chunk_id, op in rows:
+        tenants: dict[int, str] = {}
+        for _seq, chunk_id, op, tenant in rows:
             last_op[chunk_id] = op
+            tenants[chunk_id] = tenant
         # Every touched chunk is removed first, then re-added if its final op is "add":
         # replaying the same rows twice therefore leaves the same index.
         return ChangeBatch(
             last_seq=int(rows[-1][0]),
-            removed=frozenset(last_op),
+            removed=tenants,
             added=frozenset(cid for cid, op in last_op.items() if op == "add"),
         )
 
@@ -508,7 +491,7 @@ class Store:
                         title=r.title,
                         heading_path=tuple(r.heading_path or ()),
                         text=fold_for_index(r.text),
-                        acl_tokens=acl_tokens(r.acl_users or (), r.acl_groups or ()),
+                        acl_tokens=document_acl_tokens(r.acl_users or (), r.acl_groups or ()),
                         metadata_tokens=metadata_tokens(r.source, r.mime_type, r.doc_metadata or {}),
                         embedding=np.frombuffer(r.embedding, dtype=np.float32),
                     )
@@ -520,18 +503,24 @@ class Store:
         with self.connection() as conn:
             return [int(x) for x in conn.execute(select(ChunkRow.id).order_by(ChunkRow.id)).scalars()]
 
-    def chunks_by_id(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
-        """Chunks for search results, with their document's source and title.
+    def chunks_by_id(self, chunk_ids: Sequence[int], reader: IndexFilter) -> dict[int, StoredChunk]:
+        """The chunks among ``chunk_ids`` that ``reader`` may read, with their document's source
+        and title (others are simply absent).
 
-        Runs on every search, so it is plain SQL without ORM result processing (a third of
-        the time for 100 hits on SQLite); ``heading_path`` arrives as JSON text on SQLite and
-        already decoded on PostgreSQL.
+        The reader's tenant and ACL tokens are checked in the query (defence in depth: indexes
+        filter first). Runs on every search, so it is plain SQL without ORM result processing (a
+        third of the time for 100 hits on SQLite); ``heading_path`` arrives as JSON text on SQLite
+        and already decoded on PostgreSQL.
         """
         out: dict[int, StoredChunk] = {}
         ids = list(dict.fromkeys(chunk_ids))
+        params: dict[str, Any] = {"tenant": reader.tenant}
+        query = _CHUNKS_FOR_TENANT
+        if reader.acl_tokens is not None:
+            query, params["tokens"] = _CHUNKS_FOR_READER, list(reader.acl_tokens)
         with self.connection() as conn:
             for i in range(0, len(ids), 900):
-                rows = conn.execute(_CHUNKS_BY_ID, {"ids": ids[i : i + 900]}).all()
+                rows = conn.execute(query, {**params, "ids": ids[i : i + 900]}).all()
                 for chunk_id, doc_id, body, start, end, path, ordinal, minhash, page, source, title in rows:
                     if isinstance(path, str):
                         path = json.loads(path)

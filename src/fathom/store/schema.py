@@ -27,6 +27,7 @@ __all__ = [
     "Base",
     "ChangeRow",
     "ChunkRow",
+    "DocumentAclRow",
     "DocumentRow",
     "FeedbackRow",
     "IdempotencyRow",
@@ -65,6 +66,16 @@ class DocumentRow(Base):
     owner_user: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DocumentAclRow(Base):
+    """One ACL token of a document (:mod:`fathom.index.vocabulary`): ``*`` for the whole tenant,
+    ``u:<user>`` or ``g:<group>``. Chunk reads for a principal join on it."""
+
+    __tablename__ = "document_acl"
+
+    doc_id: Mapped[str] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(512), primary_key=True)
 
 
 class ChunkRow(Base):

@@ -1,0 +1,1 @@
+"""Test helpers shipped with fathom, for fathom's own tests and for anyone writing a backend."""
