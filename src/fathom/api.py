@@ -11,7 +11,7 @@ import structlog
 
 from fathom.answer.agent import AgentLimits
 from fathom.answer.conversation import ConversationService
-from fathom.answer.pipeline import AnswerPipeline, AskMode
+from fathom.answer.pipeline import AnswerPipeline, AskMode, final_answer
 from fathom.answer.usage import TokenLedger
 from fathom.config import Settings, load_settings
 from fathom.domain import (
@@ -439,7 +439,7 @@ class Fathom:
         ``mode="agent"`` lets the LLM search and read in a bounded loop first
         (:mod:`fathom.answer.agent`; ``agent_limits`` lower the ``agent_*`` settings).
         """
-        return _final(
+        return final_answer(
             self.ask_stream(
                 question, k=k, filters=filters, principal=principal, mode=mode, agent_limits=agent_limits
             )
@@ -461,9 +461,8 @@ class Fathom:
         it as HTML). The final ``Answer`` is verified and is what should be kept: sentences
         that verification removed are absent from it.
         """
-        who = self._principal(principal)
         return self.answering.ask_stream(
-            question, who, k=k, filters=filters, mode=mode, agent_limits=agent_limits
+            question, self._principal(principal), k=k, filters=filters, mode=mode, agent_limits=agent_limits
         )
 
     # -- conversations (owned by the principal, through key_id when it has no user) --------
@@ -502,7 +501,11 @@ class Fathom:
 
     def converse(self, conversation_id: str, question: str, **options: Any) -> Answer:
         """:meth:`converse_stream`, returning only the final answer."""
-        return _final(self.converse_stream(conversation_id, question, **options))
+        return final_answer(self.converse_stream(conversation_id, question, **options))
+
+    def purge_conversations(self) -> int:
+        """Delete every conversation past ``conversation_retention_days``; returns how many."""
+        return self.conversations.purge()
 
     def section(self, doc_id: str, start: int, end: int | None = None) -> Section:
         """The section around ``[start, end)`` of a document (see :meth:`DocumentReader.section`)."""
@@ -588,10 +591,3 @@ class Fathom:
             disk_bytes=disk,
             embedder=self.settings.embedder,
         )
-
-
-def _final(stream: Iterator[AnswerDelta | Answer]) -> Answer:
-    final = [item for item in stream if isinstance(item, Answer)]
-    if not final:  # pragma: no cover - answer streams always end with an Answer
-        raise RuntimeError("the answer stream ended without an answer")
-    return final[-1]

@@ -31,7 +31,7 @@ from fathom.retrieve.pipeline import SearchPipeline, StageObserver
 from fathom.retrieve.transform import transform_note
 from fathom.store.database import Store
 
-__all__ = ["AnswerPipeline", "AskMode"]
+__all__ = ["AnswerPipeline", "AskMode", "final_answer"]
 
 # How a question is answered: one retrieval and one answer, or the bounded agent loop.
 AskMode = Literal["single", "agent"]
@@ -234,6 +234,14 @@ class AnswerPipeline:
                 if not item.abstained and item.model != EXTRACTIVE:
                     self._cache.put(scope, question, trace.query_vector, item)
             yield item
+
+
+def final_answer(stream: Iterator[AnswerDelta | Answer]) -> Answer:
+    """The final ``Answer`` of an answer stream (the pieces before it are dropped)."""
+    final = [item for item in stream if isinstance(item, Answer)]
+    if not final:  # pragma: no cover - answer streams always end with an Answer
+        raise RuntimeError("the answer stream ended without an answer")
+    return final[-1]
 
 
 def _noted(stream: Iterator[AnswerDelta | Answer], note: str) -> Iterator[AnswerDelta | Answer]:
