@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -10,12 +9,15 @@ from typing import Any
 
 import structlog
 
-from fathom.answer.pipeline import AnswerPipeline
+from fathom.answer.agent import AgentLimits
+from fathom.answer.conversation import ConversationService
+from fathom.answer.pipeline import AnswerPipeline, AskMode, final_answer
 from fathom.answer.usage import TokenLedger
 from fathom.config import Settings, load_settings
 from fathom.domain import (
     Answer,
     AnswerDelta,
+    Conversation,
     DocumentInfo,
     FileOutcome,
     Hit,
@@ -32,28 +34,28 @@ from fathom.domain import (
 from fathom.embed.base import Embedder, create_embedder
 from fathom.errors import (
     ConfigError,
-    Conflict,
     FathomError,
     InvalidQuery,
-    LimitExceeded,
     NotFound,
     PermissionDenied,
     StorageFull,
 )
 from fathom.index.catchup import Indexer, Progress
 from fathom.index.registry import create_backend
-from fathom.ingest.fetch import FetchLimits, fetch_url
+from fathom.ingest.fetch import fetch_url
 from fathom.ingest.mirror import FolderMirror
-from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, iter_files, parse_limits, parse_options
+from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, parse_limits, parse_options
 from fathom.ingest.sandbox import ParserPool
+from fathom.ingest.sources import fetch_limits, split_sources
+from fathom.ingest.uploads import Uploads
 from fathom.logs import configure_logging
 from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
-from fathom.store.database import Store, check_write
+from fathom.store.conversations import ConversationStore
+from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
-from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
+from fathom.store.jobs import ClaimedJob, JobQueue
 from fathom.store.keys import KeyRegistry
-from fathom.store.schema import DocumentRow
 
 __all__ = ["Fathom"]
 
@@ -110,6 +112,10 @@ class Fathom:
             lambda: self.embedder,
             self.ledger,
             self._observe_stage,
+            self.reader,
+        )
+        self.conversations = ConversationService(
+            self.settings, ConversationStore(self.store), self.searching, self.answering, self.reader
         )
         self.keys = KeyRegistry(self.store)
         self.jobs = JobQueue(
@@ -120,6 +126,7 @@ class Fathom:
             tenant_max_queued_bytes=self.settings.job_tenant_max_queued_bytes,
         )
         self.feedback_log = FeedbackLog(self.store)
+        self.uploads = Uploads(self.settings, self.store, self.jobs, self.indexer, self._pipeline)
         self._parsers: ParserPool | None = None
         try:
             self.indexer.catch_up()
@@ -185,25 +192,7 @@ class Fathom:
 
         Returns a report with one outcome per file or URL; failures never stop the batch.
         """
-        files: list[Path] = []
-        missing: list[FileOutcome] = []
-        urls: list[str] = []
-        for raw in paths:
-            if isinstance(raw, str) and "://" in raw:
-                urls.append(raw)
-                continue
-            path = Path(raw).expanduser()
-            if not path.exists():
-                missing.append(
-                    FileOutcome(
-                        str(path.resolve()),
-                        "failed",
-                        error_code="ingest.not_found",
-                        message="no such file or folder",
-                    )
-                )
-                continue
-            files.extend(iter_files(path))
+        files, missing, urls = split_sources(paths)
         report = self._ingest_files(files, metadata=metadata, progress=progress, missing=missing)
         for url in urls:
             report.outcomes.append(self.ingest_url(url, metadata=metadata))
@@ -217,14 +206,8 @@ class Fathom:
         failed fetch is an outcome with a ``url.*`` error code, never an exception.
         """
         settings = self.settings
-        limits = FetchLimits(
-            allow=tuple(settings.url_allow),
-            max_bytes=min(settings.url_max_bytes, settings.max_file_bytes),
-            timeout_seconds=settings.url_timeout_seconds,
-            max_redirects=settings.url_max_redirects,
-        )
         try:
-            fetched = fetch_url(url, limits)
+            fetched = fetch_url(url, fetch_limits(settings))
         except FathomError as exc:
             return FileOutcome(url, "failed", error_code=exc.code, message=exc.message)
         meta = {**(metadata or {}), "url": fetched.url}
@@ -336,31 +319,16 @@ class Fathom:
             PermissionDenied: the principal may read the document at ``source`` but neither
                 owns it nor is an admin (``document.write_denied``).
         """
-        who = self._principal(principal)
-        if len(content) > self.settings.max_upload_bytes:
-            raise LimitExceeded(
-                f"the document is larger than the {self.settings.max_upload_bytes} byte limit",
-                code="upload.too_large",
-            )
-        existing = self.store.find_document(who.tenant, source)
-        users, groups = acl_pair(acl_users, acl_groups)
-        if existing is not None:
-            # The same text with the same ACL changes nothing (the job finds it unchanged), so any
-            # reader may send it again: text uploaded without a source is stored once.
-            check_write(who, existing, changes=not _same_document(existing, content, users, groups))
-        job = NewJob(
-            tenant=who.tenant,
-            owner_user=who.user,
-            owner_groups=who.groups,
-            owner_admin=who.admin,
+        return self.uploads.submit(
+            self._principal(principal),
+            content,
             source=source,
             title=title,
-            content=content,
-            metadata=dict(metadata or {}),
-            acl_users=users,
-            acl_groups=groups,
+            metadata=metadata,
+            acl_users=acl_users,
+            acl_groups=acl_groups,
+            idempotency=idempotency,
         )
-        return self.jobs.enqueue(job, idempotency=idempotency)
 
     def run_job(self, job: ClaimedJob) -> FileOutcome:
         """Ingest a claimed job's document (one transaction) and bring the indexes up to date.
@@ -369,22 +337,7 @@ class Fathom:
         document at the job's source, the job fails with the same code as an upload would and
         nothing is written.
         """
-        try:
-            outcome = self._pipeline().ingest_bytes(
-                job.content,
-                source=job.source,
-                tenant=job.tenant,
-                title=job.title,
-                metadata=job.metadata,
-                acl_users=job.acl_users,
-                acl_groups=job.acl_groups,
-                doc_id=job.document_id,
-                principal=job.submitter,
-            )
-        except (Conflict, PermissionDenied) as exc:
-            return FileOutcome(job.source, "failed", error_code=exc.code, message=exc.message)
-        self.indexer.catch_up()
-        return outcome
+        return self.uploads.run(job)
 
     def job(self, job_id: str, *, principal: Principal | None = None) -> JobInfo:
         """A job's state, for its submitter, an admin, or a reader of its document.
@@ -392,14 +345,7 @@ class Fathom:
         Raises:
             NotFound: no such job, or one the principal may not see.
         """
-        who = self._principal(principal)
-        found = self.jobs.get(job_id)
-        if found is not None:
-            info, row = found
-            own = who.tenant == row.tenant_id and who.user is not None and row.owner_user == who.user
-            if own or who.can_read(row.tenant_id, row.acl_users or (), row.acl_groups or ()):
-                return self.jobs.progress(info, row)
-        raise NotFound(f"no job {job_id!r}", code="job.not_found")
+        return self.uploads.job(self._principal(principal), job_id)
 
     def sync(self, directory: str | Path, *, progress: ProgressCallback | None = None) -> IngestReport:
         """Make the store mirror a folder: add new files, update changed ones, delete removed ones."""
@@ -483,19 +429,21 @@ class Fathom:
         k: int | None = None,
         filters: Mapping[str, str] | None = None,
         principal: Principal | None = None,
+        mode: AskMode = "single",
+        agent_limits: AgentLimits | None = None,
     ) -> Answer:
         """Answer from the documents with cited, verified sentences, or abstain.
 
         With the default ``llm = "extractive"`` every sentence is a verbatim quote; with an
         LLM configured, generated sentences are kept only when their citations support them.
+        ``mode="agent"`` lets the LLM search and read in a bounded loop first
+        (:mod:`fathom.answer.agent`; ``agent_limits`` lower the ``agent_*`` settings).
         """
-        final: Answer | None = None
-        for item in self.ask_stream(question, k=k, filters=filters, principal=principal):
-            if isinstance(item, Answer):
-                final = item
-        if final is None:  # pragma: no cover - ask_stream always ends with an Answer
-            raise RuntimeError("ask_stream ended without an answer")
-        return final
+        return final_answer(
+            self.ask_stream(
+                question, k=k, filters=filters, principal=principal, mode=mode, agent_limits=agent_limits
+            )
+        )
 
     def ask_stream(
         self,
@@ -504,6 +452,8 @@ class Fathom:
         k: int | None = None,
         filters: Mapping[str, str] | None = None,
         principal: Principal | None = None,
+        mode: AskMode = "single",
+        agent_limits: AgentLimits | None = None,
     ) -> Iterator[AnswerDelta | Answer]:
         """Like :meth:`ask`, streamed: answer text pieces as produced, then one final ``Answer``.
 
@@ -511,7 +461,51 @@ class Fathom:
         it as HTML). The final ``Answer`` is verified and is what should be kept: sentences
         that verification removed are absent from it.
         """
-        return self.answering.ask_stream(question, self._principal(principal), k=k, filters=filters)
+        return self.answering.ask_stream(
+            question, self._principal(principal), k=k, filters=filters, mode=mode, agent_limits=agent_limits
+        )
+
+    # -- conversations (owned by the principal, through key_id when it has no user) --------
+
+    def start_conversation(
+        self, *, principal: Principal | None = None, key_id: str | None = None
+    ) -> Conversation:
+        """Start a conversation; continue it with :meth:`converse_stream`."""
+        return self.conversations.start(self._principal(principal), key_id)
+
+    def conversation(
+        self, conversation_id: str, *, principal: Principal | None = None, key_id: str | None = None
+    ) -> Conversation:
+        """A conversation with its turns (raises ``NotFound`` for anyone but its owner)."""
+        return self.conversations.get(self._principal(principal), conversation_id, key_id)
+
+    def delete_conversation(
+        self, conversation_id: str, *, principal: Principal | None = None, key_id: str | None = None
+    ) -> None:
+        """Delete a conversation and its turns (raises ``NotFound`` for anyone but its owner)."""
+        self.conversations.delete(self._principal(principal), conversation_id, key_id)
+
+    def converse_stream(
+        self,
+        conversation_id: str,
+        question: str,
+        *,
+        principal: Principal | None = None,
+        key_id: str | None = None,
+        **options: Any,
+    ) -> Iterator[AnswerDelta | Answer]:
+        """Like :meth:`ask_stream` (same options), for the next message of a conversation: a
+        follow-up is made standalone from the history first (``Answer.rewrite`` says how)."""
+        who = self._principal(principal)
+        return self.conversations.ask_stream(who, conversation_id, question, key_id=key_id, **options)
+
+    def converse(self, conversation_id: str, question: str, **options: Any) -> Answer:
+        """:meth:`converse_stream`, returning only the final answer."""
+        return final_answer(self.converse_stream(conversation_id, question, **options))
+
+    def purge_conversations(self) -> int:
+        """Delete every conversation past ``conversation_retention_days``; returns how many."""
+        return self.conversations.purge()
 
     def section(self, doc_id: str, start: int, end: int | None = None) -> Section:
         """The section around ``[start, end)`` of a document (see :meth:`DocumentReader.section`)."""
@@ -597,12 +591,3 @@ class Fathom:
             disk_bytes=disk,
             embedder=self.settings.embedder,
         )
-
-
-def _same_document(doc: DocumentRow, content: bytes, users: Sequence[str], groups: Sequence[str]) -> bool:
-    """Whether storing ``content`` with this ACL under ``doc``'s source would change nothing."""
-    return (
-        doc.content_hash == hashlib.sha256(content).hexdigest()
-        and sorted(doc.acl_users or ()) == sorted(users)
-        and sorted(doc.acl_groups or ()) == sorted(groups)
-    )

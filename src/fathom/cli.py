@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fathom.api import Fathom
+from fathom.chat import chat
 from fathom.domain import AnswerDelta, IngestReport
 from fathom.errors import FathomError
 
@@ -573,6 +574,10 @@ def mcp_stdio(
     overrides = {"tenant": tenant} if tenant else {}
     with _errors():
         run_stdio(load_settings(home, **overrides))
+
+
+# `fathom chat` lives in its own module (fathom.chat).
+app.command("chat")(chat)
 
 
 def main() -> None:

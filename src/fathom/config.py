@@ -314,6 +314,27 @@ class Settings(BaseSettings):
     answer_cache_similarity: float = Field(
         default=0.97, gt=0, le=1, description="Question similarity at which a cached answer is reused."
     )
+    # -- conversations and agent mode --------------------------------------------------------
+    conversation_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Days a conversation is kept after its last message; idle longer, it is deleted "
+        "with its turns (0: kept until deleted).",
+    )
+    agent_max_steps: int = Field(
+        default=6, ge=1, le=50, description="Most tool calls (searches, reads) of one agent-mode answer."
+    )
+    agent_max_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Most seconds one agent-mode answer may take."
+    )
+    agent_max_tokens: int = Field(
+        default=16_000,
+        ge=256,
+        description="Most LLM tokens (prompt and completion) of one agent-mode answer.",
+    )
+    agent_search_k: int = Field(
+        default=5, ge=1, le=20, description="Passages each agent search returns to the model."
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis URL (shared deployments): rate limits and job signalling across processes.",

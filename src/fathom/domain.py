@@ -10,10 +10,13 @@ from typing import Any, Literal
 
 __all__ = [
     "page_at",
+    "AgentStep",
+    "AgentTrace",
     "Answer",
     "AnswerDelta",
     "ApiKeyInfo",
     "Citation",
+    "Conversation",
     "DocumentInfo",
     "FileOutcome",
     "Hit",
@@ -22,11 +25,13 @@ __all__ = [
     "Passage",
     "Principal",
     "QueryTransformTrace",
+    "QuestionRewrite",
     "SearchResult",
     "SentenceSupport",
     "Section",
     "StoreStatus",
     "TextDocument",
+    "Turn",
     "contextual_text",
     "text_source",
     "Usage",
@@ -265,6 +270,109 @@ class SearchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class QuestionRewrite:
+    """How a follow-up in a conversation became the standalone question that was answered.
+
+    ``method`` is ``llm`` (the model rewrote it using the history), ``carry_over`` (no LLM,
+    or it failed: the previous question's entities or key terms were carried into the
+    follow-up; ``carried`` lists them) or ``unchanged`` (the follow-up stands on its own).
+    ``fallback`` is the stable code of why an LLM rewrite was not used, if one was tried.
+    """
+
+    question: str
+    standalone: str
+    method: str
+    carried: tuple[str, ...] = ()
+    model: str | None = None
+    prompt_version: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    fallback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "standalone": self.standalone,
+            "method": self.method,
+            "carried": list(self.carried),
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "usage": self.usage.to_dict(),
+            "fallback": self.fallback,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStep:
+    """One tool call of an agentic answer, or its final answer (``tool`` = ``answer``).
+
+    ``turn`` is the model call that asked for it; ``usage`` holds that call's tokens on the
+    first step of the turn (zero on the others), ``ms`` the model call (first step) plus the
+    tool's own time. ``passages`` are the passage numbers the tool gave the model and
+    ``hits`` their chunk ids; ``error`` a stable code when the call was refused.
+    """
+
+    n: int
+    turn: int
+    tool: str
+    arguments: dict[str, Any]
+    passages: tuple[int, ...] = ()
+    hits: tuple[int, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    ms: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "turn": self.turn,
+            "tool": self.tool,
+            "arguments": self.arguments,
+            "passages": list(self.passages),
+            "hits": list(self.hits),
+            "usage": self.usage.to_dict(),
+            "ms": round(self.ms, 1),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTrace:
+    """What an agentic answer did: its steps, why it stopped, and the limits it ran under.
+
+    ``stopped`` is ``answered`` or the stable code of what ended the loop (``agent.max_steps``,
+    ``agent.max_seconds``, ``agent.max_tokens``, ``provider.timeout``, ``agent.no_tools`` ...);
+    ``fallback`` is that code when the single-shot answer was given instead.
+    """
+
+    steps: tuple[AgentStep, ...]
+    stopped: str
+    max_steps: int
+    max_seconds: float
+    max_tokens: int
+    model: str | None = None
+    prompt_version: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    ms: float = 0.0
+    fallback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "steps": [s.to_dict() for s in self.steps],
+            "stopped": self.stopped,
+            "fallback": self.fallback,
+            "limits": {
+                "max_steps": self.max_steps,
+                "max_seconds": self.max_seconds,
+                "max_tokens": self.max_tokens,
+            },
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "usage": self.usage.to_dict(),
+            "ms": round(self.ms, 1),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """An answer with inline ``[n]`` markers that refer to ``citations``, or an abstention.
 
@@ -287,6 +395,10 @@ class Answer:
     notes: tuple[str, ...] = ()
     cached: bool = False
     query_transform: QueryTransformTrace | None = None
+    # A conversation's follow-up: how it became the standalone question answered.
+    rewrite: QuestionRewrite | None = None
+    # Agent mode: the steps the agent took (also when it fell back to the single-shot answer).
+    agent: AgentTrace | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -301,6 +413,61 @@ class Answer:
             "notes": list(self.notes),
             "cached": self.cached,
             "query_transform": self.query_transform.to_dict() if self.query_transform else None,
+            "rewrite": self.rewrite.to_dict() if self.rewrite else None,
+            "agent": self.agent.to_dict() if self.agent else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One question and answer of a conversation, as stored.
+
+    ``standalone_question`` is what was searched and answered (the follow-up rewritten with
+    the history). ``redacted`` turns lost their answer and citations because a document they
+    cited was deleted, or because the reader may no longer read it.
+    """
+
+    n: int
+    question: str
+    standalone_question: str
+    answer: str
+    citations: tuple[Citation, ...]
+    abstained: bool
+    model: str
+    mode: str
+    created_at: str
+    redacted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "question": self.question,
+            "standalone_question": self.standalone_question,
+            "answer": self.answer,
+            "citations": [c.to_dict() for c in self.citations],
+            "abstained": self.abstained,
+            "model": self.model,
+            "mode": self.mode,
+            "created_at": self.created_at,
+            "redacted": self.redacted,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A conversation: its turns in order (empty until the first question)."""
+
+    conversation_id: str
+    created_at: str
+    updated_at: str
+    turns: tuple[Turn, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conversation_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "turns": [t.to_dict() for t in self.turns],
         }
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -42,6 +42,7 @@ NOTE_BUDGET = "token budget of this tenant is used up for today; extractive answ
 NOTE_QUERY_INJECTION = "the question looks like a prompt injection; answered without the LLM"
 
 Extractive = Callable[[], Answer]
+T = TypeVar("T")
 
 
 class LLMAnswerer:
@@ -64,6 +65,37 @@ class LLMAnswerer:
         for provider in self._providers:
             self._loop.run(provider.aclose())
         self._loop.close()
+
+    @property
+    def providers(self) -> list[ChatProvider]:
+        """The providers in the order they are tried."""
+        return list(self._providers)
+
+    @property
+    def ledger(self) -> TokenLedger:
+        return self._ledger
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a provider coroutine on the answerer's event loop and wait for it (agent mode)."""
+        return self._loop.run(coroutine)
+
+    def screen(self, hits: Sequence[Hit]) -> tuple[list[Hit], dict[int, str], int]:
+        """The hits the model may read under ``injection_policy``, warnings by chunk id, and how
+        many were flagged as possible prompt injection."""
+        return self._screen(hits)
+
+    def verified(
+        self,
+        text: str,
+        context: list[ContextChunk],
+        hits: Sequence[Hit],
+        model: str,
+        usage: Usage,
+        notes: list[str],
+    ) -> Answer:
+        """The final answer for generated ``text`` (unmasked) that cites ``context`` by ``[n]``:
+        sanitised, each sentence verified against what it cites, or an abstention."""
+        return self._verified(text, context, hits, model, usage, notes)
 
     def complete(self, system: str, user: str, *, tenant: str, max_tokens: int, timeout: float) -> Completion:
         """One short generation (a query transform) through the same providers, fallbacks and budget.

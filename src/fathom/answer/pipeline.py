@@ -10,7 +10,9 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import Literal
 
+from fathom.answer.agent import AgentAnswerer, AgentLimits
 from fathom.answer.cache import AnswerCache, CacheScope, DocumentVersion
 from fathom.answer.extractive import ExtractiveAnswerer
 from fathom.answer.generate import LLMAnswerer
@@ -20,14 +22,19 @@ from fathom.answer.verify import Verifier
 from fathom.config import Settings
 from fathom.domain import Answer, AnswerDelta, Hit, Principal, QueryTransformTrace
 from fathom.embed.base import Embedder
+from fathom.errors import InvalidQuery
 from fathom.index.backend import SearchBackend
 from fathom.index.lexical import analyze
 from fathom.llm.base import EXTRACTIVE, create_provider
+from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
 from fathom.retrieve.transform import transform_note
 from fathom.store.database import Store
 
-__all__ = ["AnswerPipeline"]
+__all__ = ["AnswerPipeline", "AskMode", "final_answer"]
+
+# How a question is answered: one retrieval and one answer, or the bounded agent loop.
+AskMode = Literal["single", "agent"]
 
 _DELTA_PIECES = re.compile(r"\S+\s*")
 
@@ -43,6 +50,7 @@ class AnswerPipeline:
         embedder: returns the embedder (loaded on first use).
         ledger: per-tenant token budgets of LLM answers.
         observe: receives each stage's duration.
+        reader: reads passages in context for agent mode (without one, a passage is read as is).
     """
 
     def __init__(
@@ -54,7 +62,9 @@ class AnswerPipeline:
         embedder: Callable[[], Embedder],
         ledger: TokenLedger,
         observe: StageObserver,
+        reader: DocumentReader | None = None,
     ) -> None:
+        self._reader = reader
         self._settings = settings
         self._store = store
         self._backend = backend
@@ -115,8 +125,59 @@ class AnswerPipeline:
         *,
         k: int | None = None,
         filters: Mapping[str, str] | None = None,
+        mode: AskMode = "single",
+        agent_limits: AgentLimits | None = None,
     ) -> Iterator[AnswerDelta | Answer]:
-        """Answer text pieces as produced, then one final, verified ``Answer`` (see ``Fathom.ask_stream``)."""
+        """Answer text pieces as produced, then one final, verified ``Answer`` (see ``Fathom.ask_stream``).
+
+        ``mode="agent"`` runs the bounded agent loop (:mod:`fathom.answer.agent`) when an LLM
+        is configured, and falls back to this single-shot answer when it cannot finish.
+        """
+        if mode == "agent":
+            return self._agent_stream(question, principal, k, filters, agent_limits or AgentLimits())
+        if mode != "single":
+            raise InvalidQuery("mode must be 'single' or 'agent'", code="query.invalid_mode")
+        return self._single_stream(question, principal, k=k, filters=filters)
+
+    def _agent_stream(
+        self,
+        question: str,
+        principal: Principal,
+        k: int | None,
+        filters: Mapping[str, str] | None,
+        limits: AgentLimits,
+    ) -> Iterator[AnswerDelta | Answer]:
+        checked = self._search.prepare(question, principal, filters)  # refusals surface at once
+
+        def single_shot() -> Iterator[AnswerDelta | Answer]:
+            return self._single_stream(checked.text, principal, k=k, filters=filters)
+
+        llm = self.llm()
+        if llm is None:
+            return _noted(
+                single_shot(), "agent mode needs an LLM (llm is 'extractive'); single-shot answer shown"
+            )
+
+        def search(query: str, count: int) -> list[Hit]:
+            return self._search.search(query, principal, k=count, filters=filters, transform=False).hits
+
+        def read(hit: Hit) -> Hit:
+            if self._reader is None:
+                return hit
+            passage = self._reader.passage(principal, hit.doc_id, hit.start, hit.end, neighbours=1)
+            return replace(hit, start=passage.start, end=passage.end, text=passage.text)
+
+        agent = AgentAnswerer(self._settings, llm, search, read)
+        return agent.answer(checked.text, tenant=principal.tenant, limits=limits, single_shot=single_shot)
+
+    def _single_stream(
+        self,
+        question: str,
+        principal: Principal,
+        *,
+        k: int | None = None,
+        filters: Mapping[str, str] | None = None,
+    ) -> Iterator[AnswerDelta | Answer]:
         search = self._search
         checked = search.prepare(question, principal, filters)
         question, where = checked.text, checked.where
@@ -173,6 +234,19 @@ class AnswerPipeline:
                 if not item.abstained and item.model != EXTRACTIVE:
                     self._cache.put(scope, question, trace.query_vector, item)
             yield item
+
+
+def final_answer(stream: Iterator[AnswerDelta | Answer]) -> Answer:
+    """The final ``Answer`` of an answer stream (the pieces before it are dropped)."""
+    final = [item for item in stream if isinstance(item, Answer)]
+    if not final:  # pragma: no cover - answer streams always end with an Answer
+        raise RuntimeError("the answer stream ended without an answer")
+    return final[-1]
+
+
+def _noted(stream: Iterator[AnswerDelta | Answer], note: str) -> Iterator[AnswerDelta | Answer]:
+    for item in stream:
+        yield replace(item, notes=(*item.notes, note)) if isinstance(item, Answer) else item
 
 
 def _with_pages(answer: Answer, hits: Sequence[Hit]) -> Answer:

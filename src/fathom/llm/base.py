@@ -10,9 +10,9 @@ needs none.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from fathom.domain import Usage
 from fathom.errors import ConfigError
@@ -23,9 +23,12 @@ if TYPE_CHECKING:
 __all__ = [
     "EXTRACTIVE",
     "ChatProvider",
+    "ChatTurn",
     "Completion",
     "Message",
     "TokenUsage",
+    "ToolCall",
+    "ToolChatProvider",
     "create_provider",
     "parse_provider_spec",
 ]
@@ -86,6 +89,55 @@ class ChatProvider(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model asked for (OpenAI tools protocol); ``arguments`` is its raw JSON."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """One complete model reply of a tool-using conversation: text, tool calls, or both."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    usage: TokenUsage
+
+
+@runtime_checkable
+class ToolChatProvider(Protocol):
+    """A provider that speaks the OpenAI-compatible tools protocol (agent mode needs one).
+
+    ``messages`` may hold assistant messages with ``tool_calls`` and ``tool`` messages with a
+    ``tool_call_id``, as the protocol defines; ``tools`` are function definitions.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    async def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]],
+        tool_choice: str,
+        temperature: float,
+        max_tokens: int,
+    ) -> ChatTurn:
+        """The model's whole reply (streamed and assembled).
+
+        Raises:
+            ProviderError: the provider failed, timed out or answered malformed output.
+        """
         ...
 
 

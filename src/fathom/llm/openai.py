@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import structlog
 
 from fathom.errors import ProviderError
-from fathom.llm.base import Message, TokenUsage
+from fathom.llm.base import ChatTurn, Message, TokenUsage, ToolCall
 from fathom.llm.resilience import CircuitBreaker, backoff_delay
 
 __all__ = ["OpenAICompatibleProvider"]
@@ -44,6 +45,19 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
+
+
+@dataclass(frozen=True, slots=True)
+class _ToolCallDelta:
+    """A piece of a streamed tool call: ``index`` says which call it extends."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+_Event = str | TokenUsage | _ToolCallDelta
 
 
 class OpenAICompatibleProvider:
@@ -105,19 +119,71 @@ class OpenAICompatibleProvider:
         self, messages: Sequence[Message], *, temperature: float, max_tokens: int
     ) -> AsyncIterator[str | TokenUsage]:
         """Yield text deltas, then one ``TokenUsage``; see the module docstring for failure handling."""
-        if not self._breaker.allow():
-            raise ProviderError(
-                "the language model is temporarily disabled after repeated failures",
-                code="provider.circuit_open",
-            )
-        body: dict[str, Any] = {
+        body = self._body(messages, temperature, max_tokens)
+        async for item in self._events(body):
+            if not isinstance(item, _ToolCallDelta):
+                yield item
+
+    async def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]],
+        tool_choice: str,
+        temperature: float,
+        max_tokens: int,
+    ) -> ChatTurn:
+        """One reply with the tools protocol: text and tool calls, assembled from the stream.
+
+        Tool calls arrive as deltas (an id and a name first, then pieces of the arguments,
+        keyed by ``index``); retries, timeouts and the breaker are those of :meth:`stream`.
+        """
+        body = self._body(messages, temperature, max_tokens)
+        if tools:
+            body["tools"] = [dict(tool) for tool in tools]
+            body["tool_choice"] = tool_choice
+        pieces: list[str] = []
+        calls: dict[int, list[str]] = {}
+        ids: dict[int, str] = {}
+        names: dict[int, str] = {}
+        usage = TokenUsage(0, 0)
+        async for item in self._events(body):
+            if isinstance(item, TokenUsage):
+                usage = item
+            elif isinstance(item, _ToolCallDelta):
+                calls.setdefault(item.index, []).append(item.arguments)
+                if item.id:
+                    ids[item.index] = item.id
+                if item.name:
+                    names[item.index] = names.get(item.index, "") + item.name
+            else:
+                pieces.append(item)
+        tool_calls: list[ToolCall] = []
+        for index in sorted(calls):
+            if index not in names:
+                raise _malformed()
+            tool_calls.append(ToolCall(ids.get(index, f"call_{index}"), names[index], "".join(calls[index])))
+        return ChatTurn("".join(pieces), tuple(tool_calls), usage)
+
+    def _body(
+        self, messages: Sequence[Mapping[str, Any]], temperature: float, max_tokens: int
+    ) -> dict[str, Any]:
+        return {
             "model": self._model,
-            "messages": list(messages),
+            "messages": [dict(m) for m in messages],
             "temperature": temperature,
             "max_tokens": max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+
+    async def _events(self, body: dict[str, Any]) -> AsyncIterator[_Event]:
+        """The reply's events with retries, the breaker and failure handling (module docstring)."""
+        if not self._breaker.allow():
+            raise ProviderError(
+                "the language model is temporarily disabled after repeated failures",
+                code="provider.circuit_open",
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._total_timeout
         attempt = 0
@@ -144,7 +210,7 @@ class OpenAICompatibleProvider:
             raise
         self._breaker.record_success()
 
-    async def _attempt(self, body: dict[str, Any], deadline: float) -> AsyncIterator[str | TokenUsage]:
+    async def _attempt(self, body: dict[str, Any], deadline: float) -> AsyncIterator[_Event]:
         loop = asyncio.get_running_loop()
         first_deadline = min(deadline, loop.time() + self._first_token_timeout)
         client = self._http()
@@ -192,14 +258,17 @@ class OpenAICompatibleProvider:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     break
-                delta, reported = _parse_event(data)
+                delta, reported, tool_deltas = _parse_event(data)
                 if reported is not None:
                     usage = reported
                 if delta:
                     text_chars += len(delta)
                     yield delta
+                for tool_delta in tool_deltas:
+                    text_chars += len(tool_delta.arguments) + len(tool_delta.name or "") + 1
+                    yield tool_delta
             if usage is None:
-                prompt = sum(len(m["content"]) for m in body["messages"])
+                prompt = sum(len(str(m.get("content") or "")) for m in body["messages"])
                 usage = TokenUsage(_estimate_tokens("x" * prompt), _estimate_tokens("x" * text_chars))
             yield usage
         finally:
@@ -220,7 +289,34 @@ def _usage(data: dict[str, Any]) -> TokenUsage | None:
         raise _malformed() from None
 
 
-def _parse_event(data: str) -> tuple[str, TokenUsage | None]:
+def _tool_deltas(raw: Any, *, whole: bool = False) -> list[_ToolCallDelta]:
+    """The tool calls of a delta (streamed pieces) or of a whole message."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _malformed()
+    out: list[_ToolCallDelta] = []
+    for position, call in enumerate(raw):
+        if not isinstance(call, dict):
+            raise _malformed()
+        function = call.get("function") or {}
+        index = position if whole else call.get("index", position)
+        name = function.get("name") if isinstance(function, dict) else None
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        call_id = call.get("id")
+        if (
+            not isinstance(index, int)
+            or not isinstance(function, dict)
+            or (name is not None and not isinstance(name, str))
+            or (arguments is not None and not isinstance(arguments, str))
+            or (call_id is not None and not isinstance(call_id, str))
+        ):
+            raise _malformed()
+        out.append(_ToolCallDelta(index, call_id, name, arguments or ""))
+    return out
+
+
+def _parse_event(data: str) -> tuple[str, TokenUsage | None, list[_ToolCallDelta]]:
     try:
         event = json.loads(data)
     except json.JSONDecodeError:
@@ -233,6 +329,7 @@ def _parse_event(data: str) -> tuple[str, TokenUsage | None]:
     if not isinstance(choices, list):
         raise _malformed()
     text = ""
+    tools: list[_ToolCallDelta] = []
     for choice in choices:
         delta = choice.get("delta") if isinstance(choice, dict) else None
         if not isinstance(delta, dict):
@@ -241,16 +338,21 @@ def _parse_event(data: str) -> tuple[str, TokenUsage | None]:
         if content is not None and not isinstance(content, str):
             raise _malformed()
         text += content or ""
-    return text, _usage(event)
+        tools += _tool_deltas(delta.get("tool_calls"))
+    return text, _usage(event), tools
 
 
-def _parse_completion(raw: bytes) -> list[str | TokenUsage]:
+def _parse_completion(raw: bytes) -> list[_Event]:
     try:
         body = json.loads(raw)
-        content = body["choices"][0]["message"]["content"]
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+        message = body["choices"][0]["message"]
+        content = message.get("content")
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
         raise _malformed() from None
+    tools = _tool_deltas(message.get("tool_calls"), whole=True)
+    if content is None and tools:
+        content = ""
     if not isinstance(content, str):
         raise _malformed()
     usage = _usage(body) or TokenUsage(0, _estimate_tokens(content))
-    return [content, usage]
+    return [content, *tools, usage]

@@ -15,10 +15,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EchoAndInvent", "Reply", "ScriptedLLMServer", "documents", "documents_in", "normalized"]
+__all__ = [
+    "EchoAndInvent",
+    "Reply",
+    "ScriptedLLMServer",
+    "ToolCallReply",
+    "documents",
+    "documents_in",
+    "normalized",
+    "tool_results",
+]
 
 # A fenced document: `<document-MARKER id="n" ...>` (or the plain `<document` of answer-v1).
 _DOCUMENT = re.compile(r'<(document(?:-[0-9a-f]+)?) id="(\d+)"[^>]*>\n(.*?)\n</\1>', re.DOTALL)
+
+
+@dataclass
+class ToolCallReply:
+    """A function call the scripted model makes (OpenAI tools protocol)."""
+
+    name: str
+    arguments: dict[str, Any]
+    id: str | None = None
 
 
 @dataclass
@@ -29,6 +47,9 @@ class Reply:
     than 200 sends an error body; ``raw`` sends these SSE data payloads verbatim; ``hang_before``
     waits that long before the response headers; ``hang_after_first`` stalls after the first delta;
     ``whole`` ignores ``"stream": true`` and sends one JSON completion, as some servers do.
+    ``tool_calls`` are sent as the tools protocol does: streamed, each call's id, type and
+    name first and then its JSON arguments in pieces (``finish_reason`` ``tool_calls``), or
+    in ``message.tool_calls`` with ``whole``.
     """
 
     text: str = ""
@@ -40,6 +61,7 @@ class Reply:
     usage: tuple[int, int] | None = (120, 30)
     pieces: int = 2
     whole: bool = False
+    tool_calls: list[ToolCallReply] | None = None
 
 
 def documents_in(prompt: str) -> dict[int, str]:
@@ -50,6 +72,21 @@ def documents_in(prompt: str) -> dict[int, str]:
 def documents(request: dict[str, Any]) -> dict[int, str]:
     """The fenced documents of a chat request, by id."""
     return documents_in(request["messages"][-1]["content"])
+
+
+def tool_results(request: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """The tool calls of a tools-protocol conversation so far, in order, with their results:
+    ``(name, arguments, result text)``."""
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    out: list[tuple[str, dict[str, Any], str]] = []
+    for message in request["messages"]:
+        for call in message.get("tool_calls") or []:
+            function = call["function"]
+            calls[call["id"]] = (function["name"], json.loads(function["arguments"] or "{}"))
+        if message.get("role") == "tool":
+            name, arguments = calls[message["tool_call_id"]]
+            out.append((name, arguments, message["content"]))
+    return out
 
 
 class ScriptedLLMServer:
@@ -132,7 +169,17 @@ class ScriptedLLMServer:
             await writer.drain()
             return
         if reply.whole:
-            message = {"role": "assistant", "content": reply.text}
+            message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+            if reply.tool_calls:
+                message["content"] = reply.text or None
+                message["tool_calls"] = [
+                    {
+                        "id": call.id or f"call_{i}",
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                    }
+                    for i, call in enumerate(reply.tool_calls)
+                ]
             body = json.dumps({"choices": [{"index": 0, "message": message}]}).encode()
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -170,12 +217,37 @@ class ScriptedLLMServer:
             )
             for p in pieces
         ]
+        for i, call in enumerate(reply.tool_calls or []):
+            head = {"index": i, "id": call.id or f"call_{i}", "type": "function"}
+            head["function"] = {"name": call.name, "arguments": ""}
+            out.append(_chunk({"tool_calls": [head]}))
+            arguments = json.dumps(call.arguments)
+            step = max(1, len(arguments) // 3)
+            for start in range(0, len(arguments), step):
+                piece = {"index": i, "function": {"arguments": arguments[start : start + step]}}
+                out.append(_chunk({"tool_calls": [piece]}))
+        if reply.tool_calls:
+            out.append(
+                json.dumps(
+                    {
+                        "id": "c1",
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+                    }
+                )
+            )
         if reply.usage is not None:
             usage = {"prompt_tokens": reply.usage[0], "completion_tokens": reply.usage[1]}
             out.append(
                 json.dumps({"id": "c1", "object": "chat.completion.chunk", "choices": [], "usage": usage})
             )
         return out
+
+
+def _chunk(delta: dict[str, Any]) -> str:
+    return json.dumps(
+        {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
+    )
 
 
 _SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")

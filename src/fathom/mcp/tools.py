@@ -214,6 +214,15 @@ class AskArgs(_Args):
         "server's answer_chunks setting, 6).",
     )
     filters: Filters | None = Field(default=None, description=_FILTERS_DESCRIPTION)
+    conversation_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Ask within a conversation: 'new' starts one (its id comes back as "
+        "conversation_id); pass that id with the next questions and follow-ups such as 'and its "
+        "phone?' are made standalone from the earlier turns (standalone_question says how it was "
+        "read). Leave out for a one-off question.",
+    )
 
 
 class AskResult(_Result):
@@ -228,26 +237,56 @@ class AskResult(_Result):
         description="Share of the answer supported by its citations (0-1); null when abstaining."
     )
     notes: list[str] = Field(description="What the reader should know, e.g. a fallback to extractive.")
+    conversation_id: str | None = Field(
+        default=None, description="The conversation this answer belongs to (pass it with the next question)."
+    )
+    standalone_question: str | None = Field(
+        default=None,
+        description="In a conversation, when the question was a follow-up: the standalone question "
+        "that was searched and answered.",
+    )
 
     def render(self) -> str:
+        lines = []
+        if self.standalone_question:
+            lines.append(f"(read as: {self.standalone_question})")
         if self.abstained:
-            lines = [self.answer or "Not found in the documents you can read."]
+            lines.append(self.answer or "Not found in the documents you can read.")
         else:
-            lines = [self.answer]
+            lines.append(self.answer)
         if self.citations:
             lines += ["", "Sources:"]
             for citation in self.citations:
                 lines += [citation.label(), f"    \u201c{_clip(citation.quote)}\u201d"]
         lines += [f"note: {note}" for note in self.notes]
+        if self.conversation_id:
+            lines.append(f"conversation_id: {self.conversation_id}")
         return "\n".join(lines)
 
 
 def ask(ctx: ToolContext, args: AskArgs) -> AskResult:
     ctx.before_answer()
-    answer = ctx.fathom.ask(args.question, k=args.k, filters=args.filters, principal=ctx.principal)
-    answer_id = ctx.fathom.record_answer(answer, principal=ctx.principal, key_id=ctx.key_id)
+    fathom, conversation_id = ctx.fathom, args.conversation_id
+    if conversation_id is None:
+        answer = fathom.ask(args.question, k=args.k, filters=args.filters, principal=ctx.principal)
+    else:
+        if conversation_id == "new":
+            started = fathom.start_conversation(principal=ctx.principal, key_id=ctx.key_id)
+            conversation_id = started.conversation_id
+        answer = fathom.converse(
+            conversation_id,
+            args.question,
+            principal=ctx.principal,
+            key_id=ctx.key_id,
+            k=args.k,
+            filters=args.filters,
+        )
+    answer_id = fathom.record_answer(answer, principal=ctx.principal, key_id=ctx.key_id)
     ctx.after_answer(answer)
+    rewritten = answer.rewrite is not None and answer.rewrite.method != "unchanged"
     return AskResult(
+        conversation_id=conversation_id,
+        standalone_question=answer.rewrite.standalone if rewritten and answer.rewrite else None,
         answer=answer.answer,
         abstained=answer.abstained,
         citations=[CitationOut.of_citation(c) for c in answer.citations],

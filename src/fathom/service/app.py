@@ -26,7 +26,7 @@ from fathom.service.limits import create_buckets
 from fathom.service.mcp import McpEndpoint
 from fathom.service.metrics import Metrics
 from fathom.service.middleware import BodyLimits, RequestContextMiddleware
-from fathom.service.routes import documents, feedback, health, jobs, search
+from fathom.service.routes import conversations, documents, feedback, health, jobs, search
 from fathom.service.worker import JobWorkers
 from fathom.store import Store
 from fathom.web import install_web
@@ -106,6 +106,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, metrics=metrics, body_limits=body_limits)
     for module in (documents, jobs, search, feedback, health):
         app.include_router(module.router)
+    app.include_router(conversations.router)
     app.include_router(mcp.router)
     install_web(app)
     _document_query_limit(app, settings.max_query_chars)
@@ -123,8 +124,8 @@ def _document_query_limit(app: FastAPI, max_query_chars: int) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schemas = generate()["components"]["schemas"]
-            for name in ("SearchIn", "AskIn"):
-                query = schemas[name]["properties"]["query"]
+            for name, field in (("SearchIn", "query"), ("AskIn", "query"), ("MessageIn", "question")):
+                query = schemas[name]["properties"][field]
                 query["maxLength"] = min(query["maxLength"], max_query_chars)
         return app.openapi_schema or generate()
 

@@ -6,14 +6,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fathom.domain import Answer, DocumentInfo, Hit, JobInfo, Passage
+from fathom.domain import Answer, Conversation, DocumentInfo, Hit, JobInfo, Passage
 from fathom.guard.fields import Filters, Metadata, Name
 
 __all__ = [
     "AclIn",
+    "AgentLimitsIn",
+    "AgentTraceOut",
     "AskIn",
     "AskOut",
     "CitationOut",
+    "ConversationDeletedOut",
+    "ConversationOut",
     "DocumentAccepted",
     "DocumentIn",
     "DocumentList",
@@ -23,10 +27,14 @@ __all__ = [
     "FeedbackOut",
     "HitOut",
     "JobOut",
+    "MessageIn",
+    "MessageOut",
     "PassageOut",
+    "RewriteOut",
     "SearchIn",
     "SearchOut",
     "SentenceOut",
+    "TurnOut",
 ]
 
 # A bound on queries before fathom's own limit (max_query_chars, 2000 by default) applies; it
@@ -158,10 +166,30 @@ class SearchOut(BaseModel):
     hits: list[HitOut]
 
 
+class AgentLimitsIn(_In):
+    """Per-request limits of agent mode; each is capped by its server setting (``agent_*``)."""
+
+    max_steps: int | None = Field(default=None, ge=1, le=50, description="Most tool calls (searches, reads).")
+    max_seconds: float | None = Field(default=None, gt=0, le=3600, description="Most seconds.")
+    max_tokens: int | None = Field(
+        default=None, ge=256, description="Most LLM tokens, prompt and completion."
+    )
+
+
+_MODE_DESCRIPTION = (
+    "`single` (default): one retrieval, one answer. `agent`: with an LLM configured, the model may "
+    "decompose the question, search again and read passages in context before answering, within "
+    "hard limits on steps, time and tokens; when a limit is hit or the provider fails, the "
+    "single-shot answer is given with a note. Every step is in the response's `agent` trace."
+)
+
+
 class AskIn(_In):
     query: str = Field(min_length=1, max_length=_MAX_QUERY, examples=["How often are keys rotated?"])
     k: int | None = Field(default=None, ge=1, le=50, description="Chunks the answerer reads.")
     filters: Filters | None = None
+    mode: Literal["single", "agent"] = Field(default="single", description=_MODE_DESCRIPTION)
+    agent: AgentLimitsIn | None = Field(default=None, description="Lower limits for agent mode.")
 
 
 class CitationOut(BaseModel):
@@ -186,6 +214,59 @@ class SentenceOut(BaseModel):
     )
 
 
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost: float | None = Field(description="USD, when the model's price is configured.")
+
+
+class RewriteOut(BaseModel):
+    """How a follow-up was made standalone before it was searched and answered."""
+
+    question: str = Field(description="The message as sent.")
+    standalone: str = Field(description="What was searched and answered.")
+    method: Literal["llm", "carry_over", "unchanged"] = Field(
+        description="`llm`: the model rewrote it from the history; `carry_over`: the previous "
+        "question's entities or key terms were carried in (no LLM, or it failed); `unchanged`: it "
+        "stands on its own."
+    )
+    carried: list[str] = Field(description="What `carry_over` carried from the previous question.")
+    model: str | None
+    prompt_version: str | None
+    usage: UsageOut
+    fallback: str | None = Field(description="Why an LLM rewrite was not used (stable code).")
+
+
+class AgentStepOut(BaseModel):
+    n: int
+    turn: int = Field(description="The model call that asked for this step.")
+    tool: str = Field(description="`decompose`, `search`, `read_passage`, `answer` or `limit`.")
+    arguments: dict[str, Any]
+    passages: list[int] = Field(description="Passage numbers given to the model.")
+    hits: list[int] = Field(description="Chunk ids of those passages.")
+    usage: UsageOut = Field(description="Tokens of the model call (on the first step of a turn).")
+    ms: float
+    error: str | None = Field(description="Stable code when the call was refused.")
+
+
+class AgentLimitsOut(BaseModel):
+    max_steps: int
+    max_seconds: float
+    max_tokens: int
+
+
+class AgentTraceOut(BaseModel):
+    steps: list[AgentStepOut]
+    stopped: str = Field(description="`answered`, or what ended the loop (e.g. `agent.max_steps`).")
+    fallback: str | None = Field(description="Set when the single-shot answer was given instead.")
+    limits: AgentLimitsOut
+    model: str | None
+    prompt_version: str | None
+    usage: UsageOut
+    ms: float
+
+
 class AskOut(BaseModel):
     answer_id: str = Field(description="Refer to this answer in POST /v1/feedback.")
     answer: str
@@ -205,10 +286,63 @@ class AskOut(BaseModel):
         description="What a reader should know, e.g. that the LLM was unavailable and the extractive "
         "answer is shown.",
     )
+    rewrite: RewriteOut | None = Field(
+        default=None, description="Conversation messages: how the follow-up became a standalone question."
+    )
+    agent: AgentTraceOut | None = Field(default=None, description="Agent mode: every step it took.")
 
     @classmethod
     def of(cls, answer_id: str, answer: Answer) -> AskOut:
         return cls.model_validate({"answer_id": answer_id, **answer.to_dict()})
+
+
+class MessageIn(_In):
+    question: str = Field(
+        min_length=1,
+        max_length=_MAX_QUERY,
+        description="The next question; a follow-up such as 'And its phone?' is made standalone first.",
+        examples=["And its emergency phone?"],
+    )
+    k: int | None = Field(default=None, ge=1, le=50, description="Chunks the answerer reads.")
+    filters: Filters | None = None
+    mode: Literal["single", "agent"] = Field(default="single", description=_MODE_DESCRIPTION)
+    agent: AgentLimitsIn | None = Field(default=None, description="Lower limits for agent mode.")
+
+
+class MessageOut(AskOut):
+    conversation_id: str
+
+
+class TurnOut(BaseModel):
+    n: int
+    question: str = Field(description="The message as sent.")
+    standalone_question: str = Field(description="What was searched and answered.")
+    answer: str
+    citations: list[CitationOut]
+    abstained: bool
+    model: str
+    mode: Literal["single", "agent"]
+    created_at: str
+    redacted: bool = Field(
+        description="True: a document this answer cited was deleted or is no longer readable by the "
+        "caller, so its answer and citations are not shown."
+    )
+
+
+class ConversationOut(BaseModel):
+    conversation_id: str
+    created_at: str
+    updated_at: str = Field(description="The last message; retention counts from here.")
+    turns: list[TurnOut]
+
+    @classmethod
+    def of(cls, conversation: Conversation) -> ConversationOut:
+        return cls.model_validate(conversation.to_dict())
+
+
+class ConversationDeletedOut(BaseModel):
+    conversation_id: str
+    deleted: bool = True
 
 
 class PassageOut(BaseModel):

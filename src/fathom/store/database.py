@@ -29,6 +29,7 @@ from fathom.errors import BackendUnavailable, Conflict, PermissionDenied, Storag
 from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
 from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
+from fathom.store.conversations import erase_turns_citing
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentAclRow, DocumentRow, utcnow
 from fathom.store.space import (
     STORE_MESSAGE,
@@ -380,6 +381,8 @@ class Store:
             if doc is None:
                 return False
             self._remove_chunks(session, doc.id, tenant)
+            # Conversation answers that quoted the document are erased with it.
+            erase_turns_citing(session, doc.id)
             session.delete(doc)
             return True
 

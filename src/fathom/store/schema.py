@@ -27,11 +27,14 @@ __all__ = [
     "Base",
     "ChangeRow",
     "ChunkRow",
+    "ConversationRow",
     "DocumentAclRow",
     "DocumentRow",
     "FeedbackRow",
     "IdempotencyRow",
     "JobRow",
+    "TurnDocumentRow",
+    "TurnRow",
     "utcnow",
 ]
 
@@ -223,3 +226,59 @@ class FeedbackRow(Base):
     rating: Mapped[str] = mapped_column(String(8))
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConversationRow(Base):
+    """A conversation, owned by the principal that created it: its tenant and user, or, for a
+    key without a user, that very key (``owner_key``; NULL for the embedded CLI and API).
+
+    ``updated_at`` is the last activity; retention deletes conversations idle for longer than
+    ``conversation_retention_days``.
+    """
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_tenant_updated", "tenant_id", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    owner_user: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    owner_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TurnRow(Base):
+    """One question and answer of a conversation: only what showing it and rewriting the next
+    follow-up need (the question, its standalone form, the answer text and its citations)."""
+
+    __tablename__ = "conversation_turns"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "ordinal", name="uq_conversation_turns_ordinal"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(Text)
+    standalone_question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    abstained: Mapped[bool] = mapped_column(Boolean, default=False)
+    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    model: Mapped[str] = mapped_column(String(256))
+    mode: Mapped[str] = mapped_column(String(16))
+    # True once a document the answer cited was deleted: answer and citations were erased.
+    redacted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TurnDocumentRow(Base):
+    """A document a turn's answer cites, so deleting the document erases the quotes of it."""
+
+    __tablename__ = "conversation_turn_documents"
+    __table_args__ = (Index("ix_conversation_turn_documents_doc", "doc_id"),)
+
+    turn_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation_turns.id", ondelete="CASCADE"), primary_key=True
+    )
+    doc_id: Mapped[str] = mapped_column(String(32), primary_key=True)

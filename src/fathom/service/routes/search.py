@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
+from fathom.answer.agent import AgentLimits
 from fathom.domain import Answer, AnswerDelta, Principal
 from fathom.errors import FathomError
 from fathom.service.deps import Caller, CallerDep, FathomDep, PrincipalDep, Service, ServiceDep
 from fathom.service.errors import error_body, request_id_of
-from fathom.service.schemas import AskIn, AskOut, HitOut, SearchIn, SearchOut, error_responses
+from fathom.service.schemas import (
+    AgentLimitsIn,
+    AskIn,
+    AskOut,
+    HitOut,
+    SearchIn,
+    SearchOut,
+    error_responses,
+)
 from fathom.store.outage import database_unavailable, is_unavailable
 
-__all__ = ["router"]
+__all__ = ["SSE_DOC", "agent_limits", "answer_response", "router"]
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -41,10 +50,44 @@ def _answer_tokens(answer: Answer) -> int:
     return len(answer.answer.split())
 
 
-def _finish(service: Service, caller_key: str, principal: Principal, answer: Answer) -> AskOut:
+# Builds the response body of an answer from its id (conversations add their own fields).
+Respond = Callable[[str, Answer], AskOut]
+
+
+def _finish(
+    service: Service, caller_key: str, principal: Principal, answer: Answer, respond: Respond = AskOut.of
+) -> AskOut:
     answer_id = service.fathom.record_answer(answer, principal=principal, key_id=caller_key)
     service.charge_answer_tokens(caller_key, _answer_tokens(answer))
-    return AskOut.of(answer_id, answer)
+    return respond(answer_id, answer)
+
+
+def agent_limits(limits: AgentLimitsIn | None) -> AgentLimits | None:
+    """The request's agent-mode limits (capped by the settings when applied)."""
+    if limits is None:
+        return None
+    return AgentLimits(limits.max_steps, limits.max_seconds, limits.max_tokens)
+
+
+def answer_response(
+    service: Service,
+    caller: Caller,
+    stream: Iterator[AnswerDelta | Answer],
+    request_id: str,
+    accept: str | None,
+    respond: Respond = AskOut.of,
+) -> Any:
+    """An answer stream as server-sent events (``Accept: text/event-stream``) or one JSON body."""
+    if accept and "text/event-stream" in accept:
+        # The first item surfaces refusals (query too long ...) as a plain JSON error response.
+        first = next(stream)
+        return StreamingResponse(
+            _events(service, caller, first, stream, request_id, respond),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+    answer = [item for item in stream if isinstance(item, Answer)][-1]
+    return _finish(service, caller.key_id, caller.principal, answer, respond)
 
 
 def _events(
@@ -53,13 +96,14 @@ def _events(
     first: AnswerDelta | Answer,
     rest: Iterator[AnswerDelta | Answer],
     request_id: str,
+    respond: Respond = AskOut.of,
 ) -> Iterator[bytes]:
     item = first
     try:
         while isinstance(item, AnswerDelta):
             yield _sse("delta", {"text": item.text})
             item = next(rest)
-        out = _finish(service, caller.key_id, caller.principal, item)
+        out = _finish(service, caller.key_id, caller.principal, item, respond)
     except Exception as exc:  # the stream has started: errors become an `error` event
         error = exc if isinstance(exc, FathomError) else None
         if error is None and is_unavailable(exc):
@@ -73,7 +117,7 @@ def _events(
     yield _sse("done", out.model_dump())
 
 
-_SSE_DOC = {
+SSE_DOC = {
     "200": {
         "content": {
             "text/event-stream": {
@@ -95,7 +139,7 @@ _SSE_DOC = {
     description="JSON by default. With `Accept: text/event-stream` the answer streams as server-sent "
     "events: `delta` (answer text as it is produced), `citations`, then `done` (the full answer, as "
     "the JSON response would be); a failure after the stream started is an `error` event.",
-    responses={**error_responses(400, 401, 413, 422, 429, 503), **_SSE_DOC},  # type: ignore[dict-item]
+    responses={**error_responses(400, 401, 413, 422, 429, 503), **SSE_DOC},  # type: ignore[dict-item]
 )
 def ask(
     request: Request,
@@ -105,15 +149,12 @@ def ask(
     accept: Annotated[str | None, Header()] = None,
 ) -> Any:
     service.take_answer_budget(caller.key_id)
-    fathom = service.fathom
-    if accept and "text/event-stream" in accept:
-        stream = fathom.ask_stream(body.query, k=body.k, filters=body.filters, principal=caller.principal)
-        # The first item surfaces refusals (query too long ...) as a plain JSON error response.
-        first = next(stream)
-        return StreamingResponse(
-            _events(service, caller, first, stream, request_id_of(request)),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
-    answer = fathom.ask(body.query, k=body.k, filters=body.filters, principal=caller.principal)
-    return _finish(service, caller.key_id, caller.principal, answer)
+    stream = service.fathom.ask_stream(
+        body.query,
+        k=body.k,
+        filters=body.filters,
+        principal=caller.principal,
+        mode=body.mode,
+        agent_limits=agent_limits(body.agent),
+    )
+    return answer_response(service, caller, stream, request_id_of(request), accept)
