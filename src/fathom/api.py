@@ -56,6 +56,7 @@ from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue
 from fathom.store.keys import KeyRegistry
+from fathom.webhooks.registry import Webhooks
 
 __all__ = ["Fathom"]
 
@@ -126,6 +127,7 @@ class Fathom:
             tenant_max_queued_bytes=self.settings.job_tenant_max_queued_bytes,
         )
         self.feedback_log = FeedbackLog(self.store)
+        self.webhooks = Webhooks(self.settings, self.store)
         self.uploads = Uploads(self.settings, self.store, self.jobs, self.indexer, self._pipeline)
         self._parsers: ParserPool | None = None
         try:

@@ -59,6 +59,15 @@ class Metrics:
             "Uploads answered from an earlier request with the same Idempotency-Key.",
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "fathom_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome (delivered, failed) and deliveries dead-lettered (dead).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def observe_delivery(self, outcome: str) -> None:
+        self.webhook_deliveries.labels(outcome=outcome).inc()
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stages.labels(stage=stage).observe(seconds)

@@ -30,6 +30,7 @@ from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
 from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
 from fathom.store.conversations import erase_turns_citing
+from fathom.store.outbox import record_event
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentAclRow, DocumentRow, utcnow
 from fathom.store.space import (
     STORE_MESSAGE,
@@ -383,6 +384,7 @@ class Store:
             self._remove_chunks(session, doc.id, tenant)
             # Conversation answers that quoted the document are erased with it.
             erase_turns_citing(session, doc.id)
+            record_event(session, tenant, "document.deleted", {"document_id": doc.id, "source": doc.source})
             session.delete(doc)
             return True
 
