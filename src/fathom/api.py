@@ -56,6 +56,7 @@ from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue
 from fathom.store.keys import KeyRegistry
+from fathom.telemetry import StageCallback, Telemetry
 from fathom.webhooks.registry import Webhooks
 
 __all__ = ["Fathom"]
@@ -95,14 +96,16 @@ class Fathom:
         self.indexer = Indexer(self.store, self.backend, lock_path=self.settings.index_dir / "catchup.lock")
         self._embedder = embedder
         self.ledger = TokenLedger(self.settings.tenant_token_budgets)
-        self.stage_observer: StageObserver | None = None
+        self.stage_observer: StageObserver | None = None  # called with each stage's seconds
+        self.telemetry = Telemetry.from_settings(self.settings)
+        self.telemetry.add_sink(StageCallback(lambda: self.stage_observer))
         self.searching = SearchPipeline(
             self.settings,
             self.store,
             self.indexer,
             lambda: self.embedder,
             lambda: self.answering.llm(),
-            self._observe_stage,
+            self.telemetry,
         )
         self.reader = DocumentReader(self.store)
         self.answering = AnswerPipeline(
@@ -112,7 +115,7 @@ class Fathom:
             self.searching,
             lambda: self.embedder,
             self.ledger,
-            self._observe_stage,
+            self.telemetry,
             self.reader,
         )
         self.conversations = ConversationService(
@@ -128,7 +131,9 @@ class Fathom:
         )
         self.feedback_log = FeedbackLog(self.store)
         self.webhooks = Webhooks(self.settings, self.store)
-        self.uploads = Uploads(self.settings, self.store, self.jobs, self.indexer, self._pipeline)
+        self.uploads = Uploads(
+            self.settings, self.store, self.jobs, self.indexer, self._pipeline, self.telemetry
+        )
         self._parsers: ParserPool | None = None
         try:
             self.indexer.catch_up()
@@ -167,6 +172,7 @@ class Fathom:
             self._parsers.close()
         self.backend.close()
         self.store.close()
+        self.telemetry.close()
 
     def __enter__(self) -> Fathom:
         return self
@@ -176,10 +182,6 @@ class Fathom:
 
     def _principal(self, principal: Principal | None) -> Principal:
         return principal or Principal(tenant=self.settings.tenant, admin=True)
-
-    def _observe_stage(self, stage: str, seconds: float) -> None:
-        if self.stage_observer is not None:
-            self.stage_observer(stage, seconds)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -385,7 +387,7 @@ class Fathom:
         self.indexer.rebuild(progress)
 
     def _pipeline(self) -> IngestPipeline:
-        return IngestPipeline(self.store, self.embedder, self.settings, self.parsers)
+        return IngestPipeline(self.store, self.embedder, self.settings, self.parsers, self.telemetry)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from fathom.service.metrics import Metrics
 from fathom.service.middleware import BodyLimits, RequestContextMiddleware
 from fathom.service.routes import conversations, documents, feedback, health, jobs, search
 from fathom.service.routes import webhooks as webhook_routes
+from fathom.service.tracing import TracingMiddleware
 from fathom.service.worker import JobWorkers
 from fathom.store import Store
 from fathom.web import install_web
@@ -62,7 +63,7 @@ def create_app(
         fathom = Fathom(settings=settings or load_settings())
     settings = settings or fathom.settings
     metrics = Metrics()
-    fathom.stage_observer = metrics.observe_stage
+    fathom.telemetry.add_sink(metrics)
     deliveries = DeliveryWorkers(
         settings.model_copy(update={"webhook_workers": settings.webhook_workers if start_workers else 0}),
         fathom.webhooks.store,
@@ -118,6 +119,8 @@ def create_app(
         other=settings.max_request_bytes,
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics, body_limits=body_limits)
+    if fathom.telemetry.tracing:
+        app.add_middleware(TracingMiddleware, telemetry=fathom.telemetry)  # outermost: the whole request
     for module in (documents, jobs, search, feedback, health):
         app.include_router(module.router)
     app.include_router(conversations.router)

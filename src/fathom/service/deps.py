@@ -110,9 +110,11 @@ def authenticate(
         LimitExceeded: the key made too many requests (``retry_after`` set).
     """
     key = bearer.credentials if bearer is not None else api_key
-    if not key:
-        raise Unauthorized("a valid API key is required", code="auth.missing_key")
-    key_id, principal = service.fathom.keys.authenticate(key)
+    with service.fathom.telemetry.stage("auth") as stage:
+        if not key:
+            raise Unauthorized("a valid API key is required", code="auth.missing_key")
+        key_id, principal = service.fathom.keys.authenticate(key)
+        stage.set(**{"fathom.key_id": key_id, "fathom.tenant": principal.tenant})
     request.scope.setdefault("state", {})["key_id"] = key_id
     per_minute = service.settings.rate_limit_per_minute
     if per_minute:

@@ -75,6 +75,8 @@ class NewJob:
     acl_groups: tuple[str, ...]
     owner_groups: tuple[str, ...] = ()
     owner_admin: bool = False
+    # W3C traceparent of the upload request, when tracing is on.
+    trace_parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ class ClaimedJob:
     owner_user: str | None = None
     owner_groups: tuple[str, ...] = ()
     owner_admin: bool = False
+    trace_parent: str | None = None
 
     @property
     def submitter(self) -> Principal:
@@ -192,6 +195,7 @@ class JobQueue:
                     max_attempts=self.max_attempts,
                     created_at=now,
                     updated_at=now,
+                    trace_parent=job.trace_parent,
                 )
                 session.add(row)
                 if idempotency is not None:
@@ -402,6 +406,7 @@ class JobQueue:
                 owner_user=row.owner_user,
                 owner_groups=tuple(row.owner_groups or ()),
                 owner_admin=bool(row.owner_admin),
+                trace_parent=row.trace_parent,
             )
 
     def renew(self, job_id: str, worker: str) -> bool:
