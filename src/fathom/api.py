@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
 from fathom.store.conversations import ConversationStore
 from fathom.store.database import Store
-from fathom.store.feedback import FeedbackLog
+from fathom.store.feedback import FeedbackLog, UsageGroup, UsageTotal
 from fathom.store.jobs import ClaimedJob, JobQueue
 from fathom.store.keys import KeyRegistry
 from fathom.telemetry import StageCallback, Telemetry
@@ -548,14 +549,15 @@ class Fathom:
     def record_answer(
         self, answer: Answer, *, principal: Principal | None = None, key_id: str | None = None
     ) -> str:
-        """Remember that the principal received ``answer`` (ids only) through the API key
-        ``key_id`` (None outside the service); returns its answer id."""
-        return self.feedback_log.record_answer(
-            self._principal(principal),
-            abstained=answer.abstained,
-            cited_doc_ids=[c.doc_id for c in answer.citations],
-            key_id=key_id,
-        )
+        """Remember that the principal received ``answer`` (ids and usage, never text) through the
+        API key ``key_id`` (None outside the service); returns its answer id."""
+        return self.feedback_log.record(self._principal(principal), answer, key_id=key_id)
+
+    def usage(
+        self, since: datetime, group_by: UsageGroup = "user", *, principal: Principal | None = None
+    ) -> list[UsageTotal]:
+        """Answers, tokens and cost since ``since`` per user or UTC day (tenant admins only)."""
+        return self.feedback_log.usage(self._principal(principal), since, group_by)
 
     def add_feedback(
         self,

@@ -27,6 +27,7 @@ from fathom.service.mcp import McpEndpoint
 from fathom.service.metrics import Metrics
 from fathom.service.middleware import BodyLimits, RequestContextMiddleware
 from fathom.service.routes import conversations, documents, feedback, health, jobs, search
+from fathom.service.routes import usage as usage_routes
 from fathom.service.routes import webhooks as webhook_routes
 from fathom.service.tracing import TracingMiddleware
 from fathom.service.worker import JobWorkers
@@ -125,6 +126,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(conversations.router)
     app.include_router(webhook_routes.router)
+    app.include_router(usage_routes.router)
     app.include_router(mcp.router)
     install_web(app)
     _document_query_limit(app, settings.max_query_chars)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from fathom.guard.fields import Filters
 from fathom.mcp.tools.base import (
@@ -45,6 +45,16 @@ class AskArgs(_Args):
     )
 
 
+class AskUsage(BaseModel):
+    """What the answer used (the same as the REST API's ``usage``)."""
+
+    prompt_tokens: int = Field(description="LLM prompt tokens (0 for extractive answers).")
+    completion_tokens: int = Field(description="LLM completion tokens.")
+    total_tokens: int
+    cost: float | None = Field(description="USD, when the server has a price for the model.")
+    cache_hit: bool = Field(description="True when the answer came from the answer cache.")
+
+
 class AskResult(_Result):
     answer: str = Field(description="The answer; each sentence ends with [n] markers naming its citations.")
     abstained: bool = Field(
@@ -66,6 +76,8 @@ class AskResult(_Result):
         "that was searched and answered.",
     )
 
+    usage: AskUsage | None = Field(default=None, description="Tokens, cost and cache hit of this answer.")
+
     def render(self) -> str:
         lines = []
         if self.standalone_question:
@@ -79,6 +91,11 @@ class AskResult(_Result):
             for citation in self.citations:
                 lines += [citation.label(), f"    \u201c{_clip(citation.quote)}\u201d"]
         lines += [f"note: {note}" for note in self.notes]
+        usage = self.usage
+        if usage is not None and (usage.total_tokens or usage.cache_hit):
+            cost = "" if usage.cost is None else f", ${usage.cost:.6f}"
+            cached = " (from the answer cache)" if usage.cache_hit else ""
+            lines.append(f"usage: {usage.total_tokens} tokens{cost}{cached}")
         if self.conversation_id:
             lines.append(f"conversation_id: {self.conversation_id}")
         return "\n".join(lines)
@@ -114,4 +131,5 @@ def ask(ctx: ToolContext, args: AskArgs) -> AskResult:
         model=answer.model,
         groundedness=answer.groundedness,
         notes=list(answer.notes),
+        usage=AskUsage(**answer.usage.to_dict(), cache_hit=answer.cached),
     )
