@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ENV = {
     "FATHOM_EMBEDDER": "hash:64",
-    "FATHOM_LOG_LEVEL": "WARNING",
+    "FATHOM_LOG_LEVEL": "INFO",
     "FATHOM_WEBHOOK_URL_ALLOW": json.dumps(["127.0.0.1"]),
     "FATHOM_WEBHOOK_RETRY_BASE_SECONDS": "0.3",
     "FATHOM_WEBHOOK_RETRY_MAX_SECONDS": "1",
@@ -95,6 +95,9 @@ def test_a_restart_mid_retry_still_delivers_the_event_once(tmp_path: Path):
         receiver.stop()
     assert only.signed_with(SECRET) and only.event["data"]["document_id"] == document_id
     assert done["event_id"] == only.event["id"] and done["attempts"] >= failing["attempts"] + 1
+    logs = "".join(log.read_text() for log in tmp_path.glob("serve-*.log"))
+    assert "webhook.failed" in logs and "webhook.delivered" in logs
+    assert SECRET not in logs, "the secret never reaches the logs"
 
 
 def test_a_process_killed_while_the_receiver_reads_sends_again_with_the_same_event_id(tmp_path: Path):

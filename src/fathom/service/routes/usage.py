@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from fathom.errors import InvalidQuery
 from fathom.service.deps import FathomDep, PrincipalDep
 from fathom.service.schemas import error_responses
 from fathom.store.feedback import UsageTotal
@@ -51,19 +50,10 @@ class UsageOut(BaseModel):
     total: UsageRowOut = Field(description="All rows together.")
 
 
-def _since(value: str | None) -> datetime:
-    if not value:
+def _since(value: datetime | None) -> datetime:
+    if value is None:
         return datetime.now(UTC) - timedelta(days=_DEFAULT_DAYS)
-    try:
-        if len(value) == 10:
-            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
-        else:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidQuery(
-            "since must be a date (YYYY-MM-DD) or an ISO 8601 time", code="usage.invalid_since"
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @router.get(
@@ -78,7 +68,9 @@ def _since(value: str | None) -> datetime:
 def usage(
     fathom: FathomDep,
     principal: PrincipalDep,
-    since: Annotated[str | None, Query(max_length=40, description="YYYY-MM-DD or an ISO 8601 time.")] = None,
+    since: Annotated[
+        datetime | None, Query(description="An ISO 8601 time, or a date (YYYY-MM-DD, midnight UTC).")
+    ] = None,
     group_by: Annotated[Literal["user", "day"], Query()] = "user",
 ) -> UsageOut:
     start = _since(since)

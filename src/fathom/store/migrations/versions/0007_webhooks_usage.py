@@ -63,10 +63,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("jobs") as batch:
-        batch.drop_column("trace_parent")
-    with op.batch_alter_table("answers") as batch:
-        for column in ("cached", "cost", "completion_tokens", "prompt_tokens", "model"):
-            batch.drop_column(column)
+    # Plain DROP COLUMN, not batch mode: on SQLite a batch rebuilds the table, and dropping the
+    # old answers table would cascade to feedback.
+    op.drop_column("jobs", "trace_parent")
+    for column in ("cached", "cost", "completion_tokens", "prompt_tokens", "model"):
+        op.drop_column("answers", column)
     op.drop_table("webhook_deliveries")
     op.drop_table("webhooks")
