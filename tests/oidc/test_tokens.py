@@ -32,6 +32,7 @@ from tests.oidc.provider import (
     OpenIdProvider,
     signing_key,
 )
+from tests.service.server import free_port
 
 pytestmark = [pytest.mark.integration]
 
@@ -217,6 +218,7 @@ def test_made_up_kids_do_not_make_fathom_fetch_the_keys_again(
     assert app.fetches() == 1
 
 
+@pytest.mark.slow
 def test_issuer_key_rotation_is_picked_up_without_a_restart(sso_app: Callable[..., SsoApp], tmp_path: Path):
     first, _ = signing_key("rotation-1")
     issuer = OpenIdProvider(tmp_path / "rotating", keys=[first])
@@ -246,8 +248,6 @@ def test_an_unreachable_issuer_is_a_503_not_a_401(sso_app: Callable[..., SsoApp]
     token = provider.access_token("alice")
     app = sso_app(provider, seed=False)
     # Point a second app at a port nobody listens on: same token, no keys to check it with.
-    from tests.service.server import free_port
-
     down = sso_app(provider, seed=False, oidc_issuer=f"http://127.0.0.1:{free_port()}")
     response = down.get("/v1/documents", token)
     assert response.status_code == 503
