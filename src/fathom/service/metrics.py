@@ -60,6 +60,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.oidc_fetches = Counter(
+            "fathom_oidc_fetches_total",
+            "Fetches of the OpenID Provider's discovery document and keys, by document and outcome.",
+            ["document", "outcome"],
+            registry=self.registry,
+        )
+
+    def observe_oidc_fetch(self, document: str, outcome: str) -> None:
+        self.oidc_fetches.labels(document=document, outcome=outcome).inc()
+
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stages.labels(stage=stage).observe(seconds)
 
