@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -28,7 +27,6 @@ from fathom.domain import (
     StoreStatus,
     TextDocument,
     contextual_text,
-    page_at,
 )
 from fathom.embed.base import Embedder, create_embedder
 from fathom.errors import (
@@ -44,15 +42,16 @@ from fathom.index.backend import TransactionalIndex
 from fathom.index.catchup import Indexer, Progress
 from fathom.index.registry import create_backend
 from fathom.ingest.fetch import FetchLimits, fetch_url
+from fathom.ingest.mirror import FolderMirror
 from fathom.ingest.pipeline import IngestPipeline, ProgressCallback, iter_files, parse_limits, parse_options
 from fathom.ingest.sandbox import ParserPool
 from fathom.logs import configure_logging
+from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
 from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
 from fathom.store.keys import KeyRegistry
-from fathom.store.schema import DocumentRow
 
 __all__ = ["Fathom"]
 
@@ -102,6 +101,7 @@ class Fathom:
             lambda: self.answering.llm(),
             self._observe_stage,
         )
+        self.reader = DocumentReader(self.store)
         self.answering = AnswerPipeline(
             self.settings,
             self.store,
@@ -387,19 +387,7 @@ class Fathom:
 
     def sync(self, directory: str | Path, *, progress: ProgressCallback | None = None) -> IngestReport:
         """Make the store mirror a folder: add new files, update changed ones, delete removed ones."""
-        root = Path(directory).expanduser().resolve()
-        if not root.is_dir():
-            raise NotFound(f"no folder {str(directory)!r}", code="sync.not_a_folder")
-        files = list(iter_files(root))
-        report = self._ingest_files(files, metadata=None, progress=progress)
-        present = {str(path.resolve()) for path in files if path.exists()}
-        prefix = str(root) + os.sep
-        for doc, _chunks in self.store.list_documents(self.settings.tenant, source_prefix=prefix):
-            if doc.source not in present:
-                self.store.delete_document(self.settings.tenant, doc.id)
-                report.outcomes.append(FileOutcome(doc.source, "deleted", doc_id=doc.id))
-        self.indexer.catch_up()
-        return report
+        return self._mirror().sync(directory, progress=progress)
 
     def watch(
         self,
@@ -408,55 +396,17 @@ class Fathom:
         *,
         stop: threading.Event | None = None,
     ) -> None:
-        """Mirror a folder continuously until ``stop`` is set (or the process is interrupted).
+        """Mirror a folder continuously until ``stop`` is set (see :meth:`FolderMirror.watch`)."""
+        self._mirror().watch(directory, on_report, stop=stop)
 
-        Starts with a full :meth:`sync`, which is also what makes watching resumable: after
-        a crash, the next start reconciles whatever changed meanwhile (unchanged files are
-        skipped by content hash, each document commits alone). Then every burst of
-        changes (create, modify, rename, delete), once quiet for ``sync_debounce_ms``, is
-        applied and reported through ``on_report``.
-        """
-        import watchfiles
-
-        root = Path(directory).expanduser().resolve()
-        on_report(self.sync(root))
-        prefix = str(root) + os.sep
-        for changes in watchfiles.watch(
-            root,
-            debounce=self.settings.sync_debounce_ms,
-            step=min(50, max(1, self.settings.sync_debounce_ms)),
-            stop_event=stop,
-            recursive=True,
-            raise_interrupt=False,
-        ):
-            touched: set[Path] = set()
-            for _change, raw in changes:
-                path = Path(raw)
-                relative = path.relative_to(root) if path.is_relative_to(root) else path
-                if any(part.startswith(".") for part in relative.parts):
-                    continue
-                touched.add(path)
-            if touched:
-                on_report(self._apply_changes(touched, prefix))
-
-    def _apply_changes(self, paths: set[Path], prefix: str) -> IngestReport:
-        """Ingest the changed paths that exist; delete documents of those that are gone."""
-        existing: list[Path] = []
-        for path in sorted(paths):
-            if path.is_dir():
-                existing.extend(iter_files(path))
-            elif path.is_file():
-                existing.append(path)
-        report = self._ingest_files(existing, metadata=None, progress=None)
-        tenant = self.settings.tenant
-        gone = {str(p) for p in paths if not p.exists()}
-        if gone:
-            for doc, _chunks in self.store.list_documents(tenant, source_prefix=prefix):
-                if doc.source in gone or any(doc.source.startswith(g + os.sep) for g in gone):
-                    self.store.delete_document(tenant, doc.id)
-                    report.outcomes.append(FileOutcome(doc.source, "deleted", doc_id=doc.id))
-            self.indexer.catch_up()
-        return report
+    def _mirror(self) -> FolderMirror:
+        return FolderMirror(
+            self.store,
+            self.settings.tenant,
+            lambda files, progress: self._ingest_files(files, metadata=None, progress=progress),
+            self.indexer.catch_up,
+            debounce_ms=self.settings.sync_debounce_ms,
+        )
 
     def reindex(self, progress: Progress | None = None) -> None:
         """Rebuild every index from the store of record (re-embedding if the model changed)."""
@@ -548,38 +498,8 @@ class Fathom:
         return self.answering.ask_stream(question, self._principal(principal), k=k, filters=filters)
 
     def section(self, doc_id: str, start: int, end: int | None = None) -> Section:
-        """The section around ``[start, end)`` of a document: its heading path and full span.
-
-        Lets an answerer expand a small retrieved chunk to its parent section: every
-        consecutive chunk under the same heading path as the chunk holding ``start``.
-
-        Raises:
-            NotFound: no such document, or the offsets lie outside its chunks.
-        """
-        tenant = self.settings.tenant
-        doc = self.store.get_document(tenant, doc_id)
-        spans = self.store.chunk_spans(tenant, doc_id) if doc is not None else []
-        index = next((i for i, (a, b, _p) in enumerate(spans) if a <= start < b), None)
-        if doc is None or index is None:
-            raise NotFound(f"no passage at {start} in document {doc_id!r}", code="document.not_found")
-        path = spans[index][2]
-        first = last = index
-        while first > 0 and spans[first - 1][2] == path:
-            first -= 1
-        while last + 1 < len(spans) and spans[last + 1][2] == path:
-            last += 1
-        span_start, span_end = spans[first][0], max(spans[last][1], end or 0)
-        pages = self.store.page_starts(tenant, [doc_id])
-        return Section(
-            doc_id=doc_id,
-            source=doc.source,
-            title=doc.title,
-            heading_path=path,
-            start=span_start,
-            end=span_end,
-            text=doc.text[span_start:span_end],
-            page=_page(pages, doc_id, span_start) if doc_id in pages else None,
-        )
+        """The section around ``[start, end)`` of a document (see :meth:`DocumentReader.section`)."""
+        return self.reader.section(Principal(tenant=self.settings.tenant, admin=True), doc_id, start, end)
 
     def passage(
         self,
@@ -590,59 +510,12 @@ class Fathom:
         neighbours: int = 1,
         principal: Principal | None = None,
     ) -> Passage:
-        """The quote at ``[start, end)`` of a document in context, for people checking a citation.
-
-        The window is every chunk the quote touches plus ``neighbours`` chunks on each side, with
-        the title, heading path and page of the chunk that holds the quote's start.
-
-        Raises:
-            NotFound: no such document, one the principal may not read, offsets outside its chunks,
-                or an empty range (``end`` not after ``start``: code ``passage.invalid_range``; a
-                range addresses no passage, so it is "not found" rather than a malformed request).
-            InvalidQuery: ``start`` or ``neighbours`` is negative.
-        """
-        doc = self._readable(doc_id, principal)  # first: an unreadable document is a 404, whatever else
-        if start < 0:
-            raise InvalidQuery("start must be 0 or more", code="passage.invalid_range")
-        if end <= start:
-            raise NotFound("no passage: end must be greater than start", code="passage.invalid_range")
-        if neighbours < 0:
-            raise InvalidQuery("neighbours must be 0 or more", code="passage.invalid_range")
-        spans = self.store.chunk_spans(doc.tenant_id, doc.id)
-        index = next((i for i, (a, b, _p) in enumerate(spans) if a <= start < b), None)
-        if index is None:
-            raise NotFound(f"no passage at {start} in document {doc_id!r}", code="passage.not_found")
-        last = index
-        while last + 1 < len(spans) and spans[last][1] < end:
-            last += 1
-        first = max(0, index - neighbours)
-        last = min(len(spans) - 1, last + neighbours)
-        window_start = spans[first][0]
-        window_end = max(b for _a, b, _p in spans[first : last + 1])
-        pages = self.store.page_starts(doc.tenant_id, [doc.id])
-        return Passage(
-            doc_id=doc.id,
-            source=doc.source,
-            title=doc.title,
-            heading_path=spans[index][2],
-            page=_page(pages, doc.id, start) if doc.id in pages else None,
-            start=window_start,
-            end=window_end,
-            text=doc.text[window_start:window_end],
-            quote_start=start,
-            quote_end=min(end, window_end),
-            more_before=window_start > 0,
-            more_after=window_end < len(doc.text),
-        )
+        """The quote at ``[start, end)`` of a document in context (see :meth:`DocumentReader.passage`)."""
+        return self.reader.passage(self._principal(principal), doc_id, start, end, neighbours=neighbours)
 
     def documents(self, *, principal: Principal | None = None) -> list[DocumentInfo]:
         """Every document of the principal's tenant that it may read, by source."""
-        who = self._principal(principal)
-        return [
-            _document_info(doc, chunks)
-            for doc, chunks in self.store.list_documents(who.tenant)
-            if who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ())
-        ]
+        return self.reader.documents(self._principal(principal))
 
     def document(self, doc_id: str, *, principal: Principal | None = None) -> DocumentInfo:
         """One document's details, without its text.
@@ -650,20 +523,11 @@ class Fathom:
         Raises:
             NotFound: no such document, or one the principal may not read.
         """
-        doc = self._readable(doc_id, principal)
-        chunks = self.store.counts_for_document(doc.id)
-        return _document_info(doc, chunks)
+        return self.reader.document(self._principal(principal), doc_id)
 
     def document_text(self, doc_id: str, *, principal: Principal | None = None) -> str:
         """The extracted text of a document: the text every offset and quote refers to."""
-        return self._readable(doc_id, principal).text
-
-    def _readable(self, doc_id: str, principal: Principal | None) -> DocumentRow:
-        who = self._principal(principal)
-        doc = self.store.get_document(who.tenant, doc_id)
-        if doc is None or not who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ()):
-            raise NotFound(f"no document {doc_id!r}", code="document.not_found")
-        return doc
+        return self.reader.readable(self._principal(principal), doc_id).text
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -703,24 +567,3 @@ class Fathom:
             disk_bytes=disk,
             embedder=self.settings.embedder,
         )
-
-
-def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
-    return DocumentInfo(
-        doc_id=doc.id,
-        source=doc.source,
-        title=doc.title,
-        mime_type=doc.mime_type,
-        content_hash=doc.content_hash,
-        chunks=chunks,
-        metadata=dict(doc.metadata_ or {}),
-        created_at=doc.created_at.isoformat(),
-        updated_at=doc.updated_at.isoformat(),
-        acl_users=tuple(doc.acl_users or ()),
-        acl_groups=tuple(doc.acl_groups or ()),
-    )
-
-
-def _page(pages: Mapping[str, list[int]], doc_id: str, offset: int) -> int:
-    """The 1-based page holding ``offset``, from a document's page start offsets."""
-    return page_at(pages[doc_id], offset)

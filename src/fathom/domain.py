@@ -47,24 +47,17 @@ class Principal:
     groups: tuple[str, ...] = ()
     admin: bool = False
 
-    def acl_tokens(self) -> list[str]:
-        """The ACL index tokens this principal matches ("*" is the tenant-wide token)."""
-        tokens = ["*"]
-        if self.user:
-            tokens.append(f"u:{self.user}")
-        tokens.extend(f"g:{group}" for group in self.groups)
-        return tokens
-
     def can_read(self, tenant: str, users: Sequence[str], groups: Sequence[str]) -> bool:
         """Whether a document of ``tenant`` with this ACL (users, groups) is visible to this principal.
 
-        The same rule the indexes apply through :meth:`acl_tokens`.
+        The rule every index and the store apply through the tokens of
+        :mod:`fathom.index.vocabulary` (a property test holds the two to the same answers).
         """
         if tenant != self.tenant:
             return False
         if self.admin or (not users and not groups):
             return True
-        return (self.user is not None and self.user in users) or any(g in groups for g in self.groups)
+        return (bool(self.user) and self.user in users) or any(g in groups for g in self.groups)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,8 @@ DIM = 32
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
+    unit: np.ndarray = (vector / np.linalg.norm(vector)).astype(np.float32)
+    return unit
 
 
 def make_chunk(
@@ -68,7 +69,8 @@ def make_chunk(
 def _vectors(count: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((count, DIM)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return unit
 
 
 def _ids(found: list[ScoredId]) -> list[int]:
@@ -344,7 +346,7 @@ class SearchBackendConformance:
         assert backend.document_frequencies("globex", ["cluster"])[0] == 100
 
     def test_dense_recall_at_10_against_exact_search(self, backend: SearchBackend) -> None:
-        """The top 10 of a search at fathom's default candidate depth (100) against exact search."""
+        """The top 10 of a search at the default candidate depth (50) against exact search."""
         count = 20_000
         vectors = _vectors(count, seed=11)
         for start in range(0, count, 5000):
@@ -355,7 +357,7 @@ class SearchBackendConformance:
         for _ in range(50):
             query = _unit(rng.standard_normal(DIM).astype(np.float32))
             exact = set(np.argsort(-(vectors @ query))[:10] + 1)
-            found = _search(backend, _admin(), "", query, depth=100).dense[:10]
+            found = _search(backend, _admin(), "", query, depth=50).dense[:10]
             hits += len(exact & set(_ids(found)))
             total += 10
         assert hits / total >= 0.95, f"recall@10 {hits / total:.3f}"
