@@ -88,7 +88,11 @@ class Fathom:
         self.backend = create_backend(self.settings)
         # A backend in the store's database is written in the store's own transactions.
         writer = self.backend if isinstance(self.backend, TransactionalIndex) else None
-        self.store = Store(self.settings.resolved_database_url, lock_dir=self.home, index_writer=writer)
+        try:
+            self.store = Store(self.settings.resolved_database_url, lock_dir=self.home, index_writer=writer)
+        except BaseException:
+            self.backend.close()
+            raise
         self.indexer = Indexer(self.store, self.backend, lock_path=self.settings.index_dir / "catchup.lock")
         self._embedder = embedder
         self.ledger = TokenLedger(self.settings.tenant_token_budgets)

@@ -98,7 +98,11 @@ class PostgresBackend:
             f"{sql.LAYOUT}-{'context' if context_in_body else 'text'}"
             f"-m{hnsw_m}-efc{hnsw_ef_construction}-k1={K1}-b={B}"
         )
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     # -- schema ------------------------------------------------------------------------
 
