@@ -90,7 +90,7 @@ class PostgresBackend:
                 "index_backend 'postgres' needs a PostgreSQL database_url (postgresql+psycopg://...)",
                 code="config.index_backend",
             )
-        self._engine = create_engine(url, pool_pre_ping=True)
+        self._engine = create_engine(url)
         self._context_in_body = context_in_body
         self._ef_search = ef_search
         self._hnsw = (hnsw_m, hnsw_ef_construction)
