@@ -11,7 +11,9 @@ its chunks (title and headings in the text, as every backend indexes them) are r
   query's lexemes OR-ed): ``ts_rank`` and ``ts_rank_cd``, without and with length normalisation;
 - BM25 as pgvector ``sparsevec`` (fathom's postgres backend): as ingested (each chunk weighted
   with its tenant's average length at the time it was written), and rebuilt in one batch (the
-  exact final average length);
+  exact final average length); and with candidates found through more or fewer query terms
+  (terms held by more than a share of the chunks find no candidates on their own: the default
+  share is ``COMMON_TERMS``; 100% scores every chunk holding any query term, exact BM25);
 - tantivy BM25 (the embedded backend) on the same chunks, as the reference.
 
 For each: lexical-only nDCG@10 / Recall@100 / MRR@10 per document (a document ranks by its best
@@ -85,11 +87,13 @@ def _measure(
     for warm in ("warm up", "protein folding"):
         ranker(warm)
     ndcg = recall = mrr = hybrid = 0.0
+    short = 0
     latencies: list[float] = []
     for query_id, query in queries.items():
         started = time.perf_counter()
         lexical = ranker(query)
         latencies.append((time.perf_counter() - started) * 1000)
+        short += len(lexical) < DEPTH
         ranking = _docs(lexical, doc_of)
         relevant = qrels[query_id]
         ndcg += ndcg_at_k(ranking, relevant, 10)
@@ -112,6 +116,7 @@ def _measure(
         "hybrid_ndcg@10": round(hybrid / count, 4),
         "lexical_p50_ms": round(percentile(latencies, 50), 2),
         "lexical_p95_ms": round(percentile(latencies, 95), 2),
+        "queries_with_fewer_than_depth": short,
     }
     print(json.dumps(row), flush=True)
     return row
@@ -204,6 +209,11 @@ def run(database_url: str, beir: Path, split: str) -> dict[str, Any]:
         rows.append(_measure(name, ranker, dataset.queries, dataset.qrels, dense, doc_of, settings))
 
     measure("BM25 as sparsevec, as ingested (fathom's postgres backend)", _backend_ranker(as_ingested, where))
+    for common in (1.0, 0.25, 0.05):
+        variant = PostgresBackend(database_url, common_terms=common)
+        name = f"BM25 as sparsevec, as ingested, candidates from terms in at most {common:.0%} of chunks"
+        measure(name, _backend_ranker(variant, where))
+        variant.close()
     scratch_url, drop = _fresh_database(database_url)
     try:
         rebuilt = PostgresBackend(scratch_url)

@@ -49,6 +49,9 @@ log = structlog.get_logger(__name__)
 
 # pgvector's upper bound for hnsw.ef_search.
 _MAX_EF_SEARCH = 1000
+# Query terms held by more than this share of a tenant's chunks do not make a chunk a BM25
+# candidate (they still count in its score); measured on SciFact train in bench/pg_lexical.py.
+COMMON_TERMS = 0.1
 
 
 def _vector_literal(vector: np.ndarray) -> str:
@@ -68,6 +71,8 @@ class PostgresBackend:
         context_in_body: BM25 ranks the chunk's title and heading path with its text.
         ef_search: HNSW candidate list size (at least the query's depth is used).
         hnsw_m, hnsw_ef_construction: HNSW graph parameters (changing them rebuilds the tables).
+        common_terms: query terms in more than this share of a tenant's chunks find no candidates
+            on their own (1.0: every chunk holding any query term is scored).
 
     Raises:
         ConfigError: the URL is not PostgreSQL, or the database lacks pgvector.
@@ -84,6 +89,7 @@ class PostgresBackend:
         ef_search: int = 100,
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
+        common_terms: float = COMMON_TERMS,
     ) -> None:
         if not url.startswith("postgresql"):
             raise ConfigError(
@@ -93,6 +99,7 @@ class PostgresBackend:
         self._engine = create_engine(url)
         self._context_in_body = context_in_body
         self._ef_search = ef_search
+        self._common = common_terms
         self._hnsw = (hnsw_m, hnsw_ef_construction)
         self._layout = (
             f"{sql.LAYOUT}-{'context' if context_in_body else 'text'}"
@@ -357,6 +364,7 @@ class PostgresBackend:
             **self._filter_params(where),
             "terms": ordered,
             "tfs": [terms[t] for t in ordered],
+            "common": self._common,
             "depth": depth,
         }
         return [(int(chunk_id), float(score)) for chunk_id, score in conn.execute(query, params)]

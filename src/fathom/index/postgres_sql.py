@@ -201,25 +201,32 @@ def _filters(acl: bool, metadata: bool) -> str:
 
 
 def lexical_query(acl: bool, metadata: bool) -> TextClause:
-    """BM25 among the tenant's chunks that pass the filter and hold a query term.
+    """BM25 among the tenant's chunks that pass the filter and hold a distinctive query term.
 
     The query vector is built from the tenant's own document frequencies in the same snapshot:
-    ``idf(t) * (times t occurs in the query)`` for each term the tenant has.
+    ``idf(t) * (times t occurs in the query)`` for each term the tenant has. Candidates are the
+    chunks holding a query term that at most ``:common`` of the tenant's chunks hold (all query
+    terms when every one is that common): words like "the" then cost nothing, and still count
+    in every candidate's score.
     """
     return text(
         "WITH stats AS ("
         f"  SELECT chunks FROM {TENANTS_TABLE} WHERE tenant = :tenant"
-        "), query AS ("
-        "  SELECT CAST('{' || string_agg(q.term || ':' ||"
-        "    (q.tf * ln(1 + (s.chunks - d.df + 0.5) / (d.df + 0.5)))::real, ',' ORDER BY q.term)"
-        f"    || '}}/{DIMENSIONS}' AS sparsevec) AS v"
+        "), weights AS ("
+        "  SELECT q.term, (q.tf * ln(1 + (s.chunks - d.df + 0.5) / (d.df + 0.5)))::real AS w,"
+        "    d.df <= :common * s.chunks AS distinctive"
         "  FROM unnest(CAST(:terms AS integer[]), CAST(:tfs AS integer[])) AS q(term, tf)"
         f"  JOIN {TERMS_TABLE} d ON d.tenant = :tenant AND d.term = q.term AND d.df > 0"
         "  CROSS JOIN stats s"
+        "), query AS MATERIALIZED ("
+        "  SELECT CAST('{' || string_agg(term || ':' || w, ',' ORDER BY term)"
+        f"    || '}}/{DIMENSIONS}' AS sparsevec) AS v,"
+        "    coalesce(array_agg(term) FILTER (WHERE distinctive), array_agg(term)) AS candidates"
+        "  FROM weights"
         ")"
         " SELECT c.chunk_id, -(c.bm25 <#> query.v) AS score"
         f" FROM {CHUNKS_TABLE} c CROSS JOIN query"
-        " WHERE query.v IS NOT NULL AND c.tenant = :tenant AND c.terms && CAST(:terms AS integer[])"
+        " WHERE query.v IS NOT NULL AND c.tenant = :tenant AND c.terms && query.candidates"
         f"{_filters(acl, metadata)}"
         " ORDER BY c.bm25 <#> query.v, c.chunk_id LIMIT :depth"
     )
