@@ -79,3 +79,25 @@ def test_bm25_scores_equal_a_reference_computation(pg_url: str) -> None:
     assert [chunk_id for chunk_id, _ in found] == sorted(expected, key=lambda c: -expected[c])
     for chunk_id, score in found:
         assert score == pytest.approx(expected[chunk_id], rel=1e-5)
+
+
+def test_a_reader_who_cannot_see_the_distinctive_chunks_still_gets_bm25_results(pg_url: str) -> None:
+    """Common query terms find no candidates on their own; when the distinctive ones yield too few
+    chunks the reader may see, every chunk holding any query term is scored."""
+    rng = np.random.default_rng(1)
+    chunks = [make_chunk(i + 1, f"quarterly report number {i}", rng.standard_normal(DIM)) for i in range(100)]
+    hidden = ("secret",)
+    for i in range(2):
+        chunks.append(make_chunk(200 + i, "the zebra report", rng.standard_normal(DIM), groups=hidden))
+    backend = PostgresBackend(pg_url)
+    try:
+        backend.apply({}, chunks, 1)
+        reader = filter_for(Principal(tenant="acme", user="carol"))
+        request = SearchRequest(text="zebra report", vector=None, where=reader, depth=10)
+        found = backend.search(request).lexical
+        insider = filter_for(Principal(tenant="acme", user="dave", groups=("secret",)))
+        top = backend.search(SearchRequest(text="zebra report", vector=None, where=insider, depth=10)).lexical
+    finally:
+        backend.close()
+    assert len(found) == 10 and all(chunk_id <= 100 for chunk_id, _ in found)
+    assert {chunk_id for chunk_id, _ in top[:2]} == {200, 201}
