@@ -286,7 +286,8 @@ class PostgresBackend:
     def _snapshot(self) -> Iterator[Connection]:
         """A read-only transaction that sees one snapshot for all its statements."""
         with self._engine.connect() as conn:
-            conn.exec_driver_sql(sql.READ_ONLY_SNAPSHOT)
+            # One BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, no extra round trip.
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             try:
                 yield conn
             finally:
@@ -324,17 +325,19 @@ class PostgresBackend:
             return Candidates([], [])
         try:
             with self._snapshot() as conn:
-                dimensions = self._dimensions(conn)
-                stats = conn.execute(sql.TENANT_STATS, {"tenant": where.tenant}).one_or_none()
-                if dimensions is None or stats is None or not stats[0]:
-                    return Candidates([], [])
                 started = time.perf_counter()
+                ef_search = min(max(self._ef_search, request.depth), _MAX_EF_SEARCH)
+                dimensions, chunks, _, _ = conn.execute(
+                    sql.SEARCH_START, {"tenant": where.tenant, "ef_search": str(ef_search)}
+                ).one()
+                if dimensions is None or not chunks:
+                    return Candidates([], [])
                 lexical = self._lexical(conn, request.text, where, request.depth) if request.text else []
                 lexical_done = time.perf_counter()
                 dense: list[ScoredId] = []
                 if request.vector is not None:
-                    _check_dimensions(dimensions, int(np.asarray(request.vector).shape[0]))
-                    dense = self._dense(conn, request.vector, where, request.depth, int(stats[0]))
+                    _check_dimensions(int(dimensions), int(np.asarray(request.vector).shape[0]))
+                    dense = self._dense(conn, request.vector, where, request.depth, int(chunks))
                 dense_done = time.perf_counter()
         except ProgrammingError as exc:
             if _missing_table(exc):  # the tables were dropped by a rebuild meanwhile
@@ -381,8 +384,6 @@ class PostgresBackend:
     ) -> list[ScoredId]:
         query = sql.dense_query(where.acl_tokens is not None, bool(where.metadata))
         params = {**self._filter_params(where), "vector": _vector_literal(vector), "depth": depth}
-        ef_search = min(max(self._ef_search, depth), _MAX_EF_SEARCH)
-        conn.execute(sql.DENSE_SETTINGS, {"ef_search": str(ef_search)})
         found = [(int(chunk_id), float(score)) for chunk_id, score in conn.execute(query, params)]
         if len(found) < min(depth, tenant_chunks):
             # The iterative scan gave up before finding ``depth`` chunks that pass the filter (or

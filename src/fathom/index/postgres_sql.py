@@ -181,12 +181,15 @@ FREQUENCIES = text(
     f"SELECT term, df FROM {TERMS_TABLE} WHERE tenant = :tenant AND term = ANY(CAST(:terms AS integer[]))"
 )
 
-READ_ONLY_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-# ef_search bounds the HNSW candidate list; iterative scans continue past it while a filter
-# drops candidates (relaxed order: re-sorted by the query), up to hnsw.max_scan_tuples.
-DENSE_SETTINGS = text(
-    "SELECT set_config('hnsw.ef_search', :ef_search, true),"
+# The first statement of a search: what the ranking needs to know, and the dense settings for
+# this transaction. ef_search bounds the HNSW candidate list; iterative scans continue past it
+# while a filter drops candidates (relaxed order: re-sorted by the query), up to
+# hnsw.max_scan_tuples.
+SEARCH_START = text(
+    f"SELECT m.dimensions, coalesce(t.chunks, 0) AS chunks,"
+    " set_config('hnsw.ef_search', :ef_search, true),"
     " set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+    f" FROM {META_TABLE} m LEFT JOIN {TENANTS_TABLE} t ON t.tenant = :tenant WHERE m.id = 1"
 )
 EXACT_SETTINGS = text("SELECT set_config('enable_indexscan', 'off', true)")
 
