@@ -36,7 +36,7 @@ import numpy as np
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.machine import machine_info
+from bench.machine import machine_info, replace_between_markers
 from fathom.config import Settings
 from fathom.domain import Principal, contextual_text
 from fathom.embed.base import create_embedder
@@ -53,6 +53,8 @@ from fathom.store.database import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "pg_lexical.json"
+DOC = ROOT / "docs" / "scale.md"
+MARKER = "bench/pg_lexical.py"
 SOURCE_PREFIX = "beir/"
 DEPTH = 200  # what `fathom eval retrieval` asks each list for (k=100, twice for collapsing)
 
@@ -245,6 +247,27 @@ def run(database_url: str, beir: Path, split: str) -> dict[str, Any]:
     }
 
 
+def table(result: dict[str, Any]) -> str:
+    """The Markdown table of a result, for docs/scale.md."""
+    lines = [
+        "| lexical ranking | lexical nDCG@10 | lexical Recall@100 | fused nDCG@10 | lexical p50 / p95 |",
+        "|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['variant']} | {row['lexical_ndcg@10']:.4f} | {row['lexical_recall@100']:.4f} |"
+            f" {row['hybrid_ndcg@10']:.4f} | {row['lexical_p50_ms']:.1f} / {row['lexical_p95_ms']:.1f} ms |"
+        )
+    machine = result["machine"]
+    lines.append("")
+    lines.append(
+        f"SciFact {result['split']}, {result['queries']} queries, {result['chunks']} chunks, depth "
+        f"{result['depth']}; machine: {machine['cores']} cores, {machine['cpu']}. Latency is one lexical "
+        "query (SQL round trip included), measured on a shared machine: compare rows, not absolutes."
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", required=True)
@@ -255,7 +278,8 @@ def main() -> None:
     result = run(args.database_url, args.beir, args.split)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    replace_between_markers(DOC, MARKER, table(result))
+    print(f"wrote {args.out} and the table in {DOC}")
 
 
 if __name__ == "__main__":
