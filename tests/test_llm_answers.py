@@ -88,7 +88,7 @@ def test_fabricated_sentence_is_removed_and_grounded_sentence_kept(make_fathom):
         answer = make_fathom(server).ask(QUESTION)
     assert not answer.abstained
     assert answer.model == "openai:scripted-model"
-    assert answer.prompt_version == "answer-v1"
+    assert answer.prompt_version == "answer-v2"
     assert "four business hours" in answer.answer
     assert "robot" not in answer.answer
     assert [s.supported for s in answer.sentences] == [True, False]

@@ -26,6 +26,7 @@ from fathom.config import load_settings
 from fathom.domain import Answer, AnswerDelta
 from fathom.embed import Embedder
 from fathom.errors import ConfigError
+from fathom.llm.testing import documents_in
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,6 @@ Refunds are paid within 14 days of an approved claim. A refund above 500 euros n
 
 QUESTION = "How quickly does the support desk answer tickets?"
 INVENTED = "The desk was founded on the Moon by Zorblax Industries in 2157."
-_DOCUMENT = re.compile(r'<document id="(\d+)"[^>]*>\n(.*?)\n</document>', re.DOTALL)
 
 
 class FakeLlama:
@@ -106,7 +106,7 @@ def _with_prompt_text(llama: FakeLlama) -> Any:
 
 def echo_and_invent(prompt: str) -> str:
     """The handbook's first sentence with its citation, then a fabrication cited to the same passage."""
-    for n, text in _DOCUMENT.findall(prompt):
+    for n, text in documents_in(prompt).items():
         for sentence in text.replace("\n", " ").split(". "):
             if "business hours" in sentence:
                 return f"{sentence.strip().rstrip('.')}. [{n}] {INVENTED} [{n}]"

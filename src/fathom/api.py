@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from fathom.errors import (
     LimitExceeded,
     NotFound,
     PermissionDenied,
+    StorageFull,
 )
 from fathom.index.backend import TransactionalIndex
 from fathom.index.catchup import Indexer, Progress
@@ -48,10 +50,11 @@ from fathom.ingest.sandbox import ParserPool
 from fathom.logs import configure_logging
 from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
-from fathom.store.database import Store
+from fathom.store.database import Store, check_write
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
 from fathom.store.keys import KeyRegistry
+from fathom.store.schema import DocumentRow
 
 __all__ = ["Fathom"]
 
@@ -120,14 +123,17 @@ class Fathom:
             self.store,
             lease_seconds=self.settings.job_lease_seconds,
             max_attempts=self.settings.job_max_attempts,
+            tenant_max_running=self.settings.job_tenant_max_running,
+            tenant_max_queued_bytes=self.settings.job_tenant_max_queued_bytes,
         )
         self.feedback_log = FeedbackLog(self.store)
         self._parsers: ParserPool | None = None
         try:
             self.indexer.catch_up()
-        except ConfigError as exc:
+        except (ConfigError, StorageFull) as exc:
             # E.g. the embedder changed dimension: stay openable so `reindex` can repair it;
-            # ingest and search raise the same clear error until then.
+            # ingest and search raise the same clear error until then. A full disk: reads
+            # search the indexes as they stand until space is freed.
             log.warning("index.catch_up_failed", code=exc.code)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -324,13 +330,18 @@ class Fathom:
     ) -> tuple[JobInfo, bool]:
         """Queue a document for ingestion; a worker (:meth:`run_job`) commits it later.
 
-        An empty ACL makes the document readable by the whole tenant. Returns the job and
-        whether it is new (False when ``idempotency`` matched an earlier request).
+        An empty ACL makes the document readable by the whole tenant. A new document is owned
+        by the principal's user; replacing an existing one (or its ACL) needs its owner or an
+        admin, checked here and again when the worker commits. Returns the job and whether it
+        is new (False when ``idempotency`` matched an earlier request).
 
         Raises:
-            LimitExceeded: the content is larger than ``max_upload_bytes``.
+            LimitExceeded: the content is larger than ``max_upload_bytes``, or the tenant's
+                waiting uploads would pass ``job_tenant_max_queued_bytes``.
             Conflict: the source belongs to a document the principal may not read, or the
                 idempotency key was used for another request.
+            PermissionDenied: the principal may read the document at ``source`` but neither
+                owns it nor is an admin (``document.write_denied``).
         """
         who = self._principal(principal)
         if len(content) > self.settings.max_upload_bytes:
@@ -339,14 +350,16 @@ class Fathom:
                 code="upload.too_large",
             )
         existing = self.store.find_document(who.tenant, source)
-        if existing is not None and not who.can_read(
-            existing.tenant_id, existing.acl_users or (), existing.acl_groups or ()
-        ):
-            raise Conflict("this source is taken; choose another source name", code="document.source_taken")
         users, groups = acl_pair(acl_users, acl_groups)
+        if existing is not None:
+            # The same text with the same ACL changes nothing (the job finds it unchanged), so any
+            # reader may send it again: text uploaded without a source is stored once.
+            check_write(who, existing, changes=not _same_document(existing, content, users, groups))
         job = NewJob(
             tenant=who.tenant,
             owner_user=who.user,
+            owner_groups=who.groups,
+            owner_admin=who.admin,
             source=source,
             title=title,
             content=content,
@@ -357,7 +370,12 @@ class Fathom:
         return self.jobs.enqueue(job, idempotency=idempotency)
 
     def run_job(self, job: ClaimedJob) -> FileOutcome:
-        """Ingest a claimed job's document (one transaction) and bring the indexes up to date."""
+        """Ingest a claimed job's document (one transaction) and bring the indexes up to date.
+
+        The document is written as the job's submitter: when it may no longer replace the
+        document at the job's source, the job fails with the same code as an upload would and
+        nothing is written.
+        """
         try:
             outcome = self._pipeline().ingest_bytes(
                 job.content,
@@ -368,8 +386,9 @@ class Fathom:
                 acl_users=job.acl_users,
                 acl_groups=job.acl_groups,
                 doc_id=job.document_id,
+                principal=job.submitter,
             )
-        except Conflict as exc:
+        except (Conflict, PermissionDenied) as exc:
             return FileOutcome(job.source, "failed", error_code=exc.code, message=exc.message)
         self.indexer.catch_up()
         return outcome
@@ -386,7 +405,7 @@ class Fathom:
             info, row = found
             own = who.tenant == row.tenant_id and who.user is not None and row.owner_user == who.user
             if own or who.can_read(row.tenant_id, row.acl_users or (), row.acl_groups or ()):
-                return info
+                return self.jobs.progress(info, row)
         raise NotFound(f"no job {job_id!r}", code="job.not_found")
 
     def sync(self, directory: str | Path, *, progress: ProgressCallback | None = None) -> IngestReport:
@@ -535,18 +554,32 @@ class Fathom:
 
     # -- feedback -------------------------------------------------------------------------
 
-    def record_answer(self, answer: Answer, *, principal: Principal | None = None) -> str:
-        """Remember that the principal received ``answer`` (ids only); returns its answer id."""
+    def record_answer(
+        self, answer: Answer, *, principal: Principal | None = None, key_id: str | None = None
+    ) -> str:
+        """Remember that the principal received ``answer`` (ids only) through the API key
+        ``key_id`` (None outside the service); returns its answer id."""
         return self.feedback_log.record_answer(
             self._principal(principal),
             abstained=answer.abstained,
             cited_doc_ids=[c.doc_id for c in answer.citations],
+            key_id=key_id,
         )
 
     def add_feedback(
-        self, answer_id: str, rating: str, comment: str | None = None, *, principal: Principal | None = None
-    ) -> int:
-        """Rate an answer the principal received ("up" or "down"); returns the feedback id.
+        self,
+        answer_id: str,
+        rating: str,
+        comment: str | None = None,
+        *,
+        principal: Principal | None = None,
+        key_id: str | None = None,
+    ) -> str:
+        """Rate an answer the principal received ("up" or "down"); returns the feedback id
+        (random hex, unrelated to other feedback).
+
+        A principal without a user counts as having received only the answers recorded with
+        its own ``key_id``.
 
         Raises:
             NotFound: no such answer, or one given to someone else.
@@ -554,7 +587,7 @@ class Fathom:
         """
         if rating not in ("up", "down"):
             raise InvalidQuery("rating must be 'up' or 'down'", code="feedback.invalid_rating")
-        return self.feedback_log.add(self._principal(principal), answer_id, rating, comment)
+        return self.feedback_log.add(self._principal(principal), answer_id, rating, comment, key_id=key_id)
 
     def status(self) -> StoreStatus:
         """Counts, index positions and disk use of this home."""
@@ -571,3 +604,12 @@ class Fathom:
             disk_bytes=disk,
             embedder=self.settings.embedder,
         )
+
+
+def _same_document(doc: DocumentRow, content: bytes, users: Sequence[str], groups: Sequence[str]) -> bool:
+    """Whether storing ``content`` with this ACL under ``doc``'s source would change nothing."""
+    return (
+        doc.content_hash == hashlib.sha256(content).hexdigest()
+        and sorted(doc.acl_users or ()) == sorted(users)
+        and sorted(doc.acl_groups or ()) == sorted(groups)
+    )

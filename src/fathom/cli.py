@@ -562,21 +562,34 @@ def serve(
     ] = 1,
     home: HomeOption = None,
 ) -> None:
-    """Run the HTTP service (API under /v1, docs at /docs, MCP at /mcp); logs are JSON lines on stderr."""
+    """Run the HTTP service (API under /v1, docs at /docs, MCP at /mcp); logs are JSON lines on stderr.
+
+    Connection limits (header and keep-alive timeouts, connection cap) come from the http_* settings.
+    """
     import uvicorn
+
+    from fathom.config import load_settings
+    from fathom.service.app import check_backends
+    from fathom.service.http import server_options
 
     if home is not None:
         # Worker processes read their settings from the environment.
         os.environ["FATHOM_HOME"] = str(home.expanduser().resolve())
-    uvicorn.run(
-        "fathom.service.app:create_app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-    )
+    with _errors():
+        settings = load_settings()
+        # An unreachable database or Redis is one clear line and exit code 1, not a traceback
+        # from each worker process.
+        check_backends(settings)
+        uvicorn.run(
+            "fathom.service.app:create_app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            **server_options(settings),
+        )
 
 
 @app.command("mcp")

@@ -223,7 +223,9 @@ class Settings(BaseSettings):
         default=20 * 1024 * 1024, ge=1, description="Largest response URL ingestion downloads, in bytes."
     )
     url_timeout_seconds: float = Field(
-        default=20.0, gt=0, description="Total time allowed to fetch one URL, redirects included."
+        default=20.0,
+        gt=0,
+        description="Total time to fetch one URL: one deadline over DNS, connect, redirects and body.",
     )
     url_max_redirects: int = Field(default=5, ge=0, le=20, description="Redirects URL ingestion follows.")
     sync_debounce_ms: int = Field(
@@ -343,6 +345,38 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=20 * 1024 * 1024, ge=1, description="Largest HTTP upload body; larger ones get 413."
     )
+    max_request_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest body of other HTTP requests (search, ask, feedback ...); larger ones get 413.",
+    )
+    mcp_waits_per_key: int = Field(
+        default=4,
+        ge=0,
+        le=1000,
+        description="MCP ingest_text calls of one API key that may wait for their job at once, per "
+        "serve process; further calls answer at once with the job queued.",
+    )
+    http_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Seconds a client has to send a request's headers before the connection is closed.",
+    )
+    http_keep_alive_timeout: int = Field(
+        default=5, ge=1, le=600, description="Seconds an idle kept-alive connection stays open."
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections per serve process before new requests get 503 (keep below ulimit -n).",
+    )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line plus headers; larger ones get 400 (h11 server only).",
+    )
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="Requests per minute per API key (0: no limit)."
     )
@@ -358,6 +392,17 @@ class Settings(BaseSettings):
     )
     job_max_attempts: int = Field(
         default=3, ge=1, le=100, description="Attempts before a job whose worker keeps dying fails."
+    )
+    job_tenant_max_running: int = Field(
+        default=0,
+        ge=0,
+        description="Jobs of one tenant running at once across all workers (0: no cap beyond "
+        "round-robin fairness).",
+    )
+    job_tenant_max_queued_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=0,
+        description="Bytes of one tenant's uploads waiting for ingestion; more get 429 (0: no cap).",
     )
     log_level: str = Field(default="WARNING", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines to stderr.")

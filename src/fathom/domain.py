@@ -59,6 +59,20 @@ class Principal:
             return True
         return (bool(self.user) and self.user in users) or any(g in groups for g in self.groups)
 
+    def can_write(self, tenant: str, owner_user: str | None) -> bool:
+        """Whether this principal may replace a document of ``tenant`` owned by ``owner_user``
+        (its text, title, metadata or ACL), given that it may read it.
+
+        Admins may; otherwise only the owner, matched by user name within the tenant. A principal
+        without a user owns nothing, and a document without an owner (created by the CLI, by a
+        key without a user, or before owners were recorded) is replaced by admins only.
+        """
+        if tenant != self.tenant:
+            return False
+        if self.admin:
+            return True
+        return self.user is not None and owner_user is not None and owner_user == self.user
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -384,6 +398,11 @@ class JobInfo:
     reason: str | None
     created_at: str
     finished_at: str | None
+    # Where the job stands (set by JobQueue.progress): when its current attempt started
+    # (running jobs), and jobs expected before it and seconds until it finishes (queued jobs).
+    started_at: str | None = None
+    position: int | None = None
+    eta_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

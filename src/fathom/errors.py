@@ -14,6 +14,7 @@ either.
     ├── PermissionDenied       the caller may read the thing but not change it (HTTP 403)
     ├── Conflict               the request clashes with existing state (HTTP 409)
     ├── BackendUnavailable     a store, index or model could not be reached
+    ├── StorageFull            the disk (or quota) is full; nothing partial was written (HTTP 507)
     ├── ProviderError          a model provider failed
     └── LimitExceeded          a configured limit was hit (``retry_after`` when waiting helps)
 """
@@ -31,6 +32,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "ProviderError",
+    "StorageFull",
     "Unauthorized",
     "UnsupportedFormat",
 ]
@@ -78,6 +80,12 @@ class NotFound(FathomError):
 
 class BackendUnavailable(FathomError):
     code = "backend.unavailable"
+
+
+class StorageFull(FathomError):
+    """A write failed because the disk or quota is full; the write left nothing partial."""
+
+    code = "storage.full"
 
 
 class ProviderError(FathomError):

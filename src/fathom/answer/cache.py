@@ -4,8 +4,10 @@ The scope (tenant first) is
 built by the caller. Entries are keyed by tenant, the caller's ACL view, the metadata filters, the model
 and the prompt version. A question matches an entry exactly (same normalised text)
 or semantically (embedding cosine at or above the threshold). An entry remembers
-the content hash of every document its citations came from and is dropped when
-any of them changed or disappeared.
+the version of every document its citations came from (content hash and ACL) and is
+dropped when any of them changed or disappeared. On every hit, each cited document is
+also checked against the asking principal as it is now: an answer quoting a document the
+principal may not read is never returned, whatever the scope says.
 """
 
 from __future__ import annotations
@@ -17,11 +19,24 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fathom.domain import Answer
+from fathom.domain import Answer, Principal
 
-__all__ = ["AnswerCache", "CacheScope"]
+__all__ = ["AnswerCache", "CacheScope", "DocumentVersion", "VersionOf"]
 
 CacheScope = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentVersion:
+    """What a cached answer depends on in one cited document: its content and who may read it."""
+
+    content_hash: str
+    acl_users: tuple[str, ...]
+    acl_groups: tuple[str, ...]
+
+
+# Called with a tenant and a document id; None when the document is gone.
+VersionOf = Callable[[str, str], DocumentVersion | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +44,7 @@ class _Entry:
     question: str
     vector: np.ndarray
     answer: Answer
-    versions: dict[str, str]
+    versions: dict[str, DocumentVersion]
 
 
 def _normalized(question: str) -> str:
@@ -39,15 +54,21 @@ def _normalized(question: str) -> str:
 class AnswerCache:
     """A bounded LRU of verified answers (see the module docstring)."""
 
-    def __init__(self, size: int, similarity: float, version_of: Callable[[str, str], str | None]) -> None:
+    def __init__(self, size: int, similarity: float, version_of: VersionOf) -> None:
         self._size = size
         self._similarity = similarity
         self._version_of = version_of
         self._entries: OrderedDict[tuple[CacheScope, str], _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, scope: CacheScope, question: str, vector: np.ndarray) -> Answer | None:
-        """A still-valid cached answer to this or a near-identical question, or None."""
+    def get(
+        self, scope: CacheScope, question: str, vector: np.ndarray, *, reader: Principal
+    ) -> Answer | None:
+        """A still-valid cached answer to this or a near-identical question, or None.
+
+        Valid means: every cited document still has the content and the ACL it had when the
+        answer was cached, and ``reader`` may read every one of them now.
+        """
         if self._size == 0:
             return None
         key = (scope, _normalized(question))
@@ -65,17 +86,21 @@ class AnswerCache:
             if entry is None:
                 return None
             entry_key = (scope, entry.question)
-            if any(self._version_of(scope[0], doc) != version for doc, version in entry.versions.items()):
-                del self._entries[entry_key]
-                return None
+            tenant = scope[0]
+            for doc_id, version in entry.versions.items():
+                if self._version_of(tenant, doc_id) != version:
+                    del self._entries[entry_key]
+                    return None
+                if not reader.can_read(tenant, version.acl_users, version.acl_groups):
+                    return None
             self._entries.move_to_end(entry_key)
             return replace(entry.answer, cached=True)
 
     def put(self, scope: CacheScope, question: str, vector: np.ndarray, answer: Answer) -> None:
-        """Remember a verified answer with the versions of the documents it cites."""
+        """Remember a verified answer with the versions (content and ACL) of the documents it cites."""
         if self._size == 0:
             return
-        versions: dict[str, str] = {}
+        versions: dict[str, DocumentVersion] = {}
         for citation in answer.citations:
             version = self._version_of(scope[0], citation.doc_id)
             if version is None:

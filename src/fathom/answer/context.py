@@ -3,21 +3,28 @@
 Chunks are deduplicated (same chunk, or text contained in a chunk already taken),
 cut to the budget in rank order, then laid out with the best evidence at the start
 and the end of the context, where models attend most. Each chunk gets the id ``n``
-the model cites it by, and its text is fenced so that nothing inside it can close
-the fence and pose as instructions.
+the model cites it by, and its text is fenced as untrusted data, whatever its
+screening score: the fence tag carries a random marker chosen for each prompt
+(``<document-3f9c0a1b7e2d id="1" ...>`` ... ``</document-3f9c0a1b7e2d>``), which a
+document written before the question cannot know, and anything in a chunk that
+looks like a ``document`` tag (``</document>``, ``< /document``, ``＜/document``,
+``&lt;/document``) is defused as well, so that nothing inside a chunk can close the
+fence, open a new one, or pose as instructions.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+import secrets
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from fathom.domain import Hit
 
-__all__ = ["ContextChunk", "assemble_context", "estimate_tokens", "fence"]
+__all__ = ["ContextChunk", "assemble_context", "estimate_tokens", "fence", "fence_marker"]
 
-_FENCE_TAG = re.compile(r"</?\s*document\b", re.IGNORECASE)
+# "<" and its look-alikes (full-width, small form, entities), then a document tag's name.
+_FENCE_TAG = re.compile(r"(?:<|\uff1c|\ufe64|&lt;?|&#0*60;?|&#x0*3c;?)(\s*/?\s*document)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +100,26 @@ def _attribute(value: str) -> str:
     return value.replace('"', "'").replace("<", "‹").replace(">", "›").replace("\n", " ")
 
 
-def fence(chunk: ContextChunk, *, warning: str | None = None) -> str:
-    """The chunk as a fenced block of untrusted data, headed by its id and source."""
-    body = _FENCE_TAG.sub(lambda m: m.group(0).replace("<", "‹"), chunk.text)
+def fence_marker(texts: Iterable[str]) -> str:
+    """A fresh random fence marker that occurs in none of ``texts``."""
+    corpus = "\n".join(texts)
+    while True:
+        marker = secrets.token_hex(6)
+        if marker not in corpus:
+            return marker
+
+
+def fence(chunk: ContextChunk, *, warning: str | None = None, marker: str | None = None) -> str:
+    """The chunk as a fenced block of untrusted data, headed by its id and source.
+
+    With ``marker`` (see :func:`fence_marker`) the tag is ``document-<marker>``; without it,
+    the plain ``document`` tag of prompt version ``answer-v1``.
+    """
+    body = _FENCE_TAG.sub(lambda m: "‹" + m.group(1), chunk.text)
     title = _attribute(chunk.hit.title)
     where = _attribute(" / ".join(chunk.hit.heading_path))
     attributes = f'id="{chunk.n}" title="{title}"' + (f' section="{where}"' if where else "")
     if warning:
         attributes += f' warning="{warning}"'
-    return f"<document {attributes}>\n{body}\n</document>"
+    tag = f"document-{marker}" if marker else "document"
+    return f"<{tag} {attributes}>\n{body}\n</{tag}>"

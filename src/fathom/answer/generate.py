@@ -3,8 +3,10 @@
 Providers are tried in order (``llm`` then ``llm_fallbacks``); a provider that
 fails before finishing hands over to the next, and when none is left the
 extractive answer is returned with a note. Text is streamed as it arrives
-(unverified, with PII placeholders already mapped back); the final
-:class:`~fathom.domain.Answer` carries only what verification kept.
+(unverified, with PII placeholders already mapped back, and sanitised like the
+answer: streamed text never carries a link, image or HTML the final answer would
+refuse; a piece that sanitising rewrote is held back for the final answer); the
+final :class:`~fathom.domain.Answer` carries only what verification kept.
 """
 
 from __future__ import annotations
@@ -151,8 +153,9 @@ class LLMAnswerer:
             return
         labels = {c.n: warnings[c.hit.chunk_id] for c in context if c.hit.chunk_id in warnings}
         messages = build_messages(mask(question), context, warnings=labels)
+        sources = _sources(context)
         for provider in self._providers:
-            text, usage = yield from self._generate(provider, messages, vault)
+            text, usage = yield from self._generate(provider, messages, vault, sources)
             if text is None:
                 notes.append(f"{provider.name} failed ({usage})")
                 continue
@@ -187,12 +190,17 @@ class LLMAnswerer:
         return kept, warnings, flagged
 
     def _generate(
-        self, provider: ChatProvider, messages: list[Message], vault: PiiVault
+        self, provider: ChatProvider, messages: list[Message], vault: PiiVault, sources: list[str]
     ) -> Generator[AnswerDelta, None, tuple[str | None, TokenUsage | str]]:
-        """Stream one provider's answer as deltas; return its full text and usage, or (None, error code)."""
+        """Stream one provider's answer as deltas; return its full text and usage, or (None, error code).
+
+        Deltas extend the sanitised text of the answer so far, up to its last whitespace (a URL
+        is judged whole); when sanitising rewrites text already sent, nothing more is sent and
+        the final answer carries the rest.
+        """
         pieces: list[str] = []
         usage: TokenUsage | None = None
-        shown = 0
+        shown = ""
         stream: Generator[str | TokenUsage, None, None] = self._loop.iterate(
             provider.stream(
                 messages, temperature=self._settings.llm_temperature, max_tokens=self._settings.llm_max_tokens
@@ -206,16 +214,18 @@ class LLMAnswerer:
                 pieces.append(item)
                 raw = "".join(pieces)
                 visible = vault.unmask(raw[: vault.safe_prefix(raw)])
-                if len(visible) > shown:
-                    yield AnswerDelta(visible[shown:])
-                    shown = len(visible)
+                settled = visible[: max(visible.rfind(" "), visible.rfind("\n")) + 1]
+                delta, shown = _extension(shown, settled, sources)
+                if delta:
+                    yield AnswerDelta(delta)
         except ProviderError as exc:
             return None, exc.code
         finally:
             stream.close()
         text = vault.unmask("".join(pieces))
-        if len(text) > shown:
-            yield AnswerDelta(text[shown:])
+        delta, shown = _extension(shown, text, sources)
+        if delta:
+            yield AnswerDelta(delta)
         return text, usage or TokenUsage(0, 0)
 
     def _verified(
@@ -242,8 +252,7 @@ class LLMAnswerer:
 
         if text.strip().rstrip(".").lower() == NOT_IN_DOCUMENTS.rstrip(".").lower() or not text.strip():
             return build(ABSTAIN_MESSAGE, (), True)
-        sources = [chunk.hit.text for chunk in context] + [chunk.hit.source for chunk in context]
-        clean, removed = sanitize_output(text, sources)
+        clean, removed = sanitize_output(text, _sources(context))
         if removed:
             notes.append(f"{removed} link(s), image(s) or HTML tag(s) not from the sources removed")
         verification = self._verifier.verify(clean, context)
@@ -255,6 +264,21 @@ class LLMAnswerer:
         if not verification.supported:
             return build(ABSTAIN_MESSAGE, (), True, **scores)
         return build(verification.text, verification.citations, False, **scores)
+
+
+def _sources(context: Sequence[ContextChunk]) -> list[str]:
+    """What a URL in the answer must come from: the passages given to the model and their sources."""
+    return [chunk.hit.text for chunk in context] + [chunk.hit.source for chunk in context]
+
+
+def _extension(shown: str, text: str, sources: list[str]) -> tuple[str, str]:
+    """What to stream after ``shown``: the part of sanitised ``text`` beyond it, if it extends it."""
+    if len(text) <= len(shown):
+        return "", shown
+    clean, _removed = sanitize_output(text, sources)
+    if len(clean) > len(shown) and clean.startswith(shown):
+        return clean[len(shown) :], clean
+    return "", shown
 
 
 def _with_notes(answer: Answer, notes: list[str]) -> Answer:

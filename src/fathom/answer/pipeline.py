@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from fathom.answer.cache import AnswerCache, CacheScope
+from fathom.answer.cache import AnswerCache, CacheScope, DocumentVersion
 from fathom.answer.extractive import ExtractiveAnswerer
 from fathom.answer.generate import LLMAnswerer
 from fathom.answer.prompts import PROMPT_VERSION
@@ -99,9 +99,14 @@ class AnswerPipeline:
             )
         return self._extractive
 
-    def _version(self, tenant: str, doc_id: str) -> str | None:
+    def _version(self, tenant: str, doc_id: str) -> DocumentVersion | None:
+        """What a cached answer citing this document depends on: its content and its ACL."""
         doc = self._store.get_document(tenant, doc_id)
-        return doc.content_hash if doc is not None else None
+        if doc is None:
+            return None
+        return DocumentVersion(
+            doc.content_hash, tuple(sorted(doc.acl_users or ())), tuple(sorted(doc.acl_groups or ()))
+        )
 
     def ask_stream(
         self,
@@ -128,7 +133,9 @@ class AnswerPipeline:
         looked_up = llm is not None and self._settings.query_transform != "none"
         if looked_up:
             # Look in the answer cache before the transform spends tokens on a known question.
-            cached = self._cache.get(scope, question, self._embedder().embed_query(question))
+            cached = self._cache.get(
+                scope, question, self._embedder().embed_query(question), reader=principal
+            )
             if cached is not None:
                 yield cached
                 return
@@ -156,7 +163,7 @@ class AnswerPipeline:
                 yield AnswerDelta(piece)
             yield answer
             return
-        cached = None if looked_up else self._cache.get(scope, question, trace.query_vector)
+        cached = None if looked_up else self._cache.get(scope, question, trace.query_vector, reader=principal)
         if cached is not None:
             yield cached
             return

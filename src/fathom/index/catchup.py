@@ -9,6 +9,7 @@ from pathlib import Path
 
 import structlog
 
+from fathom.diskspace import storage_errors
 from fathom.index.backend import ChangeSource, SearchBackend, TransactionalIndex
 
 __all__ = ["Indexer", "Progress"]
@@ -51,7 +52,15 @@ class Indexer:
         return self.backend.applied_sequence() < self.source.last_sequence()
 
     def catch_up(self, progress: Progress | None = None) -> int:
-        """Apply every change-log row the backend has not seen; returns rows applied."""
+        """Apply every change-log row the backend has not seen; returns rows applied.
+
+        Raises:
+            StorageFull: the disk is full; the backend stays at its last recorded position.
+        """
+        with storage_errors(self._lock_path.parent):
+            return self._catch_up(progress)
+
+    def _catch_up(self, progress: Progress | None) -> int:
         if not self.behind():
             return 0
         applied = 0
@@ -72,7 +81,11 @@ class Indexer:
         return applied
 
     def rebuild(self, progress: Progress | None = None, batch_size: int = 10_000) -> None:
-        """Rebuild the backend from the store of record, from scratch."""
+        """Rebuild the backend from the store of record, from scratch (``StorageFull`` if the disk is)."""
+        with storage_errors(self._lock_path.parent):
+            self._rebuild(progress, batch_size)
+
+    def _rebuild(self, progress: Progress | None, batch_size: int) -> None:
         with self._exclusive():
             head = self.source.last_sequence()
             ids = self.source.all_chunk_ids()

@@ -7,17 +7,26 @@ the connection goes to the checked address (so DNS cannot change its answer
 between the check and the connection). Hosts or networks in ``url_allow`` are
 exempt. Size and total time are capped; the content type is sniffed from the
 bytes by the parsers, with the server's ``Content-Type`` only as a hint.
+
+The time limit is one deadline for the whole fetch: name resolution, connecting,
+the TLS handshake, every redirect hop, the headers and the body. Socket timeouts
+alone bound each read, not their sum, so a server that drips a byte a second
+would never time out; a watchdog timer shuts the connection's socket down when
+the deadline passes, whatever the fetch is waiting for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import structlog
@@ -97,12 +106,33 @@ def address_allowed(address: IPAddress, host: str, allow: Sequence[str]) -> bool
     )
 
 
-def _resolve(host: str, port: int, allow: Sequence[str]) -> str:
+def _timed_out() -> IngestError:
+    return _refused("fetching the URL took too long", "url.timeout")
+
+
+def _lookup(host: str, port: int, deadline: float) -> list[Any]:
+    """``getaddrinfo`` bounded by the deadline (the resolver itself cannot be interrupted)."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, name="fathom-resolve", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if not outcome:
+        raise _timed_out()
+    if isinstance(outcome[0], BaseException):
+        raise _refused(f"cannot resolve host {host!r}", "url.unreachable") from outcome[0]
+    return list(outcome[0])
+
+
+def _resolve(host: str, port: int, allow: Sequence[str], deadline: float) -> str:
     """Resolve ``host`` and return one address to connect to; every address must be allowed."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise _refused(f"cannot resolve host {host!r}", "url.unreachable") from exc
+    infos = _lookup(host, port, deadline)
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
         raise _refused(f"cannot resolve host {host!r}", "url.unreachable")
@@ -133,7 +163,34 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        wrapped = self._context.wrap_socket(  # type: ignore[attr-defined]
+            sock, server_hostname=self.host, do_handshake_on_connect=False
+        )
+        # Visible to the watchdog before the handshake, so a stalled handshake is cut too.
+        self.sock = wrapped
+        wrapped.do_handshake()
+
+
+class _Watchdog:
+    """Shuts a connection's socket down at the deadline, so a blocked read returns at once."""
+
+    def __init__(self, connection: http.client.HTTPConnection, deadline: float) -> None:
+        self.fired = False
+        self._connection = connection
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = self._connection.sock
+        if sock is not None:
+            # The plain socket's shutdown, also for TLS: no TLS state is touched from here.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _name_for(url: str, content_type: str) -> str:
@@ -164,12 +221,13 @@ def fetch_url(url: str, limits: FetchLimits) -> Fetched:
         if not host:
             raise _refused("the URL has no host", "url.invalid")
         port = port or (443 if parts.scheme == "https" else 80)
-        address = _resolve(host, port, limits.allow)
+        address = _resolve(host, port, limits.allow, deadline)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise _refused("fetching the URL took too long", "url.timeout")
+            raise _timed_out()
         kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
         connection = kind(host, port, address, remaining)
+        watchdog = _Watchdog(connection, deadline)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
             connection.request("GET", target, headers={"User-Agent": "fathom", "Accept": "*/*"})
@@ -187,12 +245,17 @@ def fetch_url(url: str, limits: FetchLimits) -> Fetched:
             if declared and declared.isdigit() and int(declared) > limits.max_bytes:
                 raise _refused(f"the document is larger than {limits.max_bytes} bytes", "url.too_large")
             data = _read_body(response, limits.max_bytes, deadline)
+            if watchdog.fired:  # cut at the deadline: the body may look complete but is not
+                raise _timed_out()
             return Fetched(current, data, content_type, _name_for(current, content_type))
         except TimeoutError as exc:
-            raise _refused("fetching the URL took too long", "url.timeout") from exc
+            raise _timed_out() from exc
         except (OSError, http.client.HTTPException) as exc:
+            if watchdog.fired:
+                raise _timed_out() from exc
             raise _refused("the server could not be reached", "url.unreachable") from exc
         finally:
+            watchdog.cancel()
             connection.close()
     raise _refused(f"more than {limits.max_redirects} redirects", "url.too_many_redirects")
 
@@ -205,6 +268,6 @@ def _read_body(response: http.client.HTTPResponse, max_bytes: int, deadline: flo
         if size > max_bytes:
             raise _refused(f"the document is larger than {max_bytes} bytes", "url.too_large")
         if time.monotonic() > deadline:
-            raise _refused("fetching the URL took too long", "url.timeout")
+            raise _timed_out()
         parts.append(chunk)
     return b"".join(parts)

@@ -18,7 +18,15 @@ import numpy as np
 import structlog
 
 from fathom.config import Settings
-from fathom.domain import FileOutcome, FileStatus, IngestReport, TextDocument, contextual_text, page_at
+from fathom.domain import (
+    FileOutcome,
+    FileStatus,
+    IngestReport,
+    Principal,
+    TextDocument,
+    contextual_text,
+    page_at,
+)
 from fathom.embed.base import Embedder
 from fathom.errors import FathomError, IngestError
 from fathom.ingest.archive import ArchiveLimits
@@ -72,7 +80,19 @@ class _Pending:
     acl_users: Sequence[str] = ()
     acl_groups: Sequence[str] = ()
     doc_id: str | None = None
+    # The uploader; None: the tenant's admin (CLI, embedded use).
+    writer: Principal | None = None
     vectors: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fingerprint:
+    """A stored document as near-duplicate detection needs it: where it is, its MinHash, its ACL."""
+
+    source: str
+    minhash: np.ndarray
+    acl_users: Sequence[str]
+    acl_groups: Sequence[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +182,7 @@ class IngestPipeline:
         self._embedder = embedder
         self._settings = settings
         self._parsers = parsers
-        self._fingerprints: dict[str, tuple[str, np.ndarray]] | None = None
+        self._fingerprints: dict[str, _Fingerprint] | None = None
 
     # -- entry points -------------------------------------------------------------------
 
@@ -247,10 +267,21 @@ class IngestPipeline:
         acl_groups: Sequence[str] = (),
         name: str | None = None,
         doc_id: str | None = None,
+        principal: Principal | None = None,
     ) -> FileOutcome:
         """Ingest one in-memory document under ``source`` (as ``doc_id`` when it is new;
         ``name`` hints at its type). A document whose content and ACL are unchanged is left
-        as it is."""
+        as it is.
+
+        ``principal`` is the uploader (None: the tenant's admin): it owns a new document, must
+        be allowed to replace an existing one, and near-duplicates are looked for only among
+        the documents it may read.
+
+        Raises:
+            Conflict: the source belongs to a document the uploader may not read, or ``doc_id``
+                was given and the source belongs to another document.
+            PermissionDenied: the uploader may read the document at ``source`` but not replace it.
+        """
         outcome, pending = self._prepare_bytes(
             data,
             source,
@@ -266,6 +297,7 @@ class IngestPipeline:
         assert pending is not None
         pending.acl_users, pending.acl_groups = acl_users, acl_groups
         pending.doc_id = doc_id
+        pending.writer = principal
         return self._flush([pending], tenant, None)[0]
 
     def _prepare_bytes(
@@ -451,6 +483,7 @@ class IngestPipeline:
                 acl_users=pending.acl_users,
                 acl_groups=pending.acl_groups,
                 doc_id=pending.doc_id,
+                writer=pending.writer,
             )
             log.info("ingest.document_committed", doc_id=doc_id, chunks=len(drafts), replaced=replaced)
             outcomes.append(
@@ -463,7 +496,9 @@ class IngestPipeline:
                 )
             )
             if self._fingerprints is not None:
-                self._fingerprints[doc_id] = (pending.source, _minhash(pending.metadata))
+                self._fingerprints[doc_id] = _Fingerprint(
+                    pending.source, _minhash(pending.metadata), pending.acl_users, pending.acl_groups
+                )
             if progress is not None:
                 progress("chunks", len(drafts))
                 progress("file", 1)
@@ -473,7 +508,9 @@ class IngestPipeline:
         """Warn about stored documents with the same or nearly the same text; link the nearest.
 
         Both documents are kept (each source keeps its provenance); search results collapse
-        their repeated passages (:mod:`fathom.retrieve.dedupe`).
+        their repeated passages (:mod:`fathom.retrieve.dedupe`). Only documents the uploader
+        may read are compared: otherwise an upload of guessed text would learn the id and
+        source of a document hidden from it.
         """
         threshold = self._settings.near_duplicate_threshold
         mark = fingerprint(pending.parsed.text)
@@ -482,20 +519,28 @@ class IngestPipeline:
             return []
         if self._fingerprints is None:
             self._fingerprints = {
-                doc.id: (doc.source, _minhash(doc.metadata_ or {}))
+                doc.id: _Fingerprint(
+                    doc.source, _minhash(doc.metadata_ or {}), doc.acl_users or (), doc.acl_groups or ()
+                )
                 for doc, _count in self._store.list_documents(tenant)
             }
-        candidates = [(k, v) for k, v in self._fingerprints.items() if v[0] != pending.source]
+        reader = pending.writer
+        candidates = [
+            (doc_id, stored)
+            for doc_id, stored in self._fingerprints.items()
+            if stored.source != pending.source
+            and (reader is None or reader.can_read(tenant, stored.acl_users, stored.acl_groups))
+        ]
         if not candidates:
             return []
-        matrix = np.stack([v[1] for _k, v in candidates])
+        matrix = np.stack([stored.minhash for _id, stored in candidates])
         scores = (matrix == mark[None, :]).mean(axis=1)
         best = int(np.argmax(scores))
         if scores[best] < threshold:
             return []
-        doc_id, (source, _mark) = candidates[best]
+        doc_id, nearest = candidates[best]
         pending.metadata["near_duplicate_of"] = doc_id
-        return [f"near-duplicate of {source} (estimated similarity {scores[best]:.2f})"]
+        return [f"near-duplicate of {nearest.source} (estimated similarity {scores[best]:.2f})"]
 
 
 def _minhash(metadata: dict[str, Any]) -> np.ndarray:

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EchoAndInvent", "Reply", "ScriptedLLMServer", "documents", "normalized"]
+__all__ = ["EchoAndInvent", "Reply", "ScriptedLLMServer", "documents", "documents_in", "normalized"]
 
-_DOCUMENT = re.compile(r'<document id="(\d+)"[^>]*>\n(.*?)\n</document>', re.DOTALL)
+# A fenced document: `<document-MARKER id="n" ...>` (or the plain `<document` of answer-v1).
+_DOCUMENT = re.compile(r'<(document(?:-[0-9a-f]+)?) id="(\d+)"[^>]*>\n(.*?)\n</\1>', re.DOTALL)
 
 
 @dataclass
@@ -41,10 +42,14 @@ class Reply:
     whole: bool = False
 
 
+def documents_in(prompt: str) -> dict[int, str]:
+    """The fenced documents of a prompt, by id."""
+    return {int(n): text for _tag, n, text in _DOCUMENT.findall(prompt)}
+
+
 def documents(request: dict[str, Any]) -> dict[int, str]:
     """The fenced documents of a chat request, by id."""
-    user = request["messages"][-1]["content"]
-    return {int(n): text for n, text in _DOCUMENT.findall(user)}
+    return documents_in(request["messages"][-1]["content"])
 
 
 class ScriptedLLMServer:

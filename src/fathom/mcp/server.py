@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import anyio.to_thread
 import structlog
 from mcp import types
 from mcp.server.lowlevel import Server
@@ -24,8 +23,9 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from fathom import __version__
-from fathom.errors import FathomError, LimitExceeded
+from fathom.errors import BackendUnavailable, FathomError, LimitExceeded
 from fathom.mcp.tools import TOOLS, Tool, ToolContext, tool_named
+from fathom.store.outage import RETRY_AFTER_SECONDS, database_unavailable, is_unavailable
 
 __all__ = ["INSTRUCTIONS", "ContextFactory", "create_server", "describe"]
 
@@ -79,7 +79,8 @@ def _invalid_arguments(exc: ValidationError) -> str:
     # Where and what, never the input: it may hold document text.
     problems = []
     for error in exc.errors(include_url=False, include_input=False)[:5]:
-        where = ".".join(str(part) for part in error.get("loc", ())) or "arguments"
+        # A location may name a key the caller sent (a filter's, say): clip each part.
+        where = ".".join(str(part)[:64] for part in error.get("loc", ())) or "arguments"
         problems.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(problems) or "invalid arguments"
 
@@ -99,12 +100,18 @@ async def call_tool(
     started = time.perf_counter()
     outcome = "ok"
     try:
-        result = await anyio.to_thread.run_sync(tool.run, context, args)
+        result = await tool.run(context, args)
     except FathomError as exc:
         outcome = exc.code
         retry_after = exc.retry_after if isinstance(exc, LimitExceeded) else None
+        if isinstance(exc, BackendUnavailable):
+            retry_after = RETRY_AFTER_SECONDS
         return _error(exc.code, exc.message, request_id, retry_after)
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):
+            outcome = "backend.unavailable"
+            unavailable = database_unavailable()
+            return _error(unavailable.code, unavailable.message, request_id, RETRY_AFTER_SECONDS)
         outcome = "internal.error"
         log.exception("mcp.tool_failed", tool=name)
         return _error("internal.error", "the tool failed; the server log has the details", request_id)

@@ -9,23 +9,30 @@ REST API's (inside retrieval, before ranking).
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import anyio
+import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
 from fathom.api import Fathom
-from fathom.domain import Answer, Citation, DocumentInfo, Hit, Principal, text_source
+from fathom.domain import Answer, Citation, DocumentInfo, Hit, JobInfo, Principal, text_source
 from fathom.errors import IngestError, NotFound
+from fathom.guard.fields import Filters, TextMetadata
 
 __all__ = ["TOOLS", "Tool", "ToolContext", "tool_named"]
 
 # Bounds of the schemas; fathom's own limits (max_query_chars, max_upload_bytes) apply inside.
 _MAX_QUERY_FIELD = 100_000
 _QUOTE_CHARS = 600
-_JOB_POLL_SECONDS = 0.1
+# ingest_text polls its job at first often (small documents finish fast), then less.
+_JOB_POLL_FIRST_SECONDS = 0.1
+_JOB_POLL_MAX_SECONDS = 1.0
 
 
 def _nothing() -> None:
@@ -34,6 +41,11 @@ def _nothing() -> None:
 
 def _ignore(_answer: Answer) -> None:
     return None
+
+
+@contextmanager
+def _always_wait() -> Iterator[bool]:
+    yield True
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,10 @@ class ToolContext:
         job_queued: called after an ingestion job is queued (wakes the job workers).
         before_answer: called before ``ask`` answers (may raise ``LimitExceeded``).
         after_answer: called with each answer ``ask`` gives (charges answer tokens).
+        key_id: the API key the caller used (None over stdio): ``ask`` records it with each
+            answer, so a key without a user can rate its own answers and no other key's.
+        wait_slot: entered while ``ingest_text`` waits for its job; yields whether the caller
+            may wait now (the HTTP front caps concurrent waits per API key).
     """
 
     fathom: Fathom
@@ -53,6 +69,8 @@ class ToolContext:
     job_queued: Callable[[], None]
     before_answer: Callable[[], None] = _nothing
     after_answer: Callable[[Answer], None] = _ignore
+    key_id: str | None = None
+    wait_slot: Callable[[], AbstractContextManager[bool]] = _always_wait
 
 
 class _Args(BaseModel):
@@ -136,7 +154,7 @@ class SearchArgs(_Args):
         "longer than its max_query_chars setting, 2000 characters by default).",
     )
     k: int = Field(default=8, ge=1, le=50, description="How many passages to return (1-50).")
-    filters: dict[str, str] | None = Field(default=None, description=_FILTERS_DESCRIPTION)
+    filters: Filters | None = Field(default=None, description=_FILTERS_DESCRIPTION)
 
 
 class SearchHit(CitationOut):
@@ -195,7 +213,7 @@ class AskArgs(_Args):
         description="How many retrieved passages the answer may draw on (1-50; default: the "
         "server's answer_chunks setting, 6).",
     )
-    filters: dict[str, str] | None = Field(default=None, description=_FILTERS_DESCRIPTION)
+    filters: Filters | None = Field(default=None, description=_FILTERS_DESCRIPTION)
 
 
 class AskResult(_Result):
@@ -227,7 +245,7 @@ class AskResult(_Result):
 def ask(ctx: ToolContext, args: AskArgs) -> AskResult:
     ctx.before_answer()
     answer = ctx.fathom.ask(args.question, k=args.k, filters=args.filters, principal=ctx.principal)
-    answer_id = ctx.fathom.record_answer(answer, principal=ctx.principal)
+    answer_id = ctx.fathom.record_answer(answer, principal=ctx.principal, key_id=ctx.key_id)
     ctx.after_answer(answer)
     return AskResult(
         answer=answer.answer,
@@ -255,15 +273,17 @@ class IngestTextArgs(_Args):
         min_length=1,
         max_length=4096,
         description="The document's identity, e.g. 'notes/2024-06-standup.md'. Ingesting the same "
-        "source again replaces that document (unchanged text is skipped). Default: derived from "
-        "the text, so the same text is stored once.",
+        "source again replaces that document (unchanged text is skipped) if you created it or are "
+        "an admin; otherwise it fails with document.write_denied. Default: derived from the text, "
+        "so the same text is stored once.",
     )
     title: str | None = Field(
         default=None, max_length=1024, description="Title; default: the first heading or line."
     )
-    metadata: dict[str, str] | None = Field(
+    metadata: TextMetadata | None = Field(
         default=None,
-        description='Key/value labels that search and ask can filter on, e.g. {"team": "ops"}.',
+        description='Key/value labels that search and ask can filter on, e.g. {"team": "ops"} '
+        "(at most 64; keys up to 256 characters, values up to 4096).",
     )
     acl_users: list[str] = Field(
         default_factory=list,
@@ -280,7 +300,7 @@ class IngestTextArgs(_Args):
         le=300,
         description="How long to wait for the document to become searchable (0-300). When it is "
         "not done by then the result has status 'queued' or 'running' and the document appears "
-        "shortly after.",
+        "shortly after. Over HTTP a key has a few waits at once; further calls answer at once.",
     )
 
 
@@ -305,12 +325,9 @@ class IngestResult(_Result):
         )
 
 
-def ingest_text(ctx: ToolContext, args: IngestTextArgs) -> IngestResult:
-    fathom = ctx.fathom
-    content = args.text.encode("utf-8")
-    source = args.source or text_source(content)
-    job, new = fathom.submit_document(
-        content,
+def _submit(ctx: ToolContext, args: IngestTextArgs, source: str) -> JobInfo:
+    job, new = ctx.fathom.submit_document(
+        args.text.encode("utf-8"),
         source=source,
         title=args.title,
         metadata=args.metadata,
@@ -320,18 +337,44 @@ def ingest_text(ctx: ToolContext, args: IngestTextArgs) -> IngestResult:
     )
     if new:
         ctx.job_queued()
-    deadline = time.monotonic() + args.wait_seconds
+    return job
+
+
+def _readable_info(ctx: ToolContext, document_id: str) -> DocumentInfo | None:
+    try:
+        return ctx.fathom.document(document_id, principal=ctx.principal)
+    except NotFound:  # an ACL that leaves the uploader out: stored, but not for them to see
+        return None
+
+
+async def _wait_for(ctx: ToolContext, job: JobInfo, seconds: float) -> JobInfo:
+    """The job once it finished or ``seconds`` passed.
+
+    The wait sleeps on the event loop and takes a worker thread only for each short look at
+    the job, so waiting calls never hold the threads other requests need.
+    """
+    deadline = time.monotonic() + seconds
+    pause = _JOB_POLL_FIRST_SECONDS
     while job.status in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(_JOB_POLL_SECONDS)
-        job = fathom.job(job.job_id, principal=ctx.principal)
+        await anyio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 1.5, _JOB_POLL_MAX_SECONDS)
+        look = functools.partial(ctx.fathom.job, job.job_id, principal=ctx.principal)
+        job = await anyio.to_thread.run_sync(look)
+    return job
+
+
+async def ingest_text(ctx: ToolContext, args: IngestTextArgs) -> IngestResult:
+    source = args.source or text_source(args.text.encode("utf-8"))
+    job = await anyio.to_thread.run_sync(_submit, ctx, args, source)
+    if args.wait_seconds > 0:
+        with ctx.wait_slot() as may_wait:
+            if may_wait:
+                job = await _wait_for(ctx, job, args.wait_seconds)
     if job.status == "failed":
         raise IngestError(job.reason or "the document could not be ingested", code=job.error_code)
     info: DocumentInfo | None = None
     if job.status == "succeeded":
-        try:
-            info = fathom.document(job.document_id, principal=ctx.principal)
-        except NotFound:  # an ACL that leaves the uploader out: stored, but not for them to see
-            info = None
+        info = await anyio.to_thread.run_sync(_readable_info, ctx, job.document_id)
     return IngestResult(
         document_id=job.document_id,
         job_id=job.job_id,
@@ -475,9 +518,20 @@ class Tool(Generic[ArgsT, ResultT]):
     description: str
     args: type[ArgsT]
     result: type[ResultT]
-    run: Callable[[ToolContext, ArgsT], ResultT]
+    run: Callable[[ToolContext, ArgsT], Awaitable[ResultT]]
     read_only: bool = True
     idempotent: bool = True
+
+
+def _in_thread(
+    function: Callable[[ToolContext, ArgsT], ResultT],
+) -> Callable[[ToolContext, ArgsT], Awaitable[ResultT]]:
+    """A blocking tool as a coroutine that runs it on a worker thread."""
+
+    async def run(ctx: ToolContext, args: ArgsT) -> ResultT:
+        return await anyio.to_thread.run_sync(function, ctx, args)
+
+    return run
 
 
 TOOLS: tuple[Tool[Any, Any], ...] = (
@@ -496,7 +550,7 @@ TOOLS: tuple[Tool[Any, Any], ...] = (
         ),
         args=SearchArgs,
         result=SearchResult,
-        run=search,
+        run=_in_thread(search),
     ),
     Tool(
         name="ask",
@@ -511,7 +565,7 @@ TOOLS: tuple[Tool[Any, Any], ...] = (
         ),
         args=AskArgs,
         result=AskResult,
-        run=ask,
+        run=_in_thread(ask),
     ),
     Tool(
         name="ingest_text",
@@ -539,7 +593,7 @@ TOOLS: tuple[Tool[Any, Any], ...] = (
         ),
         args=ListDocumentsArgs,
         result=ListDocumentsResult,
-        run=list_documents,
+        run=_in_thread(list_documents),
     ),
     Tool(
         name="get_document",
@@ -552,7 +606,7 @@ TOOLS: tuple[Tool[Any, Any], ...] = (
         ),
         args=GetDocumentArgs,
         result=GetDocumentResult,
-        run=get_document,
+        run=_in_thread(get_document),
     ),
 )
 

@@ -6,7 +6,7 @@ exist for it (``NotFound``, a 404 over HTTP).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from fathom.domain import DocumentInfo, Passage, Principal, Section, page_at
 from fathom.errors import InvalidQuery, NotFound
@@ -107,11 +107,13 @@ class DocumentReader:
     def documents(self, principal: Principal) -> list[DocumentInfo]:
         """Every document of the principal's tenant that it may read, by source."""
         who = principal
-        return [
-            _document_info(doc, chunks)
+        readable = [
+            (doc, chunks)
             for doc, chunks in self.store.list_documents(who.tenant)
             if who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ())
         ]
+        ids = {doc.id for doc, _chunks in readable}
+        return [_document_info(doc, chunks, ids.__contains__) for doc, chunks in readable]
 
     def document(self, principal: Principal, doc_id: str) -> DocumentInfo:
         """One document's details, without its text.
@@ -121,7 +123,14 @@ class DocumentReader:
         """
         doc = self.readable(principal, doc_id)
         chunks = self.store.counts_for_document(doc.id)
-        return _document_info(doc, chunks)
+        return _document_info(doc, chunks, lambda other: self._may_read(principal, other))
+
+    def _may_read(self, principal: Principal, doc_id: str) -> bool:
+        try:
+            self.readable(principal, doc_id)
+        except NotFound:
+            return False
+        return True
 
     def readable(self, principal: Principal, doc_id: str) -> DocumentRow:
         """The document, when ``principal`` may read it.
@@ -136,7 +145,16 @@ class DocumentReader:
         return doc
 
 
-def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
+def _document_info(doc: DocumentRow, chunks: int, readable: Callable[[str], bool]) -> DocumentInfo:
+    """A document's details for a reader; ``readable`` says which other documents it may read.
+
+    The ``near_duplicate_of`` link is shown only when the reader may read the document it names:
+    the id of a document hidden from the reader is never revealed.
+    """
+    metadata = dict(doc.metadata_ or {})
+    linked = metadata.get("near_duplicate_of")
+    if linked is not None and not (isinstance(linked, str) and readable(linked)):
+        del metadata["near_duplicate_of"]
     return DocumentInfo(
         doc_id=doc.id,
         source=doc.source,
@@ -144,7 +162,7 @@ def _document_info(doc: DocumentRow, chunks: int) -> DocumentInfo:
         mime_type=doc.mime_type,
         content_hash=doc.content_hash,
         chunks=chunks,
-        metadata=dict(doc.metadata_ or {}),
+        metadata=metadata,
         created_at=doc.created_at.isoformat(),
         updated_at=doc.updated_at.isoformat(),
         acl_users=tuple(doc.acl_users or ()),

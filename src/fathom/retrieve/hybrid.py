@@ -14,6 +14,7 @@ import structlog
 from fathom.config import Settings
 from fathom.domain import Hit, contextual_text
 from fathom.embed.base import Embedder
+from fathom.errors import StorageFull
 from fathom.index.backend import SearchRequest
 from fathom.index.catchup import Indexer
 from fathom.index.types import IndexFilter, ScoredId
@@ -78,7 +79,7 @@ class HybridRetriever:
         # The query is embedded on the calling thread: torch's two-thread kernels run about
         # twice as slow from a pool thread (4.3 vs 8.4 ms for one SciFact query, int8). Meanwhile
         # a pool thread applies what other writers committed.
-        catching_up = self._pool.submit(self._indexer.catch_up)
+        catching_up = self._pool.submit(self._catch_up)
         try:
             vector = self._embedder.embed_query(dense_query or query)
         finally:
@@ -101,7 +102,7 @@ class HybridRetriever:
         depth = max(settings.candidates, limit)
         started = time.perf_counter()
         embeddings = [self._pool.submit(self._embedder.embed_query, query) for query in queries]
-        self._indexer.catch_up()
+        self._catch_up()
         vectors = [embedding.result() for embedding in embeddings]
         timings = {"lexical": 0.0, "dense": 0.0}
         lexicals: list[list[ScoredId]] = []
@@ -119,6 +120,13 @@ class HybridRetriever:
         return self._finish(
             queries[0], lexicals[0], denses[0], fused, vectors[0], timings, limit, started, where
         )
+
+    def _catch_up(self) -> None:
+        """Apply what writers committed; on a full disk, search the backend as it stands."""
+        try:
+            self._indexer.catch_up()
+        except StorageFull:
+            log.warning("index.catch_up_failed", code=StorageFull.code)
 
     def _fuse(self, lexical: list[ScoredId], dense: list[ScoredId]) -> list[ScoredId]:
         settings = self._settings

@@ -8,24 +8,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
 
+import redis
 import structlog
 from fastapi import FastAPI
+from mcp.server.streamable_http_manager import DEFAULT_MAX_REQUEST_BODY_SIZE
 
 from fathom import __version__
 from fathom.api import Fathom
 from fathom.config import Settings, load_settings
+from fathom.errors import BackendUnavailable
 from fathom.service.deps import Service
 from fathom.service.errors import install_error_handlers
 from fathom.service.limits import create_buckets
 from fathom.service.mcp import McpEndpoint
 from fathom.service.metrics import Metrics
-from fathom.service.middleware import RequestContextMiddleware
+from fathom.service.middleware import BodyLimits, RequestContextMiddleware
 from fathom.service.routes import documents, feedback, health, jobs, search
 from fathom.service.worker import JobWorkers
+from fathom.store import Store
 from fathom.web import install_web
 
-__all__ = ["create_app", "create_app_from_environment"]
+__all__ = ["check_backends", "create_app", "create_app_from_environment"]
 
 log = structlog.get_logger(__name__)
 
@@ -91,12 +97,62 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_upload_bytes)
+    body_limits = BodyLimits(
+        upload=settings.max_upload_bytes,
+        # The MCP library has its own cap (4 MiB); refusing here gives the service's error body.
+        mcp=min(settings.max_upload_bytes, DEFAULT_MAX_REQUEST_BODY_SIZE),
+        other=settings.max_request_bytes,
+    )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, body_limits=body_limits)
     for module in (documents, jobs, search, feedback, health):
         app.include_router(module.router)
     app.include_router(mcp.router)
     install_web(app)
+    _document_query_limit(app, settings.max_query_chars)
     return app
+
+
+def _document_query_limit(app: FastAPI, max_query_chars: int) -> None:
+    """Show the configured ``max_query_chars`` as the schema's bound on queries.
+
+    The request models carry only a static upper bound; a longer query within it is refused
+    with 422 ``query.too_long``, so the schema states the configured limit.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate()["components"]["schemas"]
+            for name in ("SearchIn", "AskIn"):
+                query = schemas[name]["properties"]["query"]
+                query["maxLength"] = min(query["maxLength"], max_query_chars)
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def check_backends(settings: Settings) -> None:
+    """Check at start that the store of record opens (and is migrated) and that Redis answers.
+
+    At run time an outage only makes requests answer 503 until it ends; at start it is far more
+    likely a wrong setting, so ``fathom serve`` refuses to start instead.
+
+    Raises:
+        BackendUnavailable: the database or Redis cannot be reached (the message names which,
+            never a password).
+    """
+    Store(settings.resolved_database_url, lock_dir=settings.home).close()
+    if not settings.redis_url:
+        return
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError:
+        where = urlsplit(settings.redis_url)
+        address = f"{where.hostname}:{where.port or 6379}" if where.hostname else where.path
+        raise BackendUnavailable(f"cannot reach Redis at {address}") from None
+    finally:
+        client.close()
 
 
 def create_app_from_environment() -> FastAPI:

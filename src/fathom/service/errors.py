@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
@@ -26,12 +27,30 @@ from fathom.errors import (
     NotFound,
     PermissionDenied,
     ProviderError,
+    StorageFull,
     Unauthorized,
 )
+from fathom.store.outage import RETRY_AFTER_SECONDS, database_unavailable, is_unavailable
 
-__all__ = ["error_body", "error_response", "install_error_handlers", "request_id_of", "status_for"]
+__all__ = [
+    "CodedHTTPException",
+    "error_body",
+    "error_response",
+    "install_error_handlers",
+    "request_id_of",
+    "status_for",
+]
 
 log = structlog.get_logger(__name__)
+
+
+class CodedHTTPException(StarletteHTTPException):
+    """An HTTP error raised below the routes (e.g. by middleware) that carries its own code."""
+
+    def __init__(self, status_code: int, code: str, detail: str) -> None:
+        super().__init__(status_code, detail)
+        self.code = code
+
 
 _STATUS_BY_TYPE: tuple[tuple[type[FathomError], int], ...] = (
     (Unauthorized, 401),
@@ -42,6 +61,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[FathomError], int], ...] = (
     (IngestError, 422),
     (ProviderError, 502),
     (BackendUnavailable, 503),
+    (StorageFull, 507),
 )
 
 _CODE_BY_STATUS = {
@@ -60,7 +80,9 @@ _CODE_BY_STATUS = {
 def status_for(exc: FathomError) -> int:
     """The HTTP status of a fathom error."""
     if isinstance(exc, LimitExceeded):
-        return 413 if exc.code.startswith("upload.") else 429
+        # A full per-tenant queue drains by itself: 429 with Retry-After, not 413.
+        too_large = exc.code.startswith("upload.") and exc.code != "upload.queue_full"
+        return 413 if too_large else 429
     for error_type, status in _STATUS_BY_TYPE:
         if isinstance(exc, error_type):
             return status
@@ -93,6 +115,8 @@ async def _fathom_error(request: Request, exc: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, LimitExceeded) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if isinstance(exc, BackendUnavailable):
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     if status >= 500:
@@ -100,11 +124,16 @@ async def _fathom_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, status, exc.code, exc.message, headers)
 
 
+def _clip(part: str, limit: int = 64) -> str:
+    return part if len(part) <= limit else part[: limit - 1] + "…"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    # Only where and what, never the input: it may hold document text.
+    # Only where and what, never the input: it may hold document text. A location may name a
+    # key the client sent (a filter's, say), so each part is clipped.
     problems = [
-        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+        f"{'.'.join(_clip(str(part)) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
         for error in exc.errors()[:5]
     ]
     return error_response(request, 422, "request.invalid", "; ".join(problems) or "invalid request")
@@ -115,6 +144,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     code = _CODE_BY_STATUS.get(
         exc.status_code, "request.failed" if exc.status_code < 500 else "internal.error"
     )
+    if isinstance(exc, CodedHTTPException):
+        code = exc.code
     message = exc.detail if isinstance(exc.detail, str) else "the request failed"
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
@@ -131,6 +162,14 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database outage is a 503 the client may retry; any other store error is a bug (500)."""
+    if is_unavailable(exc):
+        log.warning("store.unavailable", error_type=type(exc).__name__)
+        return await _fathom_error(request, database_unavailable())
+    return await _unexpected_error(request, exc)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("http.unhandled", error_type=type(exc).__name__)
     return error_response(request, 500, "internal.error", "the server failed to handle the request")
@@ -141,4 +180,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FathomError, _fathom_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sa_exc.DBAPIError, _store_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _store_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -3,6 +3,10 @@
 A bucket holds up to ``capacity`` tokens and refills at ``rate`` tokens a second. ``take``
 removes tokens only when enough are there; ``charge`` removes them even into debt (answer
 tokens are known only after the answer), so the next ``take`` waits for the debt to refill.
+
+When Redis does not answer, ``take`` and ``charge`` raise
+:class:`~fathom.errors.BackendUnavailable` (HTTP 503 with ``Retry-After``): limits fail closed,
+so an outage never lifts them, and each call reconnects, so they work again once Redis is back.
 """
 
 from __future__ import annotations
@@ -12,8 +16,13 @@ import time
 from typing import Protocol
 
 import redis
+import structlog
+
+from fathom.errors import BackendUnavailable
 
 __all__ = ["Buckets", "LocalBuckets", "RedisBuckets", "create_buckets"]
+
+log = structlog.get_logger(__name__)
 
 
 class Buckets(Protocol):
@@ -94,7 +103,14 @@ class RedisBuckets:
         self._namespace = namespace
 
     def _run(self, key: str, capacity: float, rate: float, amount: float, mode: int) -> float:
-        result = self._script(keys=[f"{self._namespace}:bucket:{key}"], args=[capacity, rate, amount, mode])
+        bucket = f"{self._namespace}:bucket:{key}"
+        try:
+            result = self._script(keys=[bucket], args=[capacity, rate, amount, mode])
+        except redis.RedisError as exc:
+            log.warning("limits.redis_unavailable", error_type=type(exc).__name__)
+            raise BackendUnavailable(
+                "the rate-limit store does not answer; retry shortly", code="backend.unavailable"
+            ) from None
         return float(result.decode() if isinstance(result, bytes) else result)
 
     def take(self, key: str, capacity: float, rate: float, amount: float = 1.0) -> float:

@@ -8,11 +8,18 @@ tools read the caller back, so a call acts for the key of the HTTP request that 
 The manager runs stateless (no session state between requests, like the rest of the service, so
 any process behind a load balancer can answer) and answers with JSON. It must run inside the
 app's lifespan: :meth:`McpEndpoint.running`.
+
+``ingest_text`` may wait up to 300 s for its job. The wait sleeps on the event loop, not on a
+worker thread, and each key has at most ``mcp_waits_per_key`` waits at once in a process
+(further calls answer at once with the job queued), so waiting calls cannot hold the threads
+or memory that other keys' requests and health checks need.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 
 from fastapi import APIRouter, Request, Response
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -25,9 +32,34 @@ from fathom.mcp.server import create_server
 from fathom.mcp.tools import ToolContext
 from fathom.service.deps import Caller, CallerDep, Service
 
-__all__ = ["McpEndpoint"]
+__all__ = ["KeyedSlots", "McpEndpoint"]
 
 _CALLER = "mcp_caller"
+
+
+class KeyedSlots:
+    """At most ``per_key`` holders of a slot per key at once (in this process)."""
+
+    def __init__(self, per_key: int) -> None:
+        self._per_key = per_key
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[bool]:
+        """Hold one of ``key``'s slots while inside; yields False (and holds none) when all are taken."""
+        with self._lock:
+            taken = self._held.get(key, 0) < self._per_key
+            if taken:
+                self._held[key] = self._held.get(key, 0) + 1
+        try:
+            yield taken
+        finally:
+            if taken:
+                with self._lock:
+                    self._held[key] -= 1
+                    if not self._held[key]:
+                        del self._held[key]
 
 
 class _HandOver(Response):
@@ -46,6 +78,7 @@ class McpEndpoint:
 
     def __init__(self, service: Service) -> None:
         self._service = service
+        self._waits = KeyedSlots(service.settings.mcp_waits_per_key)
         self.manager = StreamableHTTPSessionManager(
             app=create_server(self._context),
             stateless=True,
@@ -89,10 +122,17 @@ class McpEndpoint:
         def after_answer(answer: Answer) -> None:
             service.charge_answer_tokens(caller.key_id, len(answer.answer.split()))
 
+        waits = self._waits
+
+        def wait_slot() -> AbstractContextManager[bool]:
+            return waits.hold(caller.key_id)
+
         return ToolContext(
             fathom=service.fathom,
             principal=caller.principal,
             job_queued=job_queued,
             before_answer=before_answer,
             after_answer=after_answer,
+            key_id=caller.key_id,
+            wait_slot=wait_slot,
         )

@@ -1,5 +1,7 @@
 """Request context: a request id on every response and log line, access logs, latency metrics,
-and the upload size limit, enforced while the body streams in (before it is all read).
+and the body size limit of each route, enforced while the body streams in (before it is all
+read): a declared ``Content-Length`` over the limit is refused before any of the body is read,
+and a body without one is cut off as soon as it passes the limit.
 """
 
 from __future__ import annotations
@@ -8,33 +10,57 @@ import json
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fathom.service.errors import error_body
+from fathom.service.errors import CodedHTTPException, error_body
 from fathom.service.metrics import Metrics
 
-__all__ = ["RequestContextMiddleware"]
+__all__ = ["BodyLimits", "RequestContextMiddleware"]
 
 log = structlog.get_logger("fathom.service.access")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def _too_large(limit: int) -> StarletteHTTPException:
-    return StarletteHTTPException(413, f"the request body is larger than the {limit} byte limit")
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """The largest request body of each kind of route, in bytes.
+
+    Attributes:
+        upload: ``POST /v1/documents`` (a whole document).
+        mcp: ``/mcp`` (a tool call, which may carry a document for ingest_text).
+        other: every other route (search, ask, feedback ...: a small JSON object, or no body).
+    """
+
+    upload: int
+    mcp: int
+    other: int
+
+    def of(self, method: str, path: str) -> tuple[int, str]:
+        """The limit of a request and the error code of a body over it."""
+        path = path.rstrip("/")
+        if method == "POST" and path == "/v1/documents":
+            return self.upload, "upload.too_large"
+        if path == "/mcp":
+            return self.mcp, "request.too_large"
+        return self.other, "request.too_large"
+
+
+def _too_large(limit: int, code: str) -> CodedHTTPException:
+    return CodedHTTPException(413, code, f"the request body is larger than the {limit} byte limit")
 
 
 class RequestContextMiddleware:
     """Pure ASGI middleware, so streamed responses (SSE) pass through untouched."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, body_limits: BodyLimits) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
+        self.body_limits = body_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,12 +73,12 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
-        limit = self.max_body_bytes
+        limit, code = self.body_limits.of(scope.get("method", ""), scope.get("path", ""))
 
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             status = 413
-            await self._send_error(send, 413, "upload.too_large", _too_large(limit).detail, request_id)
+            await self._send_error(send, 413, code, _too_large(limit, code).detail, request_id)
             self._record(scope, status, started)
             return
 
@@ -64,7 +90,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _too_large(limit)
+                    raise _too_large(limit, code)
             return message
 
         async def send_with_id(message: Message) -> None:

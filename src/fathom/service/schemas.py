@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fathom.domain import Answer, DocumentInfo, Hit, JobInfo, Passage
+from fathom.guard.fields import Filters, Metadata, Name
 
 __all__ = [
     "AclIn",
@@ -28,9 +29,9 @@ __all__ = [
     "SentenceOut",
 ]
 
-# A bound on request fields before fathom's own limits (max_query_chars) apply.
-_MAX_FIELD = 100_000
-MetadataValue = str | int | float | bool | list[str]
+# A bound on queries before fathom's own limit (max_query_chars, 2000 by default) applies; it
+# keeps the longest valid query well inside the default max_request_bytes (64 KiB).
+_MAX_QUERY = 8192
 
 
 class _In(BaseModel):
@@ -40,8 +41,8 @@ class _In(BaseModel):
 class AclIn(_In):
     """Who may read a document. Both empty (the default): everyone in the tenant."""
 
-    users: list[str] = Field(default_factory=list, max_length=1000, examples=[["alice"]])
-    groups: list[str] = Field(default_factory=list, max_length=1000, examples=[["eng"]])
+    users: list[Name] = Field(default_factory=list, max_length=1000, examples=[["alice"]])
+    groups: list[Name] = Field(default_factory=list, max_length=1000, examples=[["eng"]])
 
 
 class DocumentIn(_In):
@@ -58,7 +59,7 @@ class DocumentIn(_In):
         examples=["wiki/runbook.md"],
     )
     acl: AclIn | None = None
-    metadata: dict[str, MetadataValue] | None = Field(default=None, examples=[{"team": "ops"}])
+    metadata: Metadata | None = Field(default=None, examples=[{"team": "ops"}])
 
 
 class DocumentAccepted(BaseModel):
@@ -76,6 +77,24 @@ class JobOut(BaseModel):
     reason: str | None = Field(description="Why the job failed, for people.")
     created_at: str
     finished_at: str | None
+    started_at: str | None = Field(
+        default=None, description="Running jobs: when the current attempt started. Otherwise null."
+    )
+    position: int | None = Field(
+        default=None,
+        description="Queued jobs: how many jobs are expected to start before this one. Workers "
+        "serve tenants in turn, so it counts this tenant's older jobs plus, from each other "
+        "tenant, about as many jobs as turns pass first; an estimate, since queues change. "
+        "Otherwise null.",
+        examples=[3],
+    )
+    eta_seconds: float | None = Field(
+        default=None,
+        description="Queued jobs: estimated seconds until the job finishes, computed as the mean "
+        "run time of the last 50 finished jobs (claim to finish) times (position / jobs running "
+        "now + 1). Null before any job has finished, and for jobs that are not queued.",
+        examples=[12.5],
+    )
 
     @classmethod
     def of(cls, job: JobInfo) -> JobOut:
@@ -114,11 +133,9 @@ class DeletedOut(BaseModel):
 
 
 class SearchIn(_In):
-    query: str = Field(min_length=1, max_length=_MAX_FIELD, examples=["how do I rotate the keys?"])
+    query: str = Field(min_length=1, max_length=_MAX_QUERY, examples=["how do I rotate the keys?"])
     k: int = Field(default=10, ge=1, le=100, description="How many hits.")
-    filters: dict[str, str] | None = Field(
-        default=None, description="Exact metadata matches, e.g. {'type': 'text/markdown'}."
-    )
+    filters: Filters | None = None
 
 
 class HitOut(BaseModel):
@@ -142,9 +159,9 @@ class SearchOut(BaseModel):
 
 
 class AskIn(_In):
-    query: str = Field(min_length=1, max_length=_MAX_FIELD, examples=["How often are keys rotated?"])
+    query: str = Field(min_length=1, max_length=_MAX_QUERY, examples=["How often are keys rotated?"])
     k: int | None = Field(default=None, ge=1, le=50, description="Chunks the answerer reads.")
-    filters: dict[str, str] | None = None
+    filters: Filters | None = None
 
 
 class CitationOut(BaseModel):
@@ -222,7 +239,10 @@ class FeedbackIn(_In):
 
 
 class FeedbackOut(BaseModel):
-    feedback_id: int
+    feedback_id: str = Field(
+        description="The feedback's id: random hex, unrelated to any other feedback.",
+        examples=["3f9c2a7d5b1e4c8a9d0f6e2b7a1c5d3e"],
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -252,9 +272,12 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "Readable, but not allowed to change.",
         404: "No such thing, or one the caller may not read.",
         409: "Conflicts with existing state.",
-        413: "The body is too large.",
+        413: "The body is larger than the route's limit (max_upload_bytes for uploads, "
+        "max_request_bytes for other requests).",
         415: "Unsupported content type.",
         422: "Invalid request (e.g. query too long).",
         429: "Rate limited; see Retry-After.",
+        503: "The database or Redis does not answer (`backend.unavailable`); see Retry-After.",
+        507: "The disk holding the store or the indexes is full (storage.full); nothing was written.",
     }
     return {status: {"model": ErrorOut, "description": descriptions[status]} for status in statuses}

@@ -4,6 +4,10 @@ Jobs live in the database, so a worker that dies loses nothing: its lease runs o
 worker in this or another process takes the job again. Workers sleep until a job is queued:
 an in-process event wakes them in the embedded mode, a Redis channel across processes in the
 shared mode, and a short poll catches anything a signal missed.
+
+Outages are survived, not fatal: while the database does not answer, workers keep polling;
+while Redis does not answer, the channel's listener reconnects with backoff (and workers still
+poll), so no process needs a restart when either comes back.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import redis
 import structlog
 
 from fathom.api import Fathom
+from fathom.errors import FathomError
 from fathom.store.jobs import ClaimedJob
 
 __all__ = ["JobWorkers"]
@@ -25,6 +30,9 @@ __all__ = ["JobWorkers"]
 log = structlog.get_logger(__name__)
 
 _POLL_SECONDS = 1.0
+_RECONNECT_MIN_SECONDS = 0.5
+_RECONNECT_MAX_SECONDS = 10.0
+_REDIS_HEALTH_CHECK_SECONDS = 10
 
 # Called with the job's final status ("succeeded" or "failed") and its error code.
 JobObserver = Callable[[str, str | None], None]
@@ -49,8 +57,16 @@ class JobWorkers:
         self._threads: list[threading.Thread] = []
         self._observer = observer
         self._channel = channel
-        self._redis = redis.Redis.from_url(redis_url, socket_timeout=5) if redis_url else None
-        self._pubsub: redis.client.PubSub | None = None
+        self._redis = (
+            redis.Redis.from_url(
+                redis_url,
+                socket_timeout=5,
+                socket_connect_timeout=5,
+                health_check_interval=_REDIS_HEALTH_CHECK_SECONDS,
+            )
+            if redis_url
+            else None
+        )
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def start(self) -> None:
@@ -61,9 +77,11 @@ class JobWorkers:
             thread.start()
             self._threads.append(thread)
         if self._redis is not None and self._count:
-            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-            self._pubsub.subscribe(**{self._channel: lambda _message: self._wake.set()})
-            self._threads.append(self._pubsub.run_in_thread(sleep_time=_POLL_SECONDS, daemon=True))
+            listener = threading.Thread(
+                target=self._listen, args=(self._redis,), name="fathom-job-signals", daemon=True
+            )
+            listener.start()
+            self._threads.append(listener)
         self._wake.set()  # jobs left by a previous run
 
     def notify(self) -> None:
@@ -80,23 +98,48 @@ class JobWorkers:
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
-            if isinstance(thread, redis.client.PubSubWorkerThread):
-                thread.stop()
-        for thread in self._threads:
             thread.join(timeout)
-        if self._pubsub is not None:
-            self._pubsub.close()
         if self._redis is not None:
             self._redis.close()
 
+    def _listen(self, client: redis.Redis) -> None:
+        """Wake the workers on each "job queued" message; resubscribe with backoff after an outage."""
+        backoff = _RECONNECT_MIN_SECONDS
+        lost = False
+        while not self._stop.is_set():
+            pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(self._channel)
+                if lost:
+                    log.info("jobs.signals_reconnected")
+                    lost, backoff = False, _RECONNECT_MIN_SECONDS
+                    self._wake.set()  # a job may have been queued while the channel was gone
+                while not self._stop.is_set():
+                    if pubsub.get_message(timeout=_POLL_SECONDS) is not None:
+                        self._wake.set()
+            except redis.RedisError as exc:
+                if not lost:
+                    log.warning("jobs.signals_lost", error_type=type(exc).__name__)
+                lost = True
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, _RECONNECT_MAX_SECONDS)
+            finally:
+                pubsub.close()
+
     def _run(self, index: int) -> None:
         worker = f"{self.name}:{index}"
+        failing = False
         while not self._stop.is_set():
             try:
                 job = self._fathom.jobs.claim(worker)
-            except Exception:  # the store may be briefly unreachable; keep the thread alive
-                log.exception("jobs.claim_failed")
-                job = None
+            except Exception as exc:  # the store may be unreachable for a while; keep polling
+                if not failing:
+                    log.warning("jobs.claim_failed", error_type=type(exc).__name__)
+                failing, job = True, None
+            else:
+                if failing:
+                    log.info("jobs.claim_recovered")
+                failing = False
             if job is None:
                 self._wake.wait(_POLL_SECONDS)
                 self._wake.clear()
@@ -114,13 +157,20 @@ class JobWorkers:
             outcome = self._fathom.run_job(job)
             if outcome.status == "failed":
                 error_code, reason = outcome.error_code or "ingest.failed", outcome.message
+        except FathomError as exc:  # e.g. storage.full: the job fails with its stable code
+            log.warning("job.failed", job_id=job.job_id, code=exc.code)
+            error_code, reason = exc.code, exc.message
         except Exception as exc:  # one bad job fails alone; the worker goes on
             log.exception("job.crashed", job_id=job.job_id)
             error_code, reason = "job.crashed", f"ingestion stopped with {type(exc).__name__}"
         finally:
             done.set()
             heartbeat.join()
-        self._fathom.jobs.finish(job.job_id, worker, error_code=error_code, reason=reason)
+        try:
+            self._fathom.jobs.finish(job.job_id, worker, error_code=error_code, reason=reason)
+        except Exception as exc:  # the store went away: the lease runs out and the job is retried
+            log.warning("job.finish_failed", job_id=job.job_id, error_type=type(exc).__name__)
+            return
         status = "failed" if error_code else "succeeded"
         log.info("job.finished", job_id=job.job_id, status=status, error_code=error_code)
         if self._observer is not None:

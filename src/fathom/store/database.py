@@ -19,19 +19,27 @@ from typing import Any
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, make_url, select, text
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
-from fathom.errors import BackendUnavailable, Conflict
+from fathom.domain import Principal
+from fathom.errors import BackendUnavailable, Conflict, PermissionDenied, StorageFull
 from fathom.index.backend import TransactionalIndex
 from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
 from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentAclRow, DocumentRow, utcnow
+from fathom.store.space import (
+    STORE_MESSAGE,
+    is_read_only_refusal,
+    is_storage_full,
+    read_only_engine,
+    storage_full,
+)
 
-__all__ = ["ChunkDraft", "Store", "StoredChunk"]
+__all__ = ["ChunkDraft", "Store", "StoredChunk", "check_write"]
 
 _CHUNK_COLUMNS = (
     "SELECT c.id, c.doc_id, c.text, c.start_offset, c.end_offset, c.heading_path, c.ordinal,"
@@ -85,6 +93,8 @@ class StoredChunk:
 # Arbitrary constant naming the PostgreSQL advisory lock that orders change-log writers.
 _CHANGE_LOG_LOCK = 0x66617468
 _MIGRATE_LOCK = 0x66617469
+_CONNECT_TIMEOUT_SECONDS = 5
+_LIBPQ_DRIVERS = {"psycopg", "psycopg2"}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -126,6 +136,27 @@ def _indexable(
     )
 
 
+def check_write(writer: Principal, doc: DocumentRow, *, changes: bool = True) -> None:
+    """Refuse to let ``writer`` replace ``doc`` (or change its ACL) unless it may.
+
+    ``changes=False`` (the upload is the same text with the same ACL) checks only that the
+    writer may read the document.
+
+    Raises:
+        Conflict: the writer may not even read the document: to it, the source is just taken
+            (``document.source_taken``; the document's existence is not revealed).
+        PermissionDenied: the writer may read the document but neither owns it nor is an
+            admin (``document.write_denied``).
+    """
+    if not writer.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ()):
+        raise Conflict("this source is taken; choose another source name", code="document.source_taken")
+    if changes and not writer.can_write(doc.tenant_id, doc.owner_user):
+        raise PermissionDenied(
+            "only the document's owner or an admin may replace it or change its ACL",
+            code="document.write_denied",
+        )
+
+
 class Store:
     """The store of record behind one SQLAlchemy engine (SQLite by default).
 
@@ -145,12 +176,37 @@ class Store:
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            # A server that restarted leaves dead connections in the pool: test each before use
+            # so the first request after an outage succeeds; and never hang on an unreachable host.
+            kwargs["pool_pre_ping"] = True
+            parsed = make_url(url)
+            libpq = parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in _LIBPQ_DRIVERS
+            if libpq and "connect_timeout" not in parsed.query:
+                kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS}
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        database = self.engine.url.database if self.is_sqlite else None
+        self._data_path = Path(database) if database and database != ":memory:" else None
+        # The one place where a full disk under the store becomes StorageFull (the failed
+        # statement's transaction is rolled back, so nothing partial stays).
+        event.listen(self.engine, "handle_error", self._storage_full)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock_dir = lock_dir
-        self.migrate()
+        self.read_only = False
+        try:
+            self.migrate()
+        except StorageFull:
+            # SQLite cannot even open its WAL index on a full disk; a read-only view of a
+            # cleanly closed database keeps status and search working until space is freed.
+            engine = read_only_engine(self._data_path) if self._data_path is not None else None
+            if engine is None:
+                raise
+            self.engine.dispose()
+            self.engine, self.read_only = engine, True
+            event.listen(self.engine, "handle_error", self._storage_full)
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -178,6 +234,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _storage_full(self, context: ExceptionContext) -> None:
+        error = context.original_exception
+        if is_storage_full(error, self._data_path) or (self.read_only and is_read_only_refusal(error)):
+            raise storage_full("store", STORE_MESSAGE) from error
 
     def _safe_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
@@ -242,18 +303,27 @@ class Store:
         acl_users: Sequence[str] = (),
         acl_groups: Sequence[str] = (),
         doc_id: str | None = None,
+        writer: Principal | None = None,
     ) -> tuple[str, bool]:
         """Insert or replace a document and all its chunks in one transaction.
 
         Args:
             doc_id: the id a new document gets (default: a fresh one); when a document with
                 this source already exists under another id, nothing is written.
+            writer: who writes; a new document is owned by its user. An existing document is
+                replaced only when the writer may read it and write it (checked in this
+                transaction, with the document's row locked). None: the tenant's admin (CLI,
+                embedded use), whose new documents have no owner.
 
         Returns:
             The document id and whether an existing document was replaced.
 
         Raises:
-            Conflict: ``doc_id`` was given and the source belongs to another document.
+            Conflict: the source belongs to a document the writer may not read
+                (``document.source_taken``), or ``doc_id`` was given and the source belongs to
+                another document (``document.conflict``).
+            PermissionDenied: the writer may read the document but not replace it
+                (``document.write_denied``).
         """
         with self.session() as session:
             self._serialize_writes(session)
@@ -264,14 +334,21 @@ class Store:
                 .with_for_update()
             ).one_or_none()
             replaced = doc is not None
+            if doc is not None and writer is not None:
+                check_write(writer, doc)
             changes: list[ChangeRow] = []
             old_ids: list[int] = []
             if doc is not None and doc_id is not None and doc.id != doc_id:
                 raise Conflict("another document took this source meanwhile", code="document.conflict")
             now = utcnow()
             if doc is None:
-                new_id = doc_id or uuid.uuid4().hex
-                doc = DocumentRow(id=new_id, tenant_id=tenant, source=source, created_at=now)
+                doc = DocumentRow(
+                    id=doc_id or uuid.uuid4().hex,
+                    tenant_id=tenant,
+                    source=source,
+                    owner_user=writer.user if writer is not None else None,
+                    created_at=now,
+                )
                 session.add(doc)
             else:
                 old_ids = self._remove_chunks(session, doc.id, tenant, changes)

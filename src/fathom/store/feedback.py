@@ -23,8 +23,16 @@ class FeedbackLog:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def record_answer(self, principal: Principal, *, abstained: bool, cited_doc_ids: Sequence[str]) -> str:
-        """Remember that ``principal`` received an answer; returns the answer id."""
+    def record_answer(
+        self,
+        principal: Principal,
+        *,
+        abstained: bool,
+        cited_doc_ids: Sequence[str],
+        key_id: str | None = None,
+    ) -> str:
+        """Remember that ``principal`` (through the API key ``key_id``) received an answer;
+        returns the answer id."""
         answer_id = uuid.uuid4().hex
         with self._store.session() as session:
             session.add(
@@ -32,6 +40,7 @@ class FeedbackLog:
                     id=answer_id,
                     tenant_id=principal.tenant,
                     user_id=principal.user,
+                    key_id=key_id,
                     abstained=abstained,
                     cited_doc_ids=list(dict.fromkeys(cited_doc_ids)),
                     created_at=utcnow(),
@@ -39,27 +48,50 @@ class FeedbackLog:
             )
         return answer_id
 
-    def add(self, principal: Principal, answer_id: str, rating: str, comment: str | None) -> int:
-        """Store a rating of an answer the principal received (an admin: any of its tenant).
+    def add(
+        self,
+        principal: Principal,
+        answer_id: str,
+        rating: str,
+        comment: str | None,
+        *,
+        key_id: str | None = None,
+    ) -> str:
+        """Store a rating of an answer the principal received; returns the feedback's public id.
+
+        Who received an answer: an admin of its tenant may rate any answer of the tenant; a
+        principal with a user, the answers given to that user (through any of its keys); a
+        principal without a user, only the answers given to the very key ``key_id`` (keys
+        without a user are not one person, so they never match each other).
 
         Raises:
             NotFound: no such answer, or one given to someone else.
         """
         with self._store.session() as session:
             answer = session.get(AnswerRow, answer_id)
-            mine = answer is not None and answer.tenant_id == principal.tenant
-            if mine and not principal.admin:
-                mine = answer is not None and answer.user_id == principal.user
-            if answer is None or not mine:
+            if answer is None or not _received(answer, principal, key_id):
                 raise NotFound(f"no answer {answer_id!r}", code="answer.not_found")
-            row = FeedbackRow(
-                answer_id=answer_id,
-                tenant_id=principal.tenant,
-                user_id=principal.user,
-                rating=rating,
-                comment=comment,
-                created_at=utcnow(),
+            public_id = uuid.uuid4().hex
+            session.add(
+                FeedbackRow(
+                    public_id=public_id,
+                    answer_id=answer_id,
+                    tenant_id=principal.tenant,
+                    user_id=principal.user,
+                    rating=rating,
+                    comment=comment,
+                    created_at=utcnow(),
+                )
             )
-            session.add(row)
-            session.flush()
-            return int(row.id)
+            return public_id
+
+
+def _received(answer: AnswerRow, principal: Principal, key_id: str | None) -> bool:
+    """Whether ``principal`` (calling with the key ``key_id``) received ``answer`` (see ``add``)."""
+    if answer.tenant_id != principal.tenant:
+        return False
+    if principal.admin:
+        return True
+    if principal.user is not None:
+        return answer.user_id == principal.user
+    return key_id is not None and answer.user_id is None and answer.key_id == key_id

@@ -6,10 +6,15 @@ that sets a lease; a worker renews its lease while it works. A job whose lease r
 to a worker that died: the next claim retries it, or fails it after ``max_attempts``. The
 document itself commits in one transaction, so a retried job finds either nothing or the whole
 document (then its content hash matches and the retry finishes at once).
+
+Tenants share the workers round-robin (see :mod:`fathom.store.job_schedule`): a tenant with
+many queued jobs delays another tenant's job by at most about one job per worker. Optional caps
+bound what one tenant may hold: jobs running at once, and bytes of uploads waiting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -17,15 +22,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from fathom.domain import JobInfo, JobStatus
-from fathom.errors import Conflict
+from fathom.domain import JobInfo, JobStatus, Principal
+from fathom.errors import Conflict, LimitExceeded
 from fathom.store.database import Store
+from fathom.store.job_schedule import (
+    claimable,
+    estimated_position,
+    recent_run_seconds,
+    tenant_queues,
+)
 from fathom.store.schema import DocumentRow, IdempotencyRow, JobRow, utcnow
 
 __all__ = ["ClaimedJob", "JobQueue", "NewJob", "acl_pair", "request_hash"]
+
+log = structlog.get_logger(__name__)
+
+# Tenants (in round-robin order) one claim tries before it leaves the job to the next poll, and
+# jobs read per tenant (past ones out of attempts, which are failed on the way).
+_CLAIM_TENANTS = 8
+_CLAIM_JOBS_PER_TENANT = 4
+# Retry-After of a full queue when no job has finished yet to say how long jobs take.
+_DEFAULT_RUN_SECONDS = 5.0
 
 
 def request_hash(*parts: bytes | str) -> str:
@@ -50,6 +72,8 @@ class NewJob:
     metadata: dict[str, Any]
     acl_users: tuple[str, ...]
     acl_groups: tuple[str, ...]
+    owner_groups: tuple[str, ...] = ()
+    owner_admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +90,16 @@ class ClaimedJob:
     acl_users: tuple[str, ...]
     acl_groups: tuple[str, ...]
     attempt: int
+    owner_user: str | None = None
+    owner_groups: tuple[str, ...] = ()
+    owner_admin: bool = False
+
+    @property
+    def submitter(self) -> Principal:
+        """The principal that submitted the job, as it was then: the worker writes as it."""
+        return Principal(
+            tenant=self.tenant, user=self.owner_user, groups=self.owner_groups, admin=self.owner_admin
+        )
 
 
 def _info(row: JobRow) -> JobInfo:
@@ -83,12 +117,32 @@ def _info(row: JobRow) -> JobInfo:
 
 
 class JobQueue:
-    """Enqueue, claim, renew and finish ingestion jobs."""
+    """Enqueue, claim, renew and finish ingestion jobs.
 
-    def __init__(self, store: Store, *, lease_seconds: float = 30.0, max_attempts: int = 3) -> None:
+    Args:
+        store: the store of record holding the jobs.
+        lease_seconds: how long a claim lasts without a heartbeat.
+        max_attempts: claims of one job before it fails with ``job.worker_lost``.
+        tenant_max_running: jobs of one tenant running at once (0: no cap); a worker passes
+            over a tenant at its cap.
+        tenant_max_queued_bytes: bytes of one tenant's unfinished uploads (0: no cap); an
+            upload past it is refused.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        lease_seconds: float = 30.0,
+        max_attempts: int = 3,
+        tenant_max_running: int = 0,
+        tenant_max_queued_bytes: int = 0,
+    ) -> None:
         self._store = store
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        self.tenant_max_running = tenant_max_running
+        self.tenant_max_queued_bytes = tenant_max_queued_bytes
 
     def enqueue(
         self, job: NewJob, *, idempotency: tuple[str, str, str] | None = None
@@ -102,6 +156,9 @@ class JobQueue:
 
         Raises:
             Conflict: the idempotency key was used for a different request.
+            LimitExceeded: the tenant's unfinished uploads would pass ``tenant_max_queued_bytes``
+                (``upload.queue_full``, with ``retry_after``), or this upload alone would
+                (``upload.too_large``).
         """
         if idempotency is not None:
             found = self._replay(*idempotency)
@@ -109,6 +166,7 @@ class JobQueue:
                 return found, False
         try:
             with self._store.session() as session:
+                self._check_queued_bytes(session, job)
                 existing = session.scalars(
                     select(DocumentRow.id).where(
                         DocumentRow.tenant_id == job.tenant, DocumentRow.source == job.source
@@ -119,6 +177,8 @@ class JobQueue:
                     id=uuid.uuid4().hex,
                     tenant_id=job.tenant,
                     owner_user=job.owner_user,
+                    owner_groups=list(job.owner_groups),
+                    owner_admin=job.owner_admin,
                     document_id=existing or uuid.uuid4().hex,
                     source=job.source,
                     title=job.title,
@@ -156,6 +216,31 @@ class JobQueue:
             return found, False
         return info, True
 
+    def _check_queued_bytes(self, session: Session, job: NewJob) -> None:
+        cap = self.tenant_max_queued_bytes
+        if not cap:
+            return
+        if len(job.content) > cap:
+            raise LimitExceeded(
+                f"the document is larger than the {cap} byte limit of uploads waiting per tenant",
+                code="upload.too_large",
+            )
+        # Uploads stay in their job until it finishes: count queued and running ones. Two
+        # uploads checked at the same instant may both pass; the cap is a bound on what one
+        # tenant can park in the database, not an exact quota.
+        waiting = session.scalar(
+            select(func.coalesce(func.sum(func.length(JobRow.content)), 0)).where(
+                JobRow.tenant_id == job.tenant, JobRow.status.in_(("queued", "running"))
+            )
+        )
+        if int(waiting or 0) + len(job.content) > cap:
+            raise LimitExceeded(
+                "this tenant's uploads waiting for ingestion are at their limit; retry when some "
+                "have been ingested",
+                code="upload.queue_full",
+                retry_after=recent_run_seconds(session) or _DEFAULT_RUN_SECONDS,
+            )
+
     def _replay(self, scope: str, key: str, digest: str) -> JobInfo | None:
         with self._store.session() as session:
             earlier = session.get(IdempotencyRow, (scope, key))
@@ -180,29 +265,85 @@ class JobQueue:
             session.expunge(row)
             return _info(row), row
 
-    def claim(self, worker: str) -> ClaimedJob | None:
-        """Take the oldest job that is queued or whose worker's lease ran out; None when idle."""
+    def progress(self, info: JobInfo, row: JobRow) -> JobInfo:
+        """A job with where it stands: position and ETA while queued, start time while running.
+
+        ``position`` is how many jobs are expected to be claimed before this one (see
+        :func:`~fathom.store.job_schedule.estimated_position`); ``eta_seconds`` is the mean run
+        time of recent jobs times (position / jobs running now + 1), or None before any job has
+        finished. Neither says anything about other tenants' jobs beyond that one number.
+        """
+        if info.status == "running":
+            return dataclasses.replace(info, started_at=row.updated_at.isoformat())
+        if info.status != "queued":
+            return info
         now = time.time()
         with self._store.session() as session:
-            candidates = session.execute(
-                select(JobRow.id, JobRow.status, JobRow.attempts, JobRow.max_attempts)
-                .where(
-                    or_(
-                        JobRow.status == "queued",
-                        (JobRow.status == "running") & (JobRow.lease_until < now),
-                    )
-                )
-                .order_by(JobRow.created_at)
-                .limit(8)
-            ).all()
-        for job_id, status, attempts, max_attempts in candidates:
-            if attempts >= max_attempts:
-                self._give_up(job_id, status, now)
-                continue
-            claimed = self._try_claim(job_id, status, worker, now)
-            if claimed is not None:
-                return claimed
+            position = estimated_position(session, row, now)
+            run_seconds = recent_run_seconds(session)
+            running = session.scalar(
+                select(func.count(JobRow.id)).where(JobRow.status == "running", JobRow.lease_until >= now)
+            )
+        eta = None
+        if run_seconds is not None:
+            eta = round(run_seconds * (position / max(1, int(running or 0)) + 1), 1)
+        return dataclasses.replace(info, position=position, eta_seconds=eta)
+
+    def claim(self, worker: str) -> ClaimedJob | None:
+        """Take the next job, round-robin across tenants; None when there is none to take.
+
+        The tenant is the one with the fewest jobs running, then the one served least recently
+        (tenants at ``tenant_max_running`` are passed over); the job is that tenant's oldest one
+        that is queued or whose worker's lease ran out.
+        """
+        now = time.time()
+        with self._store.session() as session:
+            queues = tenant_queues(session, now)
+        cap = self.tenant_max_running
+        tenants = [q.tenant for q in queues if not cap or q.running < cap][:_CLAIM_TENANTS]
+        for tenant in tenants:
+            with self._store.session() as session:
+                candidates = session.execute(
+                    select(JobRow.id, JobRow.status, JobRow.attempts, JobRow.max_attempts)
+                    .where(JobRow.tenant_id == tenant, claimable(now))
+                    .order_by(JobRow.created_at, JobRow.id)
+                    .limit(_CLAIM_JOBS_PER_TENANT)
+                ).all()
+            for job_id, status, attempts, max_attempts in candidates:
+                if attempts >= max_attempts:
+                    self._give_up(job_id, status, now)
+                    continue
+                claimed = self._try_claim(job_id, status, worker, now)
+                if claimed is not None:
+                    self._mark_served(claimed.tenant)
+                    return claimed
+                break  # another worker just served this tenant: the next tenant's turn
         return None
+
+    def _mark_served(self, tenant: str) -> None:
+        """Remember that the tenant was just served, on its newest queued job.
+
+        The claimed job carries its claim time only while it runs; the mark keeps the tenant
+        behind the others in the round-robin after the job finishes. One row in its own
+        transaction, so concurrent claims cannot deadlock on it; losing a mark to an error
+        costs one turn of fairness, never a job.
+        """
+        try:
+            with self._store.session() as session:
+                newest = session.scalars(
+                    select(JobRow.id)
+                    .where(JobRow.tenant_id == tenant, JobRow.status == "queued")
+                    .order_by(JobRow.created_at.desc(), JobRow.id.desc())
+                    .limit(1)
+                ).first()
+                if newest is not None:
+                    session.execute(
+                        update(JobRow)
+                        .where(JobRow.id == newest, JobRow.status == "queued")
+                        .values(updated_at=utcnow())
+                    )
+        except SQLAlchemyError:
+            log.warning("jobs.mark_served_failed")
 
     def _running_or_queued(self, job_id: str, status: str, now: float) -> Any:
         condition = (JobRow.id == job_id) & (JobRow.status == status)
@@ -255,6 +396,9 @@ class JobQueue:
                 acl_users=tuple(row.acl_users or ()),
                 acl_groups=tuple(row.acl_groups or ()),
                 attempt=row.attempts,
+                owner_user=row.owner_user,
+                owner_groups=tuple(row.owner_groups or ()),
+                owner_admin=bool(row.owner_admin),
             )
 
     def renew(self, job_id: str, worker: str) -> bool:
@@ -270,7 +414,10 @@ class JobQueue:
     def finish(
         self, job_id: str, worker: str, *, error_code: str | None = None, reason: str | None = None
     ) -> None:
-        """Mark a held job succeeded (no error) or failed, and drop its stored upload."""
+        """Mark a held job succeeded (no error) or failed, and drop its stored upload.
+
+        ``updated_at`` keeps the claim time, so ``finished_at - updated_at`` is the run time.
+        """
         now = utcnow()
         with self._store.session() as session:
             session.execute(
@@ -283,7 +430,6 @@ class JobQueue:
                     lease_owner=None,
                     lease_until=None,
                     content=b"",
-                    updated_at=now,
                     finished_at=now,
                 )
             )

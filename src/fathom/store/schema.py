@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -59,6 +60,10 @@ class DocumentRow(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     acl_users: Mapped[list[str]] = mapped_column(JSON, default=list)
     acl_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The user of the key that created the document: with admins, the only one who may replace
+    # it or change its ACL. NULL (created by the CLI, by a key without a user, or before owners
+    # were recorded): admins only.
+    owner_user: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -138,7 +143,9 @@ class JobRow(Base):
 
     A worker holds a lease (``lease_until``, seconds since the epoch) and renews it while it
     works; a job whose lease ran out was abandoned by a dead worker and is retried, or
-    failed once it has used ``max_attempts``.
+    failed once it has used ``max_attempts``. ``updated_at`` is the time of the last claim
+    (finishing keeps it, so ``finished_at - updated_at`` is the run time), and on a queued job
+    it may mark when its tenant was last served (see ``fathom.store.job_schedule``).
     """
 
     __tablename__ = "jobs"
@@ -147,6 +154,10 @@ class JobRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(128))
     owner_user: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # The rest of the submitting principal, so the worker can check its permission again when
+    # it commits (the document may have changed owner or ACL since the upload was accepted).
+    owner_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    owner_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     document_id: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(4096))
     title: Mapped[str | None] = mapped_column(String(1024), nullable=True)
@@ -187,6 +198,8 @@ class AnswerRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # The API key that received the answer: a key without a user may rate only its own answers.
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     abstained: Mapped[bool] = mapped_column(Boolean, default=False)
     cited_doc_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -196,9 +209,14 @@ class FeedbackRow(Base):
     """A rating of an answer by the principal who received it."""
 
     __tablename__ = "feedback"
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        Index("uq_feedback_public_id", "public_id", unique=True),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The id callers see (random hex): ``id`` counts across tenants and stays internal.
+    public_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     answer_id: Mapped[str] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"))
     tenant_id: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)

@@ -8,13 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fathom.domain import text_source
+from fathom.guard.fields import Metadata
 from fathom.service.deps import CallerDep, FathomDep, PrincipalDep, ServiceDep
 from fathom.service.schemas import (
+    AclIn,
     DeletedOut,
     DocumentAccepted,
     DocumentIn,
@@ -29,26 +31,9 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
-_ACL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "users": {"type": "array", "items": {"type": "string"}},
-        "groups": {"type": "array", "items": {"type": "string"}},
-    },
-    "additionalProperties": False,
-}
-_METADATA_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": {
-        "anyOf": [
-            {"type": "string"},
-            {"type": "integer"},
-            {"type": "number"},
-            {"type": "boolean"},
-            {"type": "array", "items": {"type": "string"}},
-        ]
-    },
-}
+# The same bounds as the JSON body's models, so both forms of the upload document them.
+_ACL_SCHEMA: dict[str, Any] = AclIn.model_json_schema()
+_METADATA_SCHEMA: dict[str, Any] = TypeAdapter(Metadata).json_schema()
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -160,9 +145,12 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[DocumentIn, by
     description="Multipart (`file` plus optional `title`, `source`, `acl` and `metadata` JSON fields) "
     "or JSON `{text, title, source, acl, metadata}`. The document becomes searchable when its job "
     "succeeds (`GET /v1/jobs/{job_id}`). A repeat with the same `Idempotency-Key` returns the first "
-    "response; the same key with a different body is a 409.",
+    "response; the same key with a different body is a 409. Uploading to the `source` of an existing "
+    "document replaces it (text, title, metadata and ACL): only its owner (the user of the key that "
+    "created it) or an admin may (403 `document.write_denied` for other readers; 409 "
+    "`document.source_taken` when the caller may not read it).",
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(400, 401, 409, 413, 415, 422, 429),
+    responses=error_responses(400, 401, 403, 409, 413, 415, 422, 429, 507),
 )
 async def upload_document(
     request: Request,

@@ -16,7 +16,8 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=HealthOut, summary="The process is up")
-def healthz() -> HealthOut:
+async def healthz() -> HealthOut:
+    # async: liveness must not wait for a worker thread, which busy requests may all hold.
     return HealthOut(status="ok")
 
 
@@ -24,6 +25,8 @@ def healthz() -> HealthOut:
     "/readyz",
     response_model=ReadyOut,
     summary="The store of record (and Redis, when configured) answer",
+    description="`checks` names each dependency and whether it answered: `database`, and `redis` "
+    "when `redis_url` is set. 503 while any of them does not.",
     responses={503: {"model": ReadyOut, "description": "A dependency does not answer."}},
 )
 def readyz(service: ServiceDep) -> JSONResponse:

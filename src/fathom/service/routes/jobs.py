@@ -16,7 +16,11 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     "/{job_id}",
     response_model=JobOut,
     summary="An ingestion job: queued, running, succeeded, or failed with a reason",
-    description="Visible to the key's user who submitted it, to admins, and to readers of its document.",
+    description="Visible to the key's user who submitted it, to admins, and to readers of its document. "
+    "Workers take jobs round-robin across tenants. A queued job carries `position` (jobs expected "
+    "to start before it) and `eta_seconds` (mean run time of the last 50 finished jobs times "
+    "(position / jobs running now + 1); null before any job has finished); a running job carries "
+    "`started_at`. Other tenants' jobs appear only as part of the position count.",
     responses=error_responses(401, 404, 429),
 )
 def get_job(job_id: str, fathom: FathomDep, principal: PrincipalDep) -> JobOut:

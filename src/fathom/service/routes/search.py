@@ -14,6 +14,7 @@ from fathom.errors import FathomError
 from fathom.service.deps import Caller, CallerDep, FathomDep, PrincipalDep, Service, ServiceDep
 from fathom.service.errors import error_body, request_id_of
 from fathom.service.schemas import AskIn, AskOut, HitOut, SearchIn, SearchOut, error_responses
+from fathom.store.outage import database_unavailable, is_unavailable
 
 __all__ = ["router"]
 
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["query"])
     response_model=SearchOut,
     summary="Hybrid search over the documents the caller may read",
     description="BM25 and dense retrieval, filtered by tenant and ACL inside the index query, fused.",
-    responses=error_responses(400, 401, 422, 429),
+    responses=error_responses(400, 401, 413, 422, 429, 503),
 )
 def search(body: SearchIn, fathom: FathomDep, principal: PrincipalDep) -> SearchOut:
     hits = fathom.search(body.query, k=body.k, filters=body.filters, principal=principal)
@@ -41,7 +42,7 @@ def _answer_tokens(answer: Answer) -> int:
 
 
 def _finish(service: Service, caller_key: str, principal: Principal, answer: Answer) -> AskOut:
-    answer_id = service.fathom.record_answer(answer, principal=principal)
+    answer_id = service.fathom.record_answer(answer, principal=principal, key_id=caller_key)
     service.charge_answer_tokens(caller_key, _answer_tokens(answer))
     return AskOut.of(answer_id, answer)
 
@@ -58,11 +59,16 @@ def _events(
         while isinstance(item, AnswerDelta):
             yield _sse("delta", {"text": item.text})
             item = next(rest)
-    except FathomError as exc:
-        service.metrics.errors.labels(code=exc.code).inc()
-        yield _sse("error", error_body(exc.code, exc.message, request_id))
+        out = _finish(service, caller.key_id, caller.principal, item)
+    except Exception as exc:  # the stream has started: errors become an `error` event
+        error = exc if isinstance(exc, FathomError) else None
+        if error is None and is_unavailable(exc):
+            error = database_unavailable()
+        if error is None:
+            raise
+        service.metrics.errors.labels(code=error.code).inc()
+        yield _sse("error", error_body(error.code, error.message, request_id))
         return
-    out = _finish(service, caller.key_id, caller.principal, item)
     yield _sse("citations", {"citations": [c.model_dump() for c in out.citations]})
     yield _sse("done", out.model_dump())
 
@@ -89,7 +95,7 @@ _SSE_DOC = {
     description="JSON by default. With `Accept: text/event-stream` the answer streams as server-sent "
     "events: `delta` (answer text as it is produced), `citations`, then `done` (the full answer, as "
     "the JSON response would be); a failure after the stream started is an `error` event.",
-    responses={**error_responses(400, 401, 422, 429), **_SSE_DOC},  # type: ignore[dict-item]
+    responses={**error_responses(400, 401, 413, 422, 429, 503), **_SSE_DOC},  # type: ignore[dict-item]
 )
 def ask(
     request: Request,

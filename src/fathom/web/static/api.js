@@ -29,7 +29,11 @@ const MESSAGES = {
   413: (what) => `${what || "The upload"} is larger than this server accepts.`,
   429: (_what, retry) =>
     `Too many requests for this key right now. Try again in ${retry ? `${retry} seconds` : "a minute"}.`,
-  403: () => "Your key may read this, but only admin keys may change it.",
+  // A write_denied code: readable, but the upload would replace a document the key does not own.
+  403: (_what, _retry, code) =>
+    String(code).endsWith(".write_denied")
+      ? "Your key may read this document, but only its owner or an admin key may replace it."
+      : "Your key may read this, but only admin keys may change it.",
 };
 
 /** A message for a failed response: what happened and what to do, plus the server's own words. */
@@ -38,7 +42,7 @@ export function describe(error, what = "") {
     return "The fathom server could not be reached. Check that it is running, then try again.";
   }
   const known = MESSAGES[error.status];
-  if (known) return known(what, error.retryAfter);
+  if (known) return known(what, error.retryAfter, error.code);
   if (error.status >= 500) {
     return `The server failed (${error.code}). Quote request ${error.requestId || "id unknown"} to whoever runs it.`;
   }

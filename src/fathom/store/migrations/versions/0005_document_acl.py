@@ -3,8 +3,8 @@ tenant and ACL in SQL, with the same tokens the indexes filter on.
 
 Existing documents get their tokens here from their ACL lists.
 
-Revision ID: 0004_document_acl
-Revises: 0003_chunk_minhash_page
+Revision ID: 0005_document_acl
+Revises: 0004_authz
 Create Date: 2026-12-01
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from fathom.index.vocabulary import document_acl_tokens
 
-revision = "0004_document_acl"
-down_revision = "0003_chunk_minhash_page"
+revision = "0005_document_acl"
+down_revision = "0004_authz"
 branch_labels = None
 depends_on = None
 
