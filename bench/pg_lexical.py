@@ -44,7 +44,7 @@ from fathom.eval.beir import load_beir
 from fathom.eval.metrics import mrr_at_k, ndcg_at_k, percentile, recall_at_k
 from fathom.index.backend import SearchBackend, SearchRequest
 from fathom.index.embedded import EmbeddedBackend
-from fathom.index.postgres import PostgresBackend
+from fathom.index.postgres import COMMON_TERMS, PostgresBackend
 from fathom.index.types import IndexableChunk, IndexFilter, ScoredId
 from fathom.index.vocabulary import filter_for
 from fathom.normalize import fold_for_index
@@ -210,7 +210,8 @@ def run(database_url: str, beir: Path, split: str) -> dict[str, Any]:
     def measure(name: str, ranker: Ranker) -> None:
         rows.append(_measure(name, ranker, dataset.queries, dataset.qrels, dense, doc_of, settings))
 
-    measure("BM25 as sparsevec, as ingested, candidates from terms in at most 5% of chunks (fathom's postgres backend)", _backend_ranker(as_ingested, where))
+    default = f"BM25 as sparsevec, as ingested, candidates from terms in at most {COMMON_TERMS:.0%} of chunks"
+    measure(f"{default} (fathom's postgres backend)", _backend_ranker(as_ingested, where))
     for common in (1.0, 0.25, 0.1, 0.02):
         variant = PostgresBackend(database_url, common_terms=common)
         name = f"BM25 as sparsevec, as ingested, candidates from terms in at most {common:.0%} of chunks"
