@@ -40,6 +40,7 @@ from fathom.errors import (
     PermissionDenied,
     StorageFull,
 )
+from fathom.index.backend import TransactionalIndex
 from fathom.index.catchup import Indexer, Progress
 from fathom.index.registry import create_backend
 from fathom.ingest.fetch import fetch_url
@@ -89,8 +90,14 @@ class Fathom:
         configure_logging(self.settings.log_level, json_lines=self.settings.log_json)
         self.home = self.settings.home
         self.home.mkdir(parents=True, exist_ok=True)
-        self.store = Store(self.settings.resolved_database_url, lock_dir=self.home)
         self.backend = create_backend(self.settings)
+        # A backend in the store's database is written in the store's own transactions.
+        writer = self.backend if isinstance(self.backend, TransactionalIndex) else None
+        try:
+            self.store = Store(self.settings.resolved_database_url, lock_dir=self.home, index_writer=writer)
+        except BaseException:
+            self.backend.close()
+            raise
         self.indexer = Indexer(self.store, self.backend, lock_path=self.settings.index_dir / "catchup.lock")
         self._embedder = embedder
         self.ledger = TokenLedger(self.settings.tenant_token_budgets)

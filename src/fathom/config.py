@@ -130,10 +130,31 @@ class Settings(BaseSettings):
     rerank_depth: int = Field(
         default=30, ge=1, le=1000, description="Fused candidates the reranker rescores."
     )
-    index_backend: Literal["embedded"] = Field(
+    index_backend: Literal["embedded", "postgres"] = Field(
         default="embedded",
         description="Search backend: 'embedded' (tantivy + usearch files under HOME/index, one pair "
-        "per tenant).",
+        "per tenant) or 'postgres' (pgvector HNSW and BM25 in the PostgreSQL database_url, written in "
+        "the store's own transactions: serving nodes hold no index files).",
+    )
+    postgres_ef_search: int = Field(
+        default=100,
+        ge=10,
+        le=1000,
+        description="postgres backend: HNSW candidate list size of a dense search (at least the "
+        "candidate depth is used).",
+    )
+    postgres_hnsw_m: int = Field(
+        default=16,
+        ge=4,
+        le=100,
+        description="postgres backend: HNSW links per vector (changing it rebuilds the search tables).",
+    )
+    postgres_hnsw_ef_construction: int = Field(
+        default=64,
+        ge=16,
+        le=1000,
+        description="postgres backend: HNSW candidate list size while building (changing it rebuilds "
+        "the search tables).",
     )
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
