@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +45,24 @@ def hash_fathom(tmp_path: Path) -> Iterator[Fathom]:
     """A fathom with the model-free hash embedder, for tests about storage, not meaning."""
     with Fathom(home=tmp_path / "home", embedder="hash:64") as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def local_postgres() -> Iterator[Any]:
+    """A PostgreSQL 18 + pgvector for the session, started as `fathom pg start` starts it.
+
+    Skipped without the ``postgres-local`` extra (a failure under CI=true, where it is installed).
+    """
+    from tests.pg import session_server
+
+    with session_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(local_postgres: Any) -> Iterator[str]:
+    """A SQLAlchemy URL of a fresh database on the session's PostgreSQL 18 (dropped afterwards)."""
+    from tests.pg import fresh_database
+
+    with fresh_database(local_postgres) as url:
+        yield url

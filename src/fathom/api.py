@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from fathom.errors import (
     PermissionDenied,
     StorageFull,
 )
+from fathom.index.backend import TransactionalIndex
 from fathom.index.catchup import Indexer, Progress
 from fathom.index.registry import create_backend
 from fathom.ingest.fetch import fetch_url
@@ -54,7 +54,7 @@ from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
 from fathom.store.conversations import ConversationStore
 from fathom.store.database import Store
-from fathom.store.feedback import FeedbackLog, UsageGroup, UsageTotal
+from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue
 from fathom.store.keys import KeyRegistry
 from fathom.telemetry import StageCallback, Telemetry
@@ -92,8 +92,14 @@ class Fathom:
         configure_logging(self.settings.log_level, json_lines=self.settings.log_json)
         self.home = self.settings.home
         self.home.mkdir(parents=True, exist_ok=True)
-        self.store = Store(self.settings.resolved_database_url, lock_dir=self.home)
         self.backend = create_backend(self.settings)
+        # A backend in the store's database is written in the store's own transactions.
+        writer = self.backend if isinstance(self.backend, TransactionalIndex) else None
+        try:
+            self.store = Store(self.settings.resolved_database_url, lock_dir=self.home, index_writer=writer)
+        except BaseException:
+            self.backend.close()
+            raise
         self.indexer = Indexer(self.store, self.backend, lock_path=self.settings.index_dir / "catchup.lock")
         self._embedder = embedder
         self.ledger = TokenLedger(self.settings.tenant_token_budgets)
@@ -552,12 +558,6 @@ class Fathom:
         """Remember that the principal received ``answer`` (ids and usage, never text) through the
         API key ``key_id`` (None outside the service); returns its answer id."""
         return self.feedback_log.record(self._principal(principal), answer, key_id=key_id)
-
-    def usage(
-        self, since: datetime, group_by: UsageGroup = "user", *, principal: Principal | None = None
-    ) -> list[UsageTotal]:
-        """Answers, tokens and cost since ``since`` per user or UTC day (tenant admins only)."""
-        return self.feedback_log.usage(self._principal(principal), since, group_by)
 
     def add_feedback(
         self,

@@ -506,6 +506,54 @@ def keys_revoke(
     out.print(f"revoked {info.key_id}")
 
 
+pg_app = typer.Typer(
+    name="pg",
+    help="A local PostgreSQL 18 with pgvector for trying the postgres backend (extra: postgres-local).",
+    no_args_is_help=True,
+)
+app.add_typer(pg_app)
+
+PgDirOption = Annotated[
+    Path, typer.Option("--dir", help="Folder of the server's files (created on first start).")
+]
+
+
+@pg_app.command("start")
+def pg_start(
+    directory: PgDirOption,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", min=1, max=65535, help="Port on 127.0.0.1 (default: the last one, else a free one)."
+        ),
+    ] = None,
+) -> None:
+    """Start a local PostgreSQL with pgvector (initialised on first use) and print its database URL.
+
+    It listens on 127.0.0.1 only and trusts every local connection: for tests and trials on one
+    machine. Use the URL as FATHOM_DATABASE_URL, with FATHOM_INDEX_BACKEND=postgres.
+    """
+    from fathom.logs import configure_logging
+    from fathom.store import local_postgres
+
+    configure_logging("WARNING")
+    with _errors():
+        server = local_postgres.start(directory, port)
+    out.print(server.url, highlight=False, soft_wrap=True)
+
+
+@pg_app.command("stop")
+def pg_stop(directory: PgDirOption) -> None:
+    """Stop the local PostgreSQL started with `fathom pg start --dir DIR`."""
+    from fathom.logs import configure_logging
+    from fathom.store import local_postgres
+
+    configure_logging("WARNING")
+    with _errors():
+        stopped = local_postgres.stop(directory)
+    err.print("stopped" if stopped else "not running")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",

@@ -8,20 +8,25 @@ reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fathom.errors import ConfigError
 
-__all__ = ["DEFAULT_EMBEDDER", "Settings", "default_home", "load_settings"]
+__all__ = ["DEFAULT_EMBEDDER", "Settings", "default_home", "load_settings", "oidc_url_problem"]
 
 DEFAULT_EMBEDDER = "sentence-transformers:all-MiniLM-L6-v2"
 SETTINGS_FILE = "fathom.toml"
+# Token signature algorithms single sign-on may accept: asymmetric ones only (never none or HS*).
+SignatureAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
+DEFAULT_SIGNATURE_ALGORITHMS: tuple[SignatureAlgorithm, ...] = ("RS256", "PS256", "ES256")
 
 
 def default_home() -> Path:
@@ -32,6 +37,32 @@ def default_home() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
     return base / "fathom"
+
+
+def oidc_url_problem(url: str, *, allow_http_loopback: bool) -> str | None:
+    """Why ``url`` may not be fetched for OIDC (issuer, discovery, keys), or None when it may.
+
+    https only; http only on a loopback host, and only when ``allow_http_loopback`` is set.
+    """
+    parts = urlsplit(url)
+    if not parts.hostname or parts.username or parts.password or parts.fragment or parts.query:
+        return "must be an absolute URL with a host and no credentials, query or fragment"
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and allow_http_loopback and _is_loopback(parts.hostname):
+        return None
+    if parts.scheme == "http":
+        return "must use https (http only on a loopback host with oidc_allow_http_loopback)"
+    return "must be an https URL"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_provider_spec(spec: str) -> bool:
@@ -99,10 +130,31 @@ class Settings(BaseSettings):
     rerank_depth: int = Field(
         default=30, ge=1, le=1000, description="Fused candidates the reranker rescores."
     )
-    index_backend: Literal["embedded"] = Field(
+    index_backend: Literal["embedded", "postgres"] = Field(
         default="embedded",
         description="Search backend: 'embedded' (tantivy + usearch files under HOME/index, one pair "
-        "per tenant).",
+        "per tenant) or 'postgres' (pgvector HNSW and BM25 in the PostgreSQL database_url, written in "
+        "the store's own transactions: serving nodes hold no index files).",
+    )
+    postgres_ef_search: int = Field(
+        default=100,
+        ge=10,
+        le=1000,
+        description="postgres backend: HNSW candidate list size of a dense search (at least the "
+        "candidate depth is used).",
+    )
+    postgres_hnsw_m: int = Field(
+        default=16,
+        ge=4,
+        le=100,
+        description="postgres backend: HNSW links per vector (changing it rebuilds the search tables).",
+    )
+    postgres_hnsw_ef_construction: int = Field(
+        default=64,
+        ge=16,
+        le=1000,
+        description="postgres backend: HNSW candidate list size while building (changing it rebuilds "
+        "the search tables).",
     )
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
@@ -404,6 +456,83 @@ class Settings(BaseSettings):
         ge=0,
         description="Bytes of one tenant's uploads waiting for ingestion; more get 429 (0: no cap).",
     )
+    # -- single sign-on (OIDC): tokens of an OpenID Provider beside API keys ----------------
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer URL of the OpenID Provider whose JWT access or ID tokens the service accepts "
+        "beside API keys (its discovery document is at ISSUER/.well-known/openid-configuration); "
+        "unset: API keys only.",
+    )
+    oidc_audience: list[str] = Field(
+        default_factory=list,
+        description="Accepted `aud` values; a token must name at least one (required with oidc_issuer).",
+    )
+    oidc_algorithms: list[SignatureAlgorithm] = Field(
+        default_factory=lambda: list(DEFAULT_SIGNATURE_ALGORITHMS),
+        min_length=1,
+        description="Signature algorithms accepted on tokens (asymmetric only; never none or HS*).",
+    )
+    oidc_leeway_seconds: float = Field(
+        default=30.0, ge=0, le=300, description="Clock skew allowed when checking exp, nbf and iat."
+    )
+    oidc_jwks_cache_seconds: float = Field(
+        default=3600.0, ge=60, description="Seconds the issuer's discovery document and keys are kept."
+    )
+    oidc_jwks_min_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Least seconds between two fetches of the issuer's keys triggered by an unknown kid.",
+    )
+    oidc_http_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds to fetch the discovery document or the keys."
+    )
+    oidc_allow_http_loopback: bool = Field(
+        default=False,
+        description="Accept an http:// issuer on a loopback address (127.0.0.1, ::1, localhost): tests "
+        "and local development only; any other issuer must be https.",
+    )
+    oidc_tenant_claim: str = Field(
+        default="tenant", min_length=1, description="Claim holding the principal's tenant."
+    )
+    oidc_tenant: str | None = Field(
+        default=None,
+        description="Tenant of every token (the tenant claim is then ignored): single-tenant deployments.",
+    )
+    oidc_user_claim: str = Field(default="sub", min_length=1, description="Claim holding the user name.")
+    oidc_groups_claim: str = Field(
+        default="groups", min_length=1, description="Claim holding the groups (a list or one string)."
+    )
+    oidc_role_claim: str = Field(
+        default="role", min_length=1, description="Claim holding the role (a string or a list)."
+    )
+    oidc_role_values: dict[str, Literal["reader", "editor", "admin"]] = Field(
+        default_factory=dict,
+        description="Role claim values mapped to fathom roles, e.g. {'fathom-admins': 'admin'}; the values "
+        "'reader', 'editor' and 'admin' map to themselves.",
+    )
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="Client id of the web page's public client (authorization code with PKCE, no "
+        "secret); unset: the page asks for an API key only.",
+    )
+    oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email", "offline_access"],
+        description="Scopes the web page asks for (and MCP clients are told about).",
+    )
+    oidc_resource: str | None = Field(
+        default=None,
+        description="Resource indicator (RFC 8707) the web page sends with its sign-in, for providers "
+        "that issue JWT access tokens per resource.",
+    )
+    oidc_web_token: Literal["access_token", "id_token"] = Field(
+        default="access_token",
+        description="Which token the web page sends to the API after sign-in.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="External base URL of the service, e.g. https://fathom.example.com (the page's "
+        "redirect URI and the protected-resource metadata); default: from each request.",
+    )
     # -- webhooks and observability ----------------------------------------------------------
     webhook_workers: int = Field(
         default=2,
@@ -468,6 +597,29 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"{bad} must be 'openai:MODEL', 'openai:MODEL@BASE_URL' or 'gguf:MODEL'")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) URL such as https://fathom.example.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_oidc(self) -> Settings:
+        if self.oidc_issuer is None:
+            return self
+        problem = oidc_url_problem(self.oidc_issuer, allow_http_loopback=self.oidc_allow_http_loopback)
+        if problem:
+            raise ValueError(f"oidc_issuer {problem}")
+        if self.oidc_issuer.endswith("/") and urlsplit(self.oidc_issuer).path not in ("", "/"):
+            raise ValueError("oidc_issuer must be exactly the provider's `iss`, without a trailing /")
+        if not self.oidc_audience:
+            raise ValueError("oidc_audience must name at least one audience when oidc_issuer is set")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

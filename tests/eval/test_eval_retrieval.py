@@ -116,3 +116,13 @@ def test_cli_prints_json_with_the_documented_keys(tmp_path: Path):
 
     missing = fathom_cli("eval", "retrieval", "--beir", str(tmp_path), home=tmp_path / "unused", check=False)
     assert missing.returncode == 1 and "config.invalid" in missing.stderr
+
+
+def test_an_eval_home_pointed_at_another_database_ingests_into_it(tmp_path: Path, pg_url: str):
+    """The corpus lives in the database: a home built on SQLite, reused with a PostgreSQL
+    database_url, must not trust its marker and score an empty database."""
+    root = write_beir(tmp_path / "tiny")
+    home = tmp_path / "eval-home"
+    evaluate_retrieval(root, home=home, embedder="hash:64")
+    report = evaluate_retrieval(root, home=home, embedder="hash:64", database_url=pg_url)
+    assert report.recall_at_100 == 1.0

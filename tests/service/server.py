@@ -22,8 +22,16 @@ def free_port() -> int:
 class ServerProcess:
     """One `fathom serve` process; ``url`` is its base address."""
 
-    def __init__(self, home: Path, env: dict[str, str], *, workers: int = 1, log: Path | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        home: Path,
+        env: dict[str, str],
+        *,
+        workers: int = 1,
+        log: Path | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = (log or home.parent / f"serve-{self.port}.log").open("wb")
         command = [

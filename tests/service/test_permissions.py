@@ -71,16 +71,28 @@ def _text(document: str) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Any:
+@pytest.fixture(scope="module", params=["embedded", "postgres"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Any:
+    """The matrix's world on each search backend: embedded (SQLite + files), and postgres (the
+    store and the search tables in one PostgreSQL 18 with pgvector)."""
     from fastapi.testclient import TestClient
 
     from fathom import Fathom
     from fathom.service import create_app
 
+    backend: dict[str, Any] = {}
+    database = None
+    if request.param == "postgres":
+        from tests.pg import fresh_database
+
+        database = fresh_database(request.getfixturevalue("local_postgres"))
+        backend = {"index_backend": "postgres", "database_url": database.__enter__()}
     # Rate limits are tested elsewhere; here they would only slow the matrix down.
     fathom = Fathom(
-        home=tmp_path_factory.mktemp("matrix") / "home", embedder=embedder, rate_limit_per_minute=0
+        home=tmp_path_factory.mktemp("matrix") / "home",
+        embedder=embedder,
+        rate_limit_per_minute=0,
+        **backend,
     )
     client = TestClient(create_app(fathom=fathom), raise_server_exceptions=False)
     client.__enter__()
@@ -95,6 +107,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Any:
     yield served, keys, docs
     client.__exit__(None, None, None)
     fathom.close()
+    if database is not None:
+        database.__exit__(None, None, None)
 
 
 def _call(served: Served, endpoint: str, headers: dict[str, str], document: str, ids: dict[str, Any]) -> Any:

@@ -8,6 +8,7 @@ embedding included, and is scored against the judgements.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -81,7 +82,13 @@ def default_eval_home(root: Path) -> Path:
 
 
 def _fingerprint(root: Path, fathom_settings: dict[str, Any]) -> dict[str, Any]:
-    return {"corpus_sha256": corpus_fingerprint(root), **{k: fathom_settings[k] for k in _INDEX_SETTINGS}}
+    wanted = {"corpus_sha256": corpus_fingerprint(root), **{k: fathom_settings[k] for k in _INDEX_SETTINGS}}
+    if fathom_settings.get("database_url"):
+        # The corpus lives in that database, not in the home: another database is another home
+        # (hashed, so no password lands in the marker).
+        url = str(fathom_settings["database_url"]).encode("utf-8")
+        wanted["database"] = hashlib.sha256(url).hexdigest()[:16]
+    return wanted
 
 
 def open_eval_home(

@@ -12,14 +12,18 @@ Every backend passes :class:`fathom.testing.backend.SearchBackendConformance`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter, ScoredId
 
-__all__ = ["Candidates", "ChangeSource", "SearchBackend", "SearchRequest"]
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+__all__ = ["Candidates", "ChangeSource", "SearchBackend", "SearchRequest", "TransactionalIndex"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,32 @@ class SearchBackend(Protocol):
 
     def close(self) -> None:
         """Release files, connections and threads."""
+        ...
+
+
+@runtime_checkable
+class TransactionalIndex(Protocol):
+    """A backend stored in the store of record's own database, written in the store's transactions.
+
+    The store calls :meth:`write` inside the transaction that changes documents and chunks, so
+    the search rows commit with them: every node sees a commit at once and nothing catches up.
+    ``apply`` still works (rebuilds, and changes written by a store without this backend).
+    """
+
+    def write(
+        self,
+        connection: Connection,
+        removed: Mapping[int, str],
+        added: Sequence[IndexableChunk],
+        previous_sequence: int,
+        sequence: int,
+    ) -> None:
+        """Like ``apply``, on the store's ``connection``; the position moves from ``previous_sequence``
+        (the change-log head this transaction follows) to ``sequence`` only if it was there."""
+        ...
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Held while catching up or rebuilding, across every process sharing the database."""
         ...
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import structlog
 
 from fathom.diskspace import storage_errors
-from fathom.index.backend import ChangeSource, SearchBackend
+from fathom.index.backend import ChangeSource, SearchBackend, TransactionalIndex
 
 __all__ = ["Indexer", "Progress"]
 
@@ -22,7 +22,8 @@ Progress = Callable[[int, int], None]
 class Indexer:
     """Feeds one backend from the change log: catch-up after commits, and full rebuilds.
 
-    A file lock makes catch-up and rebuild exclusive across processes sharing a home; the
+    A file lock (or, for a backend in the shared database, the backend's own lock) makes
+    catch-up and rebuild exclusive across processes sharing a home; the
     backend applies a batch, persists it, then records its position, so a crash at any point
     is repaired by replaying the tail of the log.
     """
@@ -34,6 +35,11 @@ class Indexer:
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
+        if isinstance(self.backend, TransactionalIndex):
+            # A backend in the shared database locks there: no lock file on the node.
+            with self.backend.exclusive():
+                yield
+            return
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock_path.open("w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)

@@ -13,7 +13,7 @@ def create_backend(settings: Settings) -> SearchBackend:
     """The backend ``settings.index_backend`` names, opened over this home or database.
 
     Raises:
-        ConfigError: an unknown backend name.
+        ConfigError: an unknown backend name, or ``postgres`` without a PostgreSQL database.
     """
     if settings.index_backend == "embedded":
         from fathom.index.embedded import EmbeddedBackend
@@ -26,5 +26,22 @@ def create_backend(settings: Settings) -> SearchBackend:
             exact_below=settings.exact_search_below,
             journal_limit=settings.dense_journal_limit,
             threads=settings.index_threads,
+        )
+    if settings.index_backend == "postgres":
+        from fathom.index.postgres import PostgresBackend
+
+        url = settings.resolved_database_url
+        if not url.startswith("postgresql"):
+            raise ConfigError(
+                "index_backend 'postgres' keeps the search index in the store's PostgreSQL database: "
+                "set database_url to a postgresql+psycopg:// URL (`fathom pg start` prints one)",
+                code="config.index_backend",
+            )
+        return PostgresBackend(
+            url,
+            context_in_body=settings.lexical_context,
+            ef_search=settings.postgres_ef_search,
+            hnsw_m=settings.postgres_hnsw_m,
+            hnsw_ef_construction=settings.postgres_hnsw_ef_construction,
         )
     raise ConfigError(f"unknown index backend {settings.index_backend!r}", code="config.index_backend")

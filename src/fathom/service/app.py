@@ -26,7 +26,8 @@ from fathom.service.limits import create_buckets
 from fathom.service.mcp import McpEndpoint
 from fathom.service.metrics import Metrics
 from fathom.service.middleware import BodyLimits, RequestContextMiddleware
-from fathom.service.routes import conversations, documents, feedback, health, jobs, search
+from fathom.service.oidc import OidcAuthenticator
+from fathom.service.routes import conversations, documents, feedback, health, jobs, search, sso
 from fathom.service.routes import usage as usage_routes
 from fathom.service.routes import webhooks as webhook_routes
 from fathom.service.tracing import TracingMiddleware
@@ -46,6 +47,11 @@ created with `fathom keys create`. A key belongs to a tenant and a user with gro
 is filtered to the documents that principal may read, and anything else is a 404.
 Errors always have the shape `{"error": {"code", "message", "request_id"}}`.
 MCP clients (streamable HTTP) find search, ask and document tools at `/mcp`, with the same keys.
+
+With single sign-on configured (`oidc_issuer`), the same `Authorization: Bearer` header also takes
+an OIDC access or ID token (a JWT) of that issuer; its claims give tenant, user, groups and role,
+and a refused token gets 401 with an `auth.token_*` code. `/.well-known/oauth-protected-resource`
+(RFC 9728) names the issuer for clients that discover it.
 """
 
 
@@ -88,6 +94,7 @@ def create_app(
         buckets=create_buckets(settings.redis_url, settings.redis_prefix),
         metrics=metrics,
         workers=workers,
+        oidc=OidcAuthenticator.from_settings(settings, observe=metrics.observe_oidc_fetch),
     )
     mcp = McpEndpoint(service)
 
@@ -128,9 +135,25 @@ def create_app(
     app.include_router(webhook_routes.router)
     app.include_router(usage_routes.router)
     app.include_router(mcp.router)
-    install_web(app)
+    app.include_router(sso.router)
+    install_web(app, connect_sources=lambda: _sign_in_origins(service))
     _document_query_limit(app, settings.max_query_chars)
     return app
+
+
+def _sign_in_origins(service: Service) -> list[str]:
+    """Origins the web page may call besides its own: the identity provider's token endpoint,
+    when the page signs in (the code is exchanged from the browser, as a public client must)."""
+    if service.oidc is None or service.settings.oidc_client_id is None:
+        return []
+    try:
+        endpoint = service.oidc.metadata().token_endpoint
+    except BackendUnavailable:
+        return []
+    if not endpoint:
+        return []
+    parts = urlsplit(endpoint)
+    return [f"{parts.scheme}://{parts.netloc}"]
 
 
 def _document_query_limit(app: FastAPI, max_query_chars: int) -> None:

@@ -18,6 +18,7 @@ from fathom.domain import Principal
 from fathom.errors import LimitExceeded, Unauthorized
 from fathom.service.limits import Buckets
 from fathom.service.metrics import Metrics
+from fathom.service.oidc import OidcAuthenticator
 from fathom.service.worker import JobWorkers
 
 __all__ = [
@@ -40,6 +41,8 @@ class Service:
     buckets: Buckets
     metrics: Metrics
     workers: JobWorkers
+    # Single sign-on: OIDC tokens beside API keys (None when no issuer is configured).
+    oidc: OidcAuthenticator | None = None
 
     def charge_answer_tokens(self, key_id: str, tokens: int) -> None:
         """Count an answer's tokens against the key's answer budget (may go into debt)."""
@@ -68,7 +71,7 @@ class Service:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated request: the API key's id and its principal."""
+    """An authenticated request: the API key's id (for a token: its subject's id) and its principal."""
 
     key_id: str
     principal: Principal
@@ -93,7 +96,11 @@ def get_fathom(service: ServiceDep) -> Fathom:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 FathomDep = Annotated[Fathom, Depends(get_fathom)]
 
-_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="`Authorization: Bearer <API key>`, or an OIDC access or ID token (JWT) when single "
+    "sign-on is configured.",
+)
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key, as a header.")
 
 
@@ -103,17 +110,25 @@ def authenticate(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Caller:
-    """Check the API key and take one token from the key's request bucket.
+    """Check the API key (or OIDC token) and take one token from its request bucket.
+
+    A bearer credential shaped like a JWT is verified as an OIDC token when single sign-on is
+    configured; its bucket is its subject's (issuer and ``sub``), not shared with other people.
 
     Raises:
-        Unauthorized: no key, or not a valid one.
+        Unauthorized: no key, or not a valid one (``auth.token_*`` for refused tokens).
         LimitExceeded: the key made too many requests (``retry_after`` set).
+        BackendUnavailable: the identity provider's keys cannot be fetched (never fetched before).
     """
     key = bearer.credentials if bearer is not None else api_key
     with service.fathom.telemetry.stage("auth") as stage:
         if not key:
             raise Unauthorized("a valid API key is required", code="auth.missing_key")
-        key_id, principal = service.fathom.keys.authenticate(key)
+        if service.oidc is not None and bearer is not None and service.oidc.accepts(key):
+            identity = service.oidc.authenticate(key)
+            key_id, principal = identity.subject_id, identity.principal
+        else:
+            key_id, principal = service.fathom.keys.authenticate(key)
         stage.set(**{"fathom.key_id": key_id, "fathom.tenant": principal.tenant})
     request.scope.setdefault("state", {})["key_id"] = key_id
     per_minute = service.settings.rate_limit_per_minute

@@ -30,6 +30,7 @@ from fathom.errors import (
     StorageFull,
     Unauthorized,
 )
+from fathom.service.oidc import public_base_url
 from fathom.store.outage import RETRY_AFTER_SECONDS, database_unavailable, is_unavailable
 
 __all__ = [
@@ -118,10 +119,19 @@ async def _fathom_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, BackendUnavailable):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = "Bearer"
+        headers["WWW-Authenticate"] = _bearer_challenge(request, exc.code)
     if status >= 500:
         log.error("http.error", code=exc.code, status=status)
     return error_response(request, status, exc.code, exc.message, headers)
+
+
+def _bearer_challenge(request: Request, code: str) -> str:
+    """``Bearer``; with single sign-on, also where MCP clients find the issuer (RFC 9728)."""
+    service = getattr(request.app.state, "service", None)
+    oidc = getattr(service, "oidc", None)
+    if service is None or oidc is None:
+        return "Bearer"
+    return str(oidc.challenge(public_base_url(request, service.settings), request.url.path, code))
 
 
 def _clip(part: str, limit: int = 64) -> str:

@@ -101,6 +101,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.oidc_fetches = Counter(
+            "fathom_oidc_fetches_total",
+            "Fetches of the OpenID Provider's discovery document and keys, by document and outcome.",
+            ["document", "outcome"],
+            registry=self.registry,
+        )
+
+    def observe_oidc_fetch(self, document: str, outcome: str) -> None:
+        self.oidc_fetches.labels(document=document, outcome=outcome).inc()
+
     def stage_finished(self, name: str, seconds: float, attributes: Mapping[str, Attribute]) -> None:
         self.stages.labels(stage=name).observe(seconds)
         if name != "generation":

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from fathom.domain import Principal
 from fathom.errors import BackendUnavailable, Conflict, PermissionDenied, StorageFull
+from fathom.index.backend import TransactionalIndex
 from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
 from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
@@ -108,6 +109,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _indexable(
+    *,
+    chunk_id: int,
+    doc_id: str,
+    tenant: str,
+    heading_path: Sequence[str] | None,
+    text: str,
+    embedding: bytes,
+    title: str,
+    source: str,
+    mime_type: str,
+    metadata: dict[str, Any] | None,
+    acl_users: Sequence[str] | None,
+    acl_groups: Sequence[str] | None,
+) -> IndexableChunk:
+    """What indexes need of one stored chunk and its document (the tokens from the vocabulary)."""
+    return IndexableChunk(
+        chunk_id=chunk_id,
+        doc_id=doc_id,
+        tenant_id=tenant,
+        title=title,
+        heading_path=tuple(heading_path or ()),
+        text=fold_for_index(text),
+        acl_tokens=document_acl_tokens(acl_users or (), acl_groups or ()),
+        metadata_tokens=metadata_tokens(source, mime_type, metadata or {}),
+        embedding=np.frombuffer(embedding, dtype=np.float32),
+    )
+
+
 def check_write(writer: Principal, doc: DocumentRow, *, changes: bool = True) -> None:
     """Refuse to let ``writer`` replace ``doc`` (or change its ACL) unless it may.
 
@@ -130,10 +160,20 @@ def check_write(writer: Principal, doc: DocumentRow, *, changes: bool = True) ->
 
 
 class Store:
-    """The store of record behind one SQLAlchemy engine (SQLite by default)."""
+    """The store of record behind one SQLAlchemy engine (SQLite by default).
 
-    def __init__(self, url: str, *, lock_dir: Path | None = None) -> None:
+    Args:
+        url: SQLAlchemy URL of the database.
+        lock_dir: folder for the migration lock file (processes sharing a home).
+        index_writer: a search backend kept in this database, written in the same transaction as
+            every document change (the ``postgres`` backend); None for backends fed by catch-up.
+    """
+
+    def __init__(
+        self, url: str, *, lock_dir: Path | None = None, index_writer: TransactionalIndex | None = None
+    ) -> None:
         self.url = url
+        self._index_writer = index_writer
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
@@ -289,6 +329,7 @@ class Store:
         """
         with self.session() as session:
             self._serialize_writes(session)
+            previous = self._head(session)
             doc = session.scalars(
                 select(DocumentRow)
                 .where(DocumentRow.tenant_id == tenant, DocumentRow.source == source)
@@ -297,6 +338,8 @@ class Store:
             replaced = doc is not None
             if doc is not None and writer is not None:
                 check_write(writer, doc)
+            changes: list[ChangeRow] = []
+            old_ids: list[int] = []
             if doc is not None and doc_id is not None and doc.id != doc_id:
                 raise Conflict("another document took this source meanwhile", code="document.conflict")
             now = utcnow()
@@ -310,7 +353,7 @@ class Store:
                 )
                 session.add(doc)
             else:
-                self._remove_chunks(session, doc.id, tenant)
+                old_ids = self._remove_chunks(session, doc.id, tenant, changes)
             doc.title = title
             doc.mime_type = mime_type
             doc.content_hash = content_hash
@@ -341,7 +384,28 @@ class Store:
             ]
             session.add_all(rows)
             session.flush()
-            session.add_all(ChangeRow(chunk_id=row.id, op="add", tenant_id=tenant) for row in rows)
+            changes.extend(ChangeRow(chunk_id=row.id, op="add", tenant_id=tenant) for row in rows)
+            session.add_all(changes)
+            if self._index_writer is not None:
+                session.flush()
+                added = [
+                    _indexable(
+                        chunk_id=row.id,
+                        doc_id=doc.id,
+                        tenant=tenant,
+                        heading_path=row.heading_path,
+                        text=row.text,
+                        embedding=row.embedding,
+                        title=title,
+                        source=source,
+                        mime_type=mime_type,
+                        metadata=doc.metadata_,
+                        acl_users=acl_users,
+                        acl_groups=acl_groups,
+                    )
+                    for row in rows
+                ]
+                self._write_index(session, previous, dict.fromkeys(old_ids, tenant), added, changes)
             return doc.id, replaced
 
     def page_starts(self, tenant: str, doc_ids: Iterable[str]) -> dict[str, list[int]]:
@@ -381,12 +445,38 @@ class Store:
             ).one_or_none()
             if doc is None:
                 return False
-            self._remove_chunks(session, doc.id, tenant)
+            previous = self._head(session)
+            changes: list[ChangeRow] = []
+            old_ids = self._remove_chunks(session, doc.id, tenant, changes)
+            session.add_all(changes)
             # Conversation answers that quoted the document are erased with it.
             erase_turns_citing(session, doc.id)
             record_event(session, tenant, "document.deleted", {"document_id": doc.id, "source": doc.source})
             session.delete(doc)
+            if self._index_writer is not None and changes:
+                session.flush()
+                self._write_index(session, previous, dict.fromkeys(old_ids, tenant), [], changes)
             return True
+
+    def _head(self, session: Session) -> int:
+        """The change-log head this transaction follows (writers are serialised; only needed for
+        an index written in the same transaction)."""
+        if self._index_writer is None:
+            return 0
+        return int(session.execute(select(func.coalesce(func.max(ChangeRow.seq), 0))).scalar_one())
+
+    def _write_index(
+        self,
+        session: Session,
+        previous: int,
+        removed: dict[int, str],
+        added: list[IndexableChunk],
+        changes: list[ChangeRow],
+    ) -> None:
+        """Write the search rows of this change in the same transaction (see ``index_writer``)."""
+        assert self._index_writer is not None
+        sequence = max(change.seq for change in changes)
+        self._index_writer.write(session.connection(), removed, added, previous, sequence)
 
     def _serialize_writes(self, session: Session) -> None:
         """Make change-log writers commit one at a time on PostgreSQL.
@@ -408,12 +498,14 @@ class Store:
         session.flush()
 
     @staticmethod
-    def _remove_chunks(session: Session, doc_id: str, tenant: str) -> None:
-        old_ids = session.scalars(select(ChunkRow.id).where(ChunkRow.doc_id == doc_id)).all()
+    def _remove_chunks(session: Session, doc_id: str, tenant: str, changes: list[ChangeRow]) -> list[int]:
+        """Delete a document's chunks; their change-log rows go into ``changes``. Returns their ids."""
+        old_ids = list(session.scalars(select(ChunkRow.id).where(ChunkRow.doc_id == doc_id)).all())
         if not old_ids:
-            return
-        session.add_all(ChangeRow(chunk_id=cid, op="remove", tenant_id=tenant) for cid in old_ids)
+            return []
+        changes.extend(ChangeRow(chunk_id=cid, op="remove", tenant_id=tenant) for cid in old_ids)
         session.execute(delete(ChunkRow).where(ChunkRow.doc_id == doc_id))
+        return old_ids
 
     # -- embeddings cache -----------------------------------------------------------
 
@@ -489,16 +581,19 @@ class Store:
                     .where(ChunkRow.id.in_(part))
                 ).all()
                 out.extend(
-                    IndexableChunk(
+                    _indexable(
                         chunk_id=r.id,
                         doc_id=r.doc_id,
-                        tenant_id=r.tenant_id,
+                        tenant=r.tenant_id,
+                        heading_path=r.heading_path,
+                        text=r.text,
+                        embedding=r.embedding,
                         title=r.title,
-                        heading_path=tuple(r.heading_path or ()),
-                        text=fold_for_index(r.text),
-                        acl_tokens=document_acl_tokens(r.acl_users or (), r.acl_groups or ()),
-                        metadata_tokens=metadata_tokens(r.source, r.mime_type, r.doc_metadata or {}),
-                        embedding=np.frombuffer(r.embedding, dtype=np.float32),
+                        source=r.source,
+                        mime_type=r.mime_type,
+                        metadata=r.doc_metadata,
+                        acl_users=r.acl_users,
+                        acl_groups=r.acl_groups,
                     )
                     for r in rows
                 )

@@ -7,6 +7,7 @@ Content-Security-Policy: scripts only from this origin, no inline script or styl
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from importlib import resources
 
 from fastapi import APIRouter, FastAPI
@@ -14,7 +15,7 @@ from fastapi.responses import Response
 
 from fathom.errors import NotFound
 
-__all__ = ["CONTENT_SECURITY_POLICY", "install_web"]
+__all__ = ["CONTENT_SECURITY_POLICY", "content_security_policy", "install_web"]
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -48,8 +49,20 @@ def _load_assets() -> dict[str, tuple[bytes, str]]:
     return assets
 
 
-def install_web(app: FastAPI) -> None:
-    """Serve the page at ``/`` and its assets under ``/static/`` (left out of the OpenAPI schema)."""
+def content_security_policy(connect_sources: Sequence[str] = ()) -> str:
+    """The page's policy; ``connect_sources`` are origins its scripts may call besides its own
+    (the identity provider's token endpoint when the page signs in)."""
+    if not connect_sources:
+        return CONTENT_SECURITY_POLICY
+    extra = " ".join(connect_sources)
+    return CONTENT_SECURITY_POLICY.replace("connect-src 'self';", f"connect-src 'self' {extra};")
+
+
+def install_web(app: FastAPI, connect_sources: Callable[[], Sequence[str]] | None = None) -> None:
+    """Serve the page at ``/`` and its assets under ``/static/`` (left out of the OpenAPI schema).
+
+    ``connect_sources`` gives, per request, the origins the page may call besides its own.
+    """
     assets = _load_assets()
     router = APIRouter(include_in_schema=False)
 
@@ -57,7 +70,11 @@ def install_web(app: FastAPI) -> None:
         if name not in assets:
             raise NotFound(f"no asset {name!r}", code="route.not_found")
         body, media_type = assets[name]
-        return Response(body, media_type=media_type, headers=_HEADERS)
+        headers = _HEADERS
+        if connect_sources is not None and name == "index.html":
+            policy = content_security_policy(connect_sources())
+            headers = {**_HEADERS, "Content-Security-Policy": policy}
+        return Response(body, media_type=media_type, headers=headers)
 
     @router.get("/")
     def page() -> Response:

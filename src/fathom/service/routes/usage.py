@@ -74,7 +74,7 @@ def usage(
     group_by: Annotated[Literal["user", "day"], Query()] = "user",
 ) -> UsageOut:
     start = _since(since)
-    totals = fathom.usage(start, group_by, principal=principal)
+    totals = fathom.feedback_log.usage(principal, start, group_by)
     costs = [t.cost for t in totals if t.cost is not None]
     everything = UsageTotal(
         key=None,

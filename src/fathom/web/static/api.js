@@ -1,7 +1,15 @@
-// The HTTP API as the page uses it: the key in session storage, JSON and SSE requests,
-// and errors turned into messages people can act on.
+// The HTTP API as the page uses it: the key in session storage (or a signed-in token), JSON
+// and SSE requests, and errors turned into messages people can act on.
 
 const KEY_STORAGE = "fathom.apiKey";
+
+// Where a signed-in token comes from (sso.js): `bearer()` the token or "", `fresh()` renews an
+// expiring one before a request. Without sign-in, the pasted key is sent.
+let credentials = { bearer: () => "", fresh: async () => {} };
+
+export function useCredentials(source) {
+  credentials = source;
+}
 
 export function getKey() {
   return sessionStorage.getItem(KEY_STORAGE) || "";
@@ -24,7 +32,10 @@ export class ApiError extends Error {
 }
 
 const MESSAGES = {
-  401: () => "Your API key was not accepted. Enter a valid key under “API key” (top right).",
+  401: () =>
+    credentials.bearer()
+      ? "Your sign-in was not accepted or has ended. Sign in again (top right)."
+      : "Your API key was not accepted. Enter a valid key under “API key” (top right).",
   404: (what) => `${what || "That item"} was not found. It may have been deleted, or your key may not read it.`,
   413: (what) => `${what || "The upload"} is larger than this server accepts.`,
   429: (_what, retry) =>
@@ -67,16 +78,17 @@ async function failure(response) {
   return new ApiError(response.status, code, message, requestId, retry ? Number(retry) : null);
 }
 
-function headers(extra = {}) {
+async function headers(extra = {}) {
+  await credentials.fresh();
   const all = { ...extra };
-  const key = getKey();
+  const key = credentials.bearer() || getKey();
   if (key) all.Authorization = `Bearer ${key}`;
   return all;
 }
 
 /** A JSON request to the API; resolves to the parsed body, rejects with ApiError. */
 export async function request(method, path, { json, form, signal } = {}) {
-  const init = { method, headers: headers({ Accept: "application/json" }), signal };
+  const init = { method, headers: await headers({ Accept: "application/json" }), signal };
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -104,7 +116,7 @@ export async function askStream(query, { signal, onEvent }) {
   try {
     response = await fetch("/v1/ask", {
       method: "POST",
-      headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+      headers: await headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
       body: JSON.stringify({ query }),
       signal,
     });

@@ -1,11 +1,18 @@
-// The page's entry point: the API key panel, the two views, and what happens on a 401.
+// The page's entry point: sign-in or the API key panel, the two views, and what happens on a 401.
 
-import { getKey, setKey } from "./api.js";
+import { getKey, setKey, useCredentials } from "./api.js";
 import { initAsk } from "./ask.js";
 import { $ } from "./dom.js";
 import { initDocuments, loadDocuments } from "./documents.js";
+import * as sso from "./sso.js";
 
 const VIEWS = { ask: ["tab-ask", "view-ask"], documents: ["tab-documents", "view-documents"] };
+
+let ssoEnabled = false;
+
+function hasCredentials() {
+  return Boolean(sso.bearer() || getKey());
+}
 
 function show(name) {
   for (const [view, [tab, section]] of Object.entries(VIEWS)) {
@@ -14,7 +21,7 @@ function show(name) {
     if (active) $(tab).setAttribute("aria-current", "page");
     else $(tab).removeAttribute("aria-current");
   }
-  if (name === "documents" && getKey()) loadDocuments();
+  if (name === "documents" && hasCredentials()) loadDocuments();
 }
 
 function keyPanel(open) {
@@ -30,17 +37,51 @@ function banner(message) {
 }
 
 function unauthorized() {
+  if (ssoEnabled && !getKey()) {
+    sso.signOut();
+    refreshState();
+    banner("Your sign-in was not accepted or has ended. Sign in again, or enter an API key.");
+    return;
+  }
   banner("Your API key was not accepted. Enter a valid key below.");
   keyPanel(true);
 }
 
-function refreshKeyState() {
+function sessionEnded() {
+  refreshState();
+  banner("Your sign-in has ended. Sign in again to go on.");
+}
+
+function refreshState() {
   const has = Boolean(getKey());
   $("key-toggle").textContent = has ? "API key ✓" : "API key";
   $("key-toggle").setAttribute("aria-label", has ? "API key (set)" : "API key (not set)");
+  $("account").hidden = !ssoEnabled;
+  const who = sso.signedInAs();
+  $("account-name").textContent = who ? `Signed in as ${who}` : "";
+  $("sign-in").hidden = Boolean(who);
+  $("sign-out").hidden = !who;
 }
 
-function init() {
+async function startSso() {
+  const state = await sso.loadConfig({ ended: sessionEnded });
+  ssoEnabled = state.enabled;
+  useCredentials({ bearer: sso.bearer, fresh: sso.fresh });
+  if (state.unavailable) {
+    banner("Sign-in is unavailable right now (the identity provider cannot be reached). You can enter an API key.");
+  }
+  if (ssoEnabled && sso.returningFromSignIn()) {
+    try {
+      await sso.completeSignIn();
+      setKey("");
+    } catch (error) {
+      banner(error instanceof sso.SignInError ? error.message : "The sign-in failed. Sign in again.");
+    }
+  }
+  return state;
+}
+
+async function init() {
   $("tab-ask").addEventListener("click", () => show("ask"));
   $("tab-documents").addEventListener("click", () => show("documents"));
   $("key-toggle").addEventListener("click", () => keyPanel($("key-panel").hidden));
@@ -48,8 +89,9 @@ function init() {
     event.preventDefault();
     const key = $("key-input").value.trim();
     setKey(key);
+    if (key) sso.signOut();
     $("key-input").value = "";
-    refreshKeyState();
+    refreshState();
     banner("");
     keyPanel(false);
     if (!$("view-documents").hidden) loadDocuments();
@@ -57,14 +99,30 @@ function init() {
   });
   $("key-forget").addEventListener("click", () => {
     setKey("");
-    refreshKeyState();
+    refreshState();
     banner("The key was forgotten. Enter a key to go on.");
+  });
+  $("sign-in").addEventListener("click", () => {
+    banner("");
+    sso.signIn().catch(() => banner("The sign-in could not start. Try again."));
+  });
+  $("sign-out").addEventListener("click", () => {
+    sso.signOut();
+    refreshState();
+    banner("You are signed out of fathom in this tab. Sign in or enter a key to go on.");
   });
   initAsk({ unauthorized });
   initDocuments({ unauthorized });
-  refreshKeyState();
-  if (!getKey()) {
-    banner("Enter your fathom API key to start.");
+  const state = await startSso();
+  refreshState();
+  if (!hasCredentials() && $("banner").hidden) {
+    if (ssoEnabled) {
+      banner("Sign in to start, or enter a fathom API key.");
+    } else {
+      banner("Enter your fathom API key to start.");
+      keyPanel(true);
+    }
+  } else if (!hasCredentials() && !state.enabled) {
     keyPanel(true);
   }
   show("ask");
