@@ -164,3 +164,25 @@ def test_tracing_without_the_otel_extra_is_a_clear_config_error(tmp_path, monkey
         Telemetry.from_settings(load_settings(tmp_path, tracing=True))
     assert raised.value.code == "config.tracing_unavailable"
     assert "fathom[otel]" in raised.value.message
+
+
+def test_a_query_transform_is_a_span_with_its_own_generation(serve, otlp: OtlpReceiver):
+    with ScriptedLLMServer(_echo) as llm:
+        served: Served = serve(
+            tracing=True, llm="openai:scripted", llm_base_url=llm.url, query_transform="rewrite"
+        )
+        reader = served.key(admin=True)
+        served.upload(reader, text="# Pumps\n\nThe pump restarts after forty seconds.", source="pumps.md")
+        traceparent = f"00-{TRACE_ID}-{PARENT_SPAN}-01"
+        headers = {**reader, "traceparent": traceparent}
+        response = served.client.post(
+            "/v1/ask", json={"query": "When does the pump restart?"}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        otlp.wait_for(lambda spans: any(s.trace_id == TRACE_ID and s.name == "POST /v1/ask" for s in spans))
+    roots = otlp.tree(TRACE_ID)
+    ask = _find(roots, "ask")
+    assert [c.name for c in ask.children][:2] == ["transform", "retrieve"]
+    (generation,) = ask.children[0].children
+    assert generation.name == "generation" and generation.attributes["fathom.llm.purpose"] == "complete"
+    assert ask.children[0].attributes["transform"] == "rewrite"

@@ -30,11 +30,11 @@ from fathom.errors import ProviderError
 from fathom.guard.injection import screen_injection
 from fathom.guard.pii import PiiVault
 from fathom.guard.sanitize import sanitize_output
-from fathom.llm.base import ChatProvider, Completion, Message, TokenUsage
+from fathom.llm.base import ChatProvider, Completion, Message, TokenUsage, ToolChatProvider
 from fathom.llm.bridge import LoopThread
 from fathom.telemetry import Stage, Telemetry
 
-__all__ = ["LLMAnswerer", "NOTE_FALLBACK"]
+__all__ = ["NOTE_FALLBACK", "LLMAnswerer", "generated"]
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +123,7 @@ class LLMAnswerer:
             if remaining <= 0:
                 failure = "provider.timeout"
                 break
-            generation = self._generation(provider, "complete")
+            generation = self.generation(provider, "complete")
             try:
                 text, usage = self._loop.run(self._collect(provider, messages, max_tokens, remaining))
             except ProviderError as exc:
@@ -134,7 +134,7 @@ class LLMAnswerer:
                 continue
             cost = price(usage, provider.model, self._settings.llm_prices)
             self._ledger.record(tenant, cost)
-            _used(generation, cost)
+            generated(generation, cost)
             return Completion(vault.unmask(text), model=provider.name, usage=cost)
         return Completion(None, failure=failure)
 
@@ -194,7 +194,7 @@ class LLMAnswerer:
         messages = build_messages(mask(question), context, warnings=labels)
         sources = _sources(context)
         for provider in self._providers:
-            generation = self._generation(provider, "answer")
+            generation = self.generation(provider, "answer")
             try:
                 text, usage = yield from self._generate(provider, messages, vault, sources)
             except BaseException:
@@ -210,7 +210,7 @@ class LLMAnswerer:
                 usage = TokenUsage(0, 0)
             cost = price(usage, provider.model, self._settings.llm_prices)
             self._ledger.record(tenant, cost)
-            _used(generation, cost)
+            generated(generation, cost)
             log.info(
                 "answer.generated",
                 provider=provider.name,
@@ -221,7 +221,7 @@ class LLMAnswerer:
             return
         yield _with_notes(extractive(), [*notes, NOTE_FALLBACK])
 
-    def _generation(self, provider: ChatProvider, purpose: str) -> Stage:
+    def generation(self, provider: ChatProvider | ToolChatProvider, purpose: str) -> Stage:
         """The span of one provider call (never current: it lives across the stream's yields)."""
         return self._telemetry.start(
             "generation",
@@ -334,7 +334,7 @@ class LLMAnswerer:
         return build(verification.text, verification.citations, False, **scores)
 
 
-def _used(generation: Stage, usage: Usage) -> None:
+def generated(generation: Stage, usage: Usage) -> None:
     """End a provider call's span with its tokens and cost."""
     generation.set(
         **{

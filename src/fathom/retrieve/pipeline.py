@@ -132,7 +132,7 @@ class SearchPipeline:
             return None
         if self._transformer is None:
             self._transformer = QueryTransformer(self._settings, completer)
-        with self._telemetry.stage("transform", kind=self._settings.query_transform) as stage:
+        with self._telemetry.stage("transform", transform=self._settings.query_transform) as stage:
             trace = self._transformer.transform(question, tenant=tenant)
             if trace is not None:
                 stage.set(applied=trace.applied, fallback=trace.fallback)
