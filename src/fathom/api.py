@@ -57,6 +57,8 @@ from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue
 from fathom.store.keys import KeyRegistry
+from fathom.telemetry import StageCallback, Telemetry
+from fathom.webhooks.registry import Webhooks
 
 __all__ = ["Fathom"]
 
@@ -101,14 +103,16 @@ class Fathom:
         self.indexer = Indexer(self.store, self.backend, lock_path=self.settings.index_dir / "catchup.lock")
         self._embedder = embedder
         self.ledger = TokenLedger(self.settings.tenant_token_budgets)
-        self.stage_observer: StageObserver | None = None
+        self.stage_observer: StageObserver | None = None  # called with each stage's seconds
+        self.telemetry = Telemetry.from_settings(self.settings)
+        self.telemetry.add_sink(StageCallback(lambda: self.stage_observer))
         self.searching = SearchPipeline(
             self.settings,
             self.store,
             self.indexer,
             lambda: self.embedder,
             lambda: self.answering.llm(),
-            self._observe_stage,
+            self.telemetry,
         )
         self.reader = DocumentReader(self.store)
         self.answering = AnswerPipeline(
@@ -118,7 +122,7 @@ class Fathom:
             self.searching,
             lambda: self.embedder,
             self.ledger,
-            self._observe_stage,
+            self.telemetry,
             self.reader,
         )
         self.conversations = ConversationService(
@@ -133,7 +137,10 @@ class Fathom:
             tenant_max_queued_bytes=self.settings.job_tenant_max_queued_bytes,
         )
         self.feedback_log = FeedbackLog(self.store)
-        self.uploads = Uploads(self.settings, self.store, self.jobs, self.indexer, self._pipeline)
+        self.webhooks = Webhooks(self.settings, self.store)
+        self.uploads = Uploads(
+            self.settings, self.store, self.jobs, self.indexer, self._pipeline, self.telemetry
+        )
         self._parsers: ParserPool | None = None
         try:
             self.indexer.catch_up()
@@ -172,6 +179,7 @@ class Fathom:
             self._parsers.close()
         self.backend.close()
         self.store.close()
+        self.telemetry.close()
 
     def __enter__(self) -> Fathom:
         return self
@@ -181,10 +189,6 @@ class Fathom:
 
     def _principal(self, principal: Principal | None) -> Principal:
         return principal or Principal(tenant=self.settings.tenant, admin=True)
-
-    def _observe_stage(self, stage: str, seconds: float) -> None:
-        if self.stage_observer is not None:
-            self.stage_observer(stage, seconds)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -390,7 +394,7 @@ class Fathom:
         self.indexer.rebuild(progress)
 
     def _pipeline(self) -> IngestPipeline:
-        return IngestPipeline(self.store, self.embedder, self.settings, self.parsers)
+        return IngestPipeline(self.store, self.embedder, self.settings, self.parsers, self.telemetry)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -551,14 +555,9 @@ class Fathom:
     def record_answer(
         self, answer: Answer, *, principal: Principal | None = None, key_id: str | None = None
     ) -> str:
-        """Remember that the principal received ``answer`` (ids only) through the API key
-        ``key_id`` (None outside the service); returns its answer id."""
-        return self.feedback_log.record_answer(
-            self._principal(principal),
-            abstained=answer.abstained,
-            cited_doc_ids=[c.doc_id for c in answer.citations],
-            key_id=key_id,
-        )
+        """Remember that the principal received ``answer`` (ids and usage, never text) through the
+        API key ``key_id`` (None outside the service); returns its answer id."""
+        return self.feedback_log.record(self._principal(principal), answer, key_id=key_id)
 
     def add_feedback(
         self,

@@ -533,6 +533,46 @@ class Settings(BaseSettings):
         description="External base URL of the service, e.g. https://fathom.example.com (the page's "
         "redirect URI and the protected-resource metadata); default: from each request.",
     )
+    # -- webhooks and observability ----------------------------------------------------------
+    webhook_workers: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Webhook delivery threads per serve process (0: this process delivers none).",
+    )
+    webhook_url_allow: list[str] = Field(
+        default_factory=list,
+        description="Hosts or networks (CIDR) webhook URLs may reach even if private or loopback.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Total time of one delivery attempt (DNS, connect, request, response headers).",
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Backoff after an endpoint's first failed attempt; doubles after each.",
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest backoff between two attempts at one endpoint."
+    )
+    webhook_retry_horizon_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long a delivery is retried before it is dead-lettered (default 24 hours).",
+    )
+    webhook_retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Days delivered and dead-lettered deliveries are kept for inspection (0: forever).",
+    )
+    tracing: bool = Field(
+        default=False,
+        description="Export OpenTelemetry traces over OTLP/HTTP, configured by the standard OTEL_* "
+        "variables (needs the otel extra).",
+    )
     log_level: str = Field(default="WARNING", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines to stderr.")
 

@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 
 from fathom.answer.context import ContextChunk, fence, fence_marker
-from fathom.answer.generate import LLMAnswerer
+from fathom.answer.generate import LLMAnswerer, generated
 from fathom.answer.usage import price
 from fathom.config import Settings
 from fathom.domain import AgentStep, AgentTrace, Answer, AnswerDelta, Hit, Usage
@@ -332,14 +332,20 @@ class AgentAnswerer:
             temperature=self._settings.llm_temperature,
             max_tokens=max(16, min(self._settings.llm_max_tokens, tokens_left)),
         )
+        generation = self._llm.generation(run.provider, "agent")
         try:
             reply = self._llm.run(asyncio.wait_for(call, remaining))
         except TimeoutError:
+            generation.fail("agent.max_seconds")
+            generation.end()
             raise _Stop("agent.max_seconds") from None
         except ProviderError as exc:
+            generation.fail(exc.code)
+            generation.end()
             raise _Stop(exc.code) from None
         cost = price(reply.usage, run.provider.model, self._settings.llm_prices)
         self._llm.ledger.record(run.tenant, cost)
+        generated(generation, cost)
         run.usage = run.usage.plus(cost)
         if run.usage.total_tokens > (limits.max_tokens or 0):
             run.steps.append(AgentStep(len(run.steps) + 1, run.turns, "limit", {}, usage=cost))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fathom.domain import Answer, Principal
+from fathom.domain import Answer, Principal, Usage
 
 __all__ = ["AnswerCache", "CacheScope", "DocumentVersion", "VersionOf"]
 
@@ -94,7 +94,8 @@ class AnswerCache:
                 if not reader.can_read(tenant, version.acl_users, version.acl_groups):
                     return None
             self._entries.move_to_end(entry_key)
-            return replace(entry.answer, cached=True)
+            # Served from the cache, the answer spent no tokens this time.
+            return replace(entry.answer, cached=True, usage=Usage())
 
     def put(self, scope: CacheScope, question: str, vector: np.ndarray, answer: Answer) -> None:
         """Remember a verified answer with the versions (content and ACL) of the documents it cites."""

@@ -30,10 +30,11 @@ from fathom.errors import ProviderError
 from fathom.guard.injection import screen_injection
 from fathom.guard.pii import PiiVault
 from fathom.guard.sanitize import sanitize_output
-from fathom.llm.base import ChatProvider, Completion, Message, TokenUsage
+from fathom.llm.base import ChatProvider, Completion, Message, TokenUsage, ToolChatProvider
 from fathom.llm.bridge import LoopThread
+from fathom.telemetry import Stage, Telemetry
 
-__all__ = ["LLMAnswerer", "NOTE_FALLBACK"]
+__all__ = ["NOTE_FALLBACK", "LLMAnswerer", "generated"]
 
 log = structlog.get_logger(__name__)
 
@@ -54,11 +55,13 @@ class LLMAnswerer:
         verifier: Verifier,
         settings: Settings,
         ledger: TokenLedger,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._providers = list(providers)
         self._verifier = verifier
         self._settings = settings
         self._ledger = ledger
+        self._telemetry = telemetry or Telemetry()
         self._loop = LoopThread()
 
     def close(self) -> None:
@@ -120,14 +123,18 @@ class LLMAnswerer:
             if remaining <= 0:
                 failure = "provider.timeout"
                 break
+            generation = self.generation(provider, "complete")
             try:
                 text, usage = self._loop.run(self._collect(provider, messages, max_tokens, remaining))
             except ProviderError as exc:
                 failure = exc.code
                 log.info("complete.provider_failed", provider=provider.name, code=exc.code)
+                generation.fail(exc.code)
+                generation.end()
                 continue
             cost = price(usage, provider.model, self._settings.llm_prices)
             self._ledger.record(tenant, cost)
+            generated(generation, cost)
             return Completion(vault.unmask(text), model=provider.name, usage=cost)
         return Completion(None, failure=failure)
 
@@ -187,14 +194,23 @@ class LLMAnswerer:
         messages = build_messages(mask(question), context, warnings=labels)
         sources = _sources(context)
         for provider in self._providers:
-            text, usage = yield from self._generate(provider, messages, vault, sources)
+            generation = self.generation(provider, "answer")
+            try:
+                text, usage = yield from self._generate(provider, messages, vault, sources)
+            except BaseException:
+                generation.fail("cancelled")  # the reader stopped reading, or the provider broke
+                generation.end()
+                raise
             if text is None:
                 notes.append(f"{provider.name} failed ({usage})")
+                generation.fail(str(usage))
+                generation.end()
                 continue
             if not isinstance(usage, TokenUsage):  # pragma: no cover - text always comes with usage
                 usage = TokenUsage(0, 0)
             cost = price(usage, provider.model, self._settings.llm_prices)
             self._ledger.record(tenant, cost)
+            generated(generation, cost)
             log.info(
                 "answer.generated",
                 provider=provider.name,
@@ -204,6 +220,18 @@ class LLMAnswerer:
             yield self._verified(text, context, hits, provider.name, cost, notes)
             return
         yield _with_notes(extractive(), [*notes, NOTE_FALLBACK])
+
+    def generation(self, provider: ChatProvider | ToolChatProvider, purpose: str) -> Stage:
+        """The span of one provider call (never current: it lives across the stream's yields)."""
+        return self._telemetry.start(
+            "generation",
+            **{
+                "gen_ai.system": provider.name.split(":", 1)[0],
+                "gen_ai.request.model": provider.model,
+                "fathom.llm.provider": provider.name,
+                "fathom.llm.purpose": purpose,
+            },
+        )
 
     def _screen(self, hits: Sequence[Hit]) -> tuple[list[Hit], dict[int, str], int]:
         kept: list[Hit] = []
@@ -287,7 +315,15 @@ class LLMAnswerer:
         clean, removed = sanitize_output(text, _sources(context))
         if removed:
             notes.append(f"{removed} link(s), image(s) or HTML tag(s) not from the sources removed")
-        verification = self._verifier.verify(clean, context)
+        with self._telemetry.stage("verification") as stage:
+            verification = self._verifier.verify(clean, context)
+            stage.set(
+                sentences=len(verification.sentences),
+                removed_sentences=verification.removed_sentences,
+                dropped_citations=verification.dropped_citations,
+                supported=verification.supported,
+                groundedness=verification.groundedness,
+            )
         if verification.dropped_citations:
             notes.append(f"{verification.dropped_citations} citation(s) to passages never given were dropped")
         if verification.removed_sentences:
@@ -296,6 +332,18 @@ class LLMAnswerer:
         if not verification.supported:
             return build(ABSTAIN_MESSAGE, (), True, **scores)
         return build(verification.text, verification.citations, False, **scores)
+
+
+def generated(generation: Stage, usage: Usage) -> None:
+    """End a provider call's span with its tokens and cost."""
+    generation.set(
+        **{
+            "gen_ai.usage.input_tokens": usage.prompt_tokens,
+            "gen_ai.usage.output_tokens": usage.completion_tokens,
+            "fathom.llm.cost_usd": usage.cost,
+        }
+    )
+    generation.end()
 
 
 def _sources(context: Sequence[ContextChunk]) -> list[str]:

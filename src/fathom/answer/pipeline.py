@@ -7,7 +7,6 @@ Every front asks through :class:`AnswerPipeline` (via :meth:`fathom.Fathom.ask_s
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Literal
@@ -27,9 +26,10 @@ from fathom.index.backend import SearchBackend
 from fathom.index.lexical import analyze
 from fathom.llm.base import EXTRACTIVE, create_provider
 from fathom.retrieve.documents import DocumentReader
-from fathom.retrieve.pipeline import SearchPipeline, StageObserver
+from fathom.retrieve.pipeline import SearchPipeline
 from fathom.retrieve.transform import transform_note
 from fathom.store.database import Store
+from fathom.telemetry import Attribute, Stage, Telemetry
 
 __all__ = ["AnswerPipeline", "AskMode", "final_answer"]
 
@@ -49,7 +49,7 @@ class AnswerPipeline:
         search: the search pipeline answers start from.
         embedder: returns the embedder (loaded on first use).
         ledger: per-tenant token budgets of LLM answers.
-        observe: receives each stage's duration.
+        telemetry: where each stage's duration and span go.
         reader: reads passages in context for agent mode (without one, a passage is read as is).
     """
 
@@ -61,7 +61,7 @@ class AnswerPipeline:
         search: SearchPipeline,
         embedder: Callable[[], Embedder],
         ledger: TokenLedger,
-        observe: StageObserver,
+        telemetry: Telemetry,
         reader: DocumentReader | None = None,
     ) -> None:
         self._reader = reader
@@ -71,7 +71,7 @@ class AnswerPipeline:
         self._search = search
         self._embedder = embedder
         self._ledger = ledger
-        self._observe_stage = observe
+        self._telemetry = telemetry
         self._extractive: ExtractiveAnswerer | None = None
         self._llm: LLMAnswerer | None = None
         self._cache = AnswerCache(settings.answer_cache_size, settings.answer_cache_similarity, self._version)
@@ -95,7 +95,7 @@ class AnswerPipeline:
                 policy=settings.verify_policy,
             )
             providers = [create_provider(spec, settings) for spec in dict.fromkeys(specs)]
-            self._llm = LLMAnswerer(providers, verifier, settings, self._ledger)
+            self._llm = LLMAnswerer(providers, verifier, settings, self._ledger, self._telemetry)
         return self._llm
 
     def extractive(self) -> ExtractiveAnswerer:
@@ -134,10 +134,12 @@ class AnswerPipeline:
         is configured, and falls back to this single-shot answer when it cannot finish.
         """
         if mode == "agent":
-            return self._agent_stream(question, principal, k, filters, agent_limits or AgentLimits())
-        if mode != "single":
+            stream = self._agent_stream(question, principal, k, filters, agent_limits or AgentLimits())
+        elif mode != "single":
             raise InvalidQuery("mode must be 'single' or 'agent'", code="query.invalid_mode")
-        return self._single_stream(question, principal, k=k, filters=filters)
+        else:
+            stream = self._single_stream(question, principal, k=k, filters=filters)
+        return self._telemetry.stream("ask", stream, on_item=_describe, mode=mode)
 
     def _agent_stream(
         self,
@@ -197,6 +199,7 @@ class AnswerPipeline:
             cached = self._cache.get(
                 scope, question, self._embedder().embed_query(question), reader=principal
             )
+            self._telemetry.count("cache", cache="answer", result="miss" if cached is None else "hit")
             if cached is not None:
                 yield cached
                 return
@@ -209,26 +212,28 @@ class AnswerPipeline:
         extractive = self.extractive()
 
         def extract() -> Answer:
-            started = time.perf_counter()
-            answer = _with_pages(
-                extractive.answer(question, trace.query_vector, hits, principal.tenant), hits
-            )
-            self._observe_stage("answer", time.perf_counter() - started)
-            return answer
+            with self._telemetry.stage("extractive"):
+                return _with_pages(
+                    extractive.answer(question, trace.query_vector, hits, principal.tenant), hits
+                )
 
         if llm is None:
             # The extractive answer exists all at once; stream it word by word all the same so
             # every front handles one shape of stream.
-            answer = extract()
+            with self._telemetry.stage("answer", answerer="extractive"):
+                answer = extract()
             for piece in _DELTA_PIECES.findall(answer.answer):
                 yield AnswerDelta(piece)
             yield answer
             return
-        cached = None if looked_up else self._cache.get(scope, question, trace.query_vector, reader=principal)
-        if cached is not None:
-            yield cached
-            return
-        for item in llm.stream(question, hits, tenant=principal.tenant, extractive=extract):
+        if not looked_up:
+            cached = self._cache.get(scope, question, trace.query_vector, reader=principal)
+            self._telemetry.count("cache", cache="answer", result="miss" if cached is None else "hit")
+            if cached is not None:
+                yield cached
+                return
+        generated = llm.stream(question, hits, tenant=principal.tenant, extractive=extract)
+        for item in self._telemetry.stream("answer", generated, answerer="llm"):
             if isinstance(item, Answer):
                 item = _with_transform(item, transformed)
                 if not item.abstained and item.model != EXTRACTIVE:
@@ -242,6 +247,22 @@ def final_answer(stream: Iterator[AnswerDelta | Answer]) -> Answer:
     if not final:  # pragma: no cover - answer streams always end with an Answer
         raise RuntimeError("the answer stream ended without an answer")
     return final[-1]
+
+
+def _describe(stage: Stage, item: AnswerDelta | Answer) -> None:
+    """What the ask span says about the final answer: never its text."""
+    if isinstance(item, Answer):
+        usage = item.usage
+        described: dict[str, Attribute | None] = {
+            "fathom.answer.model": item.model,
+            "fathom.answer.abstained": item.abstained,
+            "fathom.answer.cached": item.cached,
+            "fathom.answer.citations": len(item.citations),
+            "gen_ai.usage.input_tokens": usage.prompt_tokens,
+            "gen_ai.usage.output_tokens": usage.completion_tokens,
+            "fathom.llm.cost_usd": usage.cost,
+        }
+        stage.set(**described)
 
 
 def _noted(stream: Iterator[AnswerDelta | Answer], note: str) -> Iterator[AnswerDelta | Answer]:

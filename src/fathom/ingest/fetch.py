@@ -24,7 +24,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -33,7 +33,7 @@ import structlog
 
 from fathom.errors import IngestError
 
-__all__ = ["FetchLimits", "Fetched", "address_allowed", "fetch_url"]
+__all__ = ["FetchLimits", "Fetched", "address_allowed", "check_destination", "fetch_url", "post_once"]
 
 log = structlog.get_logger(__name__)
 
@@ -211,27 +211,8 @@ def fetch_url(url: str, limits: FetchLimits) -> Fetched:
     deadline = time.monotonic() + limits.timeout_seconds
     current = url
     for _hop in range(limits.max_redirects + 1):
-        parts = urlsplit(current)
-        if parts.scheme not in ("http", "https"):
-            raise _refused("only http and https URLs can be ingested", "url.scheme_not_allowed")
-        try:
-            host, port = parts.hostname, parts.port
-        except ValueError as exc:
-            raise _refused("the URL is not valid", "url.invalid") from exc
-        if not host:
-            raise _refused("the URL has no host", "url.invalid")
-        port = port or (443 if parts.scheme == "https" else 80)
-        address = _resolve(host, port, limits.allow, deadline)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _timed_out()
-        kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-        connection = kind(host, port, address, remaining)
-        watchdog = _Watchdog(connection, deadline)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        try:
-            connection.request("GET", target, headers={"User-Agent": "fathom", "Accept": "*/*"})
-            response = connection.getresponse()
+        headers = {"User-Agent": "fathom", "Accept": "*/*"}
+        with _exchange(current, limits.allow, deadline, "GET", None, headers) as (response, watchdog):
             if response.status in _REDIRECTS:
                 location = response.getheader("Location")
                 if not location:
@@ -248,16 +229,87 @@ def fetch_url(url: str, limits: FetchLimits) -> Fetched:
             if watchdog.fired:  # cut at the deadline: the body may look complete but is not
                 raise _timed_out()
             return Fetched(current, data, content_type, _name_for(current, content_type))
-        except TimeoutError as exc:
-            raise _timed_out() from exc
-        except (OSError, http.client.HTTPException) as exc:
-            if watchdog.fired:
-                raise _timed_out() from exc
-            raise _refused("the server could not be reached", "url.unreachable") from exc
-        finally:
-            watchdog.cancel()
-            connection.close()
     raise _refused(f"more than {limits.max_redirects} redirects", "url.too_many_redirects")
+
+
+def post_once(
+    url: str, body: bytes, headers: Mapping[str, str], *, allow: Sequence[str], timeout_seconds: float
+) -> int:
+    """POST ``body`` to ``url`` under the same address checks and one total deadline; returns
+    the HTTP status. Redirects are not followed (a 3xx is returned as it is); the response body
+    is not read.
+
+    Raises:
+        IngestError: with a ``url.*`` code, as :func:`fetch_url` (``url.timeout`` when the
+            deadline passed before the status line and headers arrived).
+    """
+    deadline = time.monotonic() + timeout_seconds
+    with _exchange(url, allow, deadline, "POST", body, dict(headers)) as (response, watchdog):
+        if watchdog.fired:
+            raise _timed_out()
+        return int(response.status)
+
+
+def check_destination(url: str, *, allow: Sequence[str], timeout_seconds: float) -> None:
+    """Check that ``url`` is http(s) and that every address its host resolves to may be
+    contacted (see :func:`address_allowed`), without connecting.
+
+    Raises:
+        IngestError: ``url.invalid``, ``url.scheme_not_allowed``, ``url.blocked_address``,
+            ``url.unreachable`` (the host does not resolve) or ``url.timeout``.
+    """
+    host, port = _host_port(url)
+    _resolve(host, port, allow, time.monotonic() + timeout_seconds)
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise _refused("only http and https URLs are allowed", "url.scheme_not_allowed")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise _refused("the URL is not valid", "url.invalid") from exc
+    if not host:
+        raise _refused("the URL has no host", "url.invalid")
+    return host, port or (443 if parts.scheme == "https" else 80)
+
+
+@contextlib.contextmanager
+def _exchange(
+    url: str,
+    allow: Sequence[str],
+    deadline: float,
+    method: str,
+    body: bytes | None,
+    headers: dict[str, str],
+) -> Iterator[tuple[http.client.HTTPResponse, _Watchdog]]:
+    """One request to ``url`` (one hop) through the address checks, under ``deadline``: the
+    response and the watchdog that cuts the connection at the deadline. Socket errors inside
+    the block become ``url.timeout`` or ``url.unreachable``; the connection is closed after it."""
+    host, port = _host_port(url)
+    parts = urlsplit(url)
+    address = _resolve(host, port, allow, deadline)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _timed_out()
+    kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = kind(host, port, address, remaining)
+    watchdog = _Watchdog(connection, deadline)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request(method, target, body=body, headers=headers)
+        response = connection.getresponse()
+        yield response, watchdog
+    except TimeoutError as exc:
+        raise _timed_out() from exc
+    except (OSError, http.client.HTTPException) as exc:
+        if watchdog.fired:
+            raise _timed_out() from exc
+        raise _refused("the server could not be reached", "url.unreachable") from exc
+    finally:
+        watchdog.cancel()
+        connection.close()
 
 
 def _read_body(response: http.client.HTTPResponse, max_bytes: int, deadline: float) -> bytes:

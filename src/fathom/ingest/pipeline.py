@@ -38,6 +38,7 @@ from fathom.ingest.parsers import ParseOptions
 from fathom.ingest.sandbox import ParseJob, ParseLimits, ParserPool
 from fathom.normalize import fold_for_index
 from fathom.store.database import ChunkDraft, Store
+from fathom.telemetry import Telemetry
 
 __all__ = [
     "IngestPipeline",
@@ -177,11 +178,19 @@ class _Batch:
 class IngestPipeline:
     """Parses in a :class:`ParserPool` while the caller's thread chunks, embeds and commits."""
 
-    def __init__(self, store: Store, embedder: Embedder, settings: Settings, parsers: ParserPool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        settings: Settings,
+        parsers: ParserPool,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._store = store
         self._embedder = embedder
         self._settings = settings
         self._parsers = parsers
+        self._telemetry = telemetry or Telemetry()
         self._fingerprints: dict[str, _Fingerprint] | None = None
 
     # -- entry points -------------------------------------------------------------------
@@ -337,7 +346,8 @@ class IngestPipeline:
                 message=f"the document is larger than the {self._settings.max_file_bytes} byte limit",
             ), None
         try:
-            parsed = self._parsers.parse(data, name or source)
+            with self._telemetry.stage("ingest.parse", bytes=len(data)):
+                parsed = self._parsers.parse(data, name or source)
         except FathomError as exc:
             return _failed(source, exc), None
         if title:
@@ -390,14 +400,16 @@ class IngestPipeline:
         settings = self._settings
         limit = min(settings.chunk_tokens, self._embedder.max_tokens - 32)
         structure = parsed.metadata.get("structure") or {}
-        spans = chunk_document(
-            parsed.text,
-            parsed.blocks,
-            self._embedder.token_spans,
-            max(limit, 16),
-            settings.chunk_overlap,
-            breaks=structure.get("page_starts", ()),
-        )
+        with self._telemetry.stage("ingest.chunk") as stage:
+            spans = chunk_document(
+                parsed.text,
+                parsed.blocks,
+                self._embedder.token_spans,
+                max(limit, 16),
+                settings.chunk_overlap,
+                breaks=structure.get("page_starts", ()),
+            )
+            stage.set(chunks=len(spans))
         rows: list[tuple[int, int, tuple[str, ...], int]] = []
         inputs: list[str] = []
         hashes: list[str] = []
@@ -412,6 +424,10 @@ class IngestPipeline:
         )
 
     def _embed(self, batch: list[_Pending], progress: ProgressCallback | None) -> None:
+        with self._telemetry.stage("ingest.embed", documents=len(batch)):
+            self._embed_batch(batch, progress)
+
+    def _embed_batch(self, batch: list[_Pending], progress: ProgressCallback | None) -> None:
         model = self._embedder.name
         all_hashes = [h for p in batch for h in p.hashes]
         known = self._store.cached_embeddings(model, all_hashes)
@@ -470,21 +486,22 @@ class IngestPipeline:
                     zip(pending.spans, pending.hashes, pending.vectors, strict=True)
                 )
             ]
-            doc_id, replaced = self._store.put_document(
-                tenant=tenant,
-                source=pending.source,
-                title=parsed.title,
-                mime_type=parsed.mime_type,
-                content_hash=pending.content_hash,
-                text=parsed.text,
-                metadata=pending.metadata,
-                chunks=drafts,
-                embedding_model=self._embedder.name,
-                acl_users=pending.acl_users,
-                acl_groups=pending.acl_groups,
-                doc_id=pending.doc_id,
-                writer=pending.writer,
-            )
+            with self._telemetry.stage("ingest.commit", chunks=len(drafts)):
+                doc_id, replaced = self._store.put_document(
+                    tenant=tenant,
+                    source=pending.source,
+                    title=parsed.title,
+                    mime_type=parsed.mime_type,
+                    content_hash=pending.content_hash,
+                    text=parsed.text,
+                    metadata=pending.metadata,
+                    chunks=drafts,
+                    embedding_model=self._embedder.name,
+                    acl_users=pending.acl_users,
+                    acl_groups=pending.acl_groups,
+                    doc_id=pending.doc_id,
+                    writer=pending.writer,
+                )
             log.info("ingest.document_committed", doc_id=doc_id, chunks=len(drafts), replaced=replaced)
             outcomes.append(
                 FileOutcome(

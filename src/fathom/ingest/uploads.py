@@ -19,6 +19,7 @@ from fathom.ingest.pipeline import IngestPipeline
 from fathom.store.database import Store, check_write
 from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
 from fathom.store.schema import DocumentRow
+from fathom.telemetry import Telemetry
 
 __all__ = ["Uploads"]
 
@@ -33,12 +34,14 @@ class Uploads:
         jobs: JobQueue,
         indexer: Indexer,
         pipeline: Callable[[], IngestPipeline],
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._jobs = jobs
         self._indexer = indexer
         self._pipeline = pipeline
+        self._telemetry = telemetry or Telemetry()
 
     def submit(
         self,
@@ -75,11 +78,21 @@ class Uploads:
             metadata=dict(metadata or {}),
             acl_users=users,
             acl_groups=groups,
+            trace_parent=self._telemetry.traceparent(),
         )
         return self._jobs.enqueue(job, idempotency=idempotency)
 
     def run(self, job: ClaimedJob) -> FileOutcome:
-        """Ingest a claimed job's document as its submitter (see :meth:`fathom.Fathom.run_job`)."""
+        """Ingest a claimed job's document as its submitter (see :meth:`fathom.Fathom.run_job`).
+
+        With tracing on, its spans continue the trace of the upload request."""
+        with self._telemetry.stage("ingest", parent=job.trace_parent) as stage:
+            stage.set(**{"fathom.job_id": job.job_id}, attempt=job.attempt)
+            outcome = self._run(job)
+            stage.set(status=outcome.status, chunks=outcome.chunks, error_code=outcome.error_code)
+        return outcome
+
+    def _run(self, job: ClaimedJob) -> FileOutcome:
         try:
             outcome = self._pipeline().ingest_bytes(
                 job.content,
@@ -94,7 +107,8 @@ class Uploads:
             )
         except (Conflict, PermissionDenied) as exc:
             return FileOutcome(job.source, "failed", error_code=exc.code, message=exc.message)
-        self._indexer.catch_up()
+        with self._telemetry.stage("ingest.index"):
+            self._indexer.catch_up()
         return outcome
 
     def job(self, who: Principal, job_id: str) -> JobInfo:

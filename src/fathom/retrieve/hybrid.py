@@ -84,9 +84,15 @@ class HybridRetriever:
             vector = self._embedder.embed_query(dense_query or query)
         finally:
             catching_up.result()
+        searched = time.perf_counter()
         found = self._backend.search(SearchRequest(text=query, vector=vector, where=where, depth=depth))
+        fusion_started = time.perf_counter()
         fused = self._fuse(found.lexical, found.dense)
-        timings = dict(found.timings_ms)
+        timings = {
+            "embed": (searched - started) * 1000,
+            **found.timings_ms,
+            "fusion": (time.perf_counter() - fusion_started) * 1000,
+        }
         return self._finish(query, found.lexical, found.dense, fused, vector, timings, limit, started, where)
 
     def retrieve_many(self, queries: Sequence[str], where: IndexFilter, limit: int) -> RetrievalTrace:
@@ -104,7 +110,7 @@ class HybridRetriever:
         embeddings = [self._pool.submit(self._embedder.embed_query, query) for query in queries]
         self._catch_up()
         vectors = [embedding.result() for embedding in embeddings]
-        timings = {"lexical": 0.0, "dense": 0.0}
+        timings = {"embed": (time.perf_counter() - started) * 1000, "lexical": 0.0, "dense": 0.0}
         lexicals: list[list[ScoredId]] = []
         denses: list[list[ScoredId]] = []
         for query, vector in zip(queries, vectors, strict=True):

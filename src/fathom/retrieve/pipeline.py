@@ -6,7 +6,6 @@ Every front (Python API, CLI, HTTP, MCP) searches through :class:`SearchPipeline
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from fathom.retrieve.dedupe import collapse_near_duplicates
 from fathom.retrieve.hybrid import HybridRetriever, RetrievalTrace
 from fathom.retrieve.transform import Completer, QueryTransformer
 from fathom.store.database import Store
+from fathom.telemetry import Telemetry
 
 __all__ = ["SearchPipeline", "StageObserver"]
 
@@ -46,7 +46,7 @@ class SearchPipeline:
         indexer: the search backend and the change log feeding it.
         embedder: returns the query embedder (loaded on first use).
         completer: returns the LLM that query transforms use, or None without one.
-        observe: receives each stage's duration.
+        telemetry: where each stage's duration and span go.
     """
 
     def __init__(
@@ -56,14 +56,14 @@ class SearchPipeline:
         indexer: Indexer,
         embedder: Callable[[], Embedder],
         completer: Callable[[], Completer | None],
-        observe: StageObserver,
+        telemetry: Telemetry,
     ) -> None:
         self._settings = settings
         self._store = store
         self._indexer = indexer
         self._embedder = embedder
         self._completer = completer
-        self._observe_stage = observe
+        self._telemetry = telemetry
         self._retriever: HybridRetriever | None = None
         self._transformer: QueryTransformer | None = None
 
@@ -116,9 +116,12 @@ class SearchPipeline:
         checked = self.prepare(query, principal, filters)
         if k < 1:
             raise InvalidQuery("k must be at least 1", code="query.invalid_k")
-        transformed = self.transform(checked.text, principal.tenant) if transform else None
-        trace = self.retrieve(checked.text, transformed, checked.where, k * 2)
-        return SearchResult(self.top_hits(trace, k, checked.where), transformed)
+        with self._telemetry.stage("search", k=k) as stage:
+            transformed = self.transform(checked.text, principal.tenant) if transform else None
+            trace = self.retrieve(checked.text, transformed, checked.where, k * 2)
+            hits = self.top_hits(trace, k, checked.where)
+            stage.set(hits=len(hits))
+        return SearchResult(hits, transformed)
 
     def transform(self, question: str, tenant: str) -> QueryTransformTrace | None:
         """The configured query transform of ``question``; None without one or without an LLM."""
@@ -129,9 +132,10 @@ class SearchPipeline:
             return None
         if self._transformer is None:
             self._transformer = QueryTransformer(self._settings, completer)
-        started = time.perf_counter()
-        trace = self._transformer.transform(question, tenant=tenant)
-        self._observe_stage("transform", time.perf_counter() - started)
+        with self._telemetry.stage("transform", transform=self._settings.query_transform) as stage:
+            trace = self._transformer.transform(question, tenant=tenant)
+            if trace is not None:
+                stage.set(applied=trace.applied, fallback=trace.fallback)
         return trace
 
     def retrieve(
@@ -139,17 +143,23 @@ class SearchPipeline:
     ) -> RetrievalTrace:
         """Hybrid retrieval for the question as the transform shaped it; stages are observed."""
         retriever = self.retriever
-        if transform is None or not transform.applied:
-            trace = retriever.retrieve(question, where, limit)
-        elif transform.passage is not None:
-            lexical = question
-            if self._settings.query_transform_hyde_lexical == "question_and_passage":
-                lexical = f"{question}\n{transform.passage}"
-            trace = retriever.retrieve(lexical, where, limit, dense_query=transform.passage)
-        else:
-            trace = retriever.retrieve_many(transform.queries, where, limit)
-        for stage, ms in trace.timings_ms.items():
-            self._observe_stage("retrieve" if stage == "total" else stage, ms / 1000)
+        with self._telemetry.stage("retrieve") as stage:
+            if transform is None or not transform.applied:
+                trace = retriever.retrieve(question, where, limit)
+            elif transform.passage is not None:
+                lexical = question
+                if self._settings.query_transform_hyde_lexical == "question_and_passage":
+                    lexical = f"{question}\n{transform.passage}"
+                trace = retriever.retrieve(lexical, where, limit, dense_query=transform.passage)
+            else:
+                trace = retriever.retrieve_many(transform.queries, where, limit)
+            # The parts were timed inside the retriever and the backend, one after another.
+            offset = 0.0
+            for part, ms in trace.timings_ms.items():
+                if part != "total":
+                    stage.part(part, ms / 1000, offset)
+                    offset += ms / 1000
+            stage.set(lexical=len(trace.lexical), dense=len(trace.dense), fused=len(trace.fused))
         return trace
 
     def top_hits(self, trace: RetrievalTrace, k: int, where: IndexFilter) -> list[Hit]:

@@ -28,9 +28,13 @@ from fathom.service.metrics import Metrics
 from fathom.service.middleware import BodyLimits, RequestContextMiddleware
 from fathom.service.oidc import OidcAuthenticator
 from fathom.service.routes import conversations, documents, feedback, health, jobs, search, sso
+from fathom.service.routes import usage as usage_routes
+from fathom.service.routes import webhooks as webhook_routes
+from fathom.service.tracing import TracingMiddleware
 from fathom.service.worker import JobWorkers
 from fathom.store import Store
 from fathom.web import install_web
+from fathom.webhooks import DeliveryWorkers
 
 __all__ = ["check_backends", "create_app", "create_app_from_environment"]
 
@@ -66,13 +70,23 @@ def create_app(
         fathom = Fathom(settings=settings or load_settings())
     settings = settings or fathom.settings
     metrics = Metrics()
-    fathom.stage_observer = metrics.observe_stage
+    fathom.telemetry.add_sink(metrics)
+    deliveries = DeliveryWorkers(
+        settings.model_copy(update={"webhook_workers": settings.webhook_workers if start_workers else 0}),
+        fathom.webhooks.store,
+        observer=metrics.observe_delivery,
+    )
+
+    def job_finished(status: str, error_code: str | None) -> None:
+        metrics.observe_job(status, error_code)
+        deliveries.notify()  # its webhook event is in the outbox now
+
     workers = JobWorkers(
         fathom,
         threads=settings.job_workers if start_workers else 0,
         redis_url=settings.redis_url,
         channel=f"{settings.redis_prefix}:jobs",
-        observer=metrics.observe_job,
+        observer=job_finished,
     )
     service = Service(
         settings=settings,
@@ -87,11 +101,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         workers.start()
+        deliveries.start()
         log.info("service.started", workers=settings.job_workers if start_workers else 0)
         try:
             async with mcp.running():
                 yield
         finally:
+            deliveries.stop()
             workers.stop()
             if owned:
                 fathom.close()
@@ -111,9 +127,13 @@ def create_app(
         other=settings.max_request_bytes,
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics, body_limits=body_limits)
+    if fathom.telemetry.tracing:
+        app.add_middleware(TracingMiddleware, telemetry=fathom.telemetry)  # outermost: the whole request
     for module in (documents, jobs, search, feedback, health):
         app.include_router(module.router)
     app.include_router(conversations.router)
+    app.include_router(webhook_routes.router)
+    app.include_router(usage_routes.router)
     app.include_router(mcp.router)
     app.include_router(sso.router)
     install_web(app, connect_sources=lambda: _sign_in_origins(service))

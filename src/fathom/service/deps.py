@@ -121,13 +121,15 @@ def authenticate(
         BackendUnavailable: the identity provider's keys cannot be fetched (never fetched before).
     """
     key = bearer.credentials if bearer is not None else api_key
-    if not key:
-        raise Unauthorized("a valid API key is required", code="auth.missing_key")
-    if service.oidc is not None and bearer is not None and service.oidc.accepts(key):
-        identity = service.oidc.authenticate(key)
-        key_id, principal = identity.subject_id, identity.principal
-    else:
-        key_id, principal = service.fathom.keys.authenticate(key)
+    with service.fathom.telemetry.stage("auth") as stage:
+        if not key:
+            raise Unauthorized("a valid API key is required", code="auth.missing_key")
+        if service.oidc is not None and bearer is not None and service.oidc.accepts(key):
+            identity = service.oidc.authenticate(key)
+            key_id, principal = identity.subject_id, identity.principal
+        else:
+            key_id, principal = service.fathom.keys.authenticate(key)
+        stage.set(**{"fathom.key_id": key_id, "fathom.tenant": principal.tenant})
     request.scope.setdefault("state", {})["key_id"] = key_id
     per_minute = service.settings.rate_limit_per_minute
     if per_minute:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from fathom.telemetry import Attribute
 
 __all__ = ["Metrics"]
 
@@ -10,7 +14,12 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 
 class Metrics:
-    """Request latency per route, pipeline stage latency, errors, jobs and rate limiting."""
+    """Request latency per route, pipeline stage latency, errors, jobs, rate limiting, LLM calls,
+    caches and webhook deliveries.
+
+    It is a sink of the fathom's :class:`~fathom.telemetry.Telemetry`: every stage's duration,
+    and the tokens and cost of every LLM call, come from there.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -23,7 +32,8 @@ class Metrics:
         )
         self.stages = Histogram(
             "fathom_stage_duration_seconds",
-            "Latency of query pipeline stages (lexical, dense, retrieve, answer).",
+            "Latency of request stages (auth, search, retrieve, lexical, dense, fusion, answer, "
+            "generation, verification, ingest ...).",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
@@ -59,6 +69,37 @@ class Metrics:
             "Uploads answered from an earlier request with the same Idempotency-Key.",
             registry=self.registry,
         )
+        self.llm_requests = Histogram(
+            "fathom_llm_request_duration_seconds",
+            "Latency of LLM calls (answers and query transforms) by model and outcome (ok or an error code).",
+            ["model", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.llm_tokens = Counter(
+            "fathom_llm_tokens_total",
+            "LLM tokens by model and direction (in: prompt, out: completion).",
+            ["model", "direction"],
+            registry=self.registry,
+        )
+        self.llm_cost = Counter(
+            "fathom_llm_cost_usd_total",
+            "Cost of LLM calls in USD, by model (models with a price in llm_prices).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "fathom_cache_requests_total",
+            "Cache lookups by cache (answer) and result (hit, miss).",
+            ["cache", "result"],
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "fathom_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome (delivered, failed) and deliveries dead-lettered (dead).",
+            ["outcome"],
+            registry=self.registry,
+        )
 
         self.oidc_fetches = Counter(
             "fathom_oidc_fetches_total",
@@ -70,8 +111,29 @@ class Metrics:
     def observe_oidc_fetch(self, document: str, outcome: str) -> None:
         self.oidc_fetches.labels(document=document, outcome=outcome).inc()
 
-    def observe_stage(self, stage: str, seconds: float) -> None:
-        self.stages.labels(stage=stage).observe(seconds)
+    def stage_finished(self, name: str, seconds: float, attributes: Mapping[str, Attribute]) -> None:
+        self.stages.labels(stage=name).observe(seconds)
+        if name != "generation":
+            return
+        model = str(attributes.get("gen_ai.request.model", "unknown"))
+        outcome = str(attributes.get("fathom.error_code", "ok"))
+        self.llm_requests.labels(model=model, outcome=outcome).observe(seconds)
+        self.llm_tokens.labels(model=model, direction="in").inc(
+            int(attributes.get("gen_ai.usage.input_tokens", 0))
+        )
+        self.llm_tokens.labels(model=model, direction="out").inc(
+            int(attributes.get("gen_ai.usage.output_tokens", 0))
+        )
+        cost = attributes.get("fathom.llm.cost_usd")
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            self.llm_cost.labels(model=model).inc(float(cost))
+
+    def counted(self, name: str, labels: Mapping[str, str]) -> None:
+        if name == "cache":
+            self.cache.labels(cache=labels.get("cache", ""), result=labels.get("result", "")).inc()
+
+    def observe_delivery(self, outcome: str) -> None:
+        self.webhook_deliveries.labels(outcome=outcome).inc()
 
     def observe_job(self, status: str, _error_code: str | None) -> None:
         self.jobs.labels(status=status).inc()

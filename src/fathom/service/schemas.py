@@ -221,6 +221,13 @@ class UsageOut(BaseModel):
     cost: float | None = Field(description="USD, when the model's price is configured.")
 
 
+class AnswerUsageOut(UsageOut):
+    """What an answer used: LLM tokens (zero for extractive answers), their cost, and whether
+    the answer came from the answer cache (then it cost nothing this time)."""
+
+    cache_hit: bool = Field(default=False, description="True when the answer came from the answer cache.")
+
+
 class RewriteOut(BaseModel):
     """How a follow-up was made standalone before it was searched and answered."""
 
@@ -290,10 +297,17 @@ class AskOut(BaseModel):
         default=None, description="Conversation messages: how the follow-up became a standalone question."
     )
     agent: AgentTraceOut | None = Field(default=None, description="Agent mode: every step it took.")
+    usage: AnswerUsageOut = Field(
+        default_factory=lambda: AnswerUsageOut(
+            prompt_tokens=0, completion_tokens=0, total_tokens=0, cost=None
+        ),
+        description="Tokens, cost and cache hit of this answer (the query transform's tokens included).",
+    )
 
     @classmethod
     def of(cls, answer_id: str, answer: Answer) -> AskOut:
-        return cls.model_validate({"answer_id": answer_id, **answer.to_dict()})
+        usage = {**answer.usage.to_dict(), "cache_hit": answer.cached}
+        return cls.model_validate({"answer_id": answer_id, **answer.to_dict(), "usage": usage})
 
 
 class MessageIn(_In):

@@ -31,6 +31,7 @@ from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
 from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
 from fathom.store.conversations import erase_turns_citing
+from fathom.store.outbox import record_event
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentAclRow, DocumentRow, utcnow
 from fathom.store.space import (
     STORE_MESSAGE,
@@ -450,6 +451,7 @@ class Store:
             session.add_all(changes)
             # Conversation answers that quoted the document are erased with it.
             erase_turns_citing(session, doc.id)
+            record_event(session, tenant, "document.deleted", {"document_id": doc.id, "source": doc.source})
             session.delete(doc)
             if self._index_writer is not None and changes:
                 session.flush()

@@ -1,20 +1,40 @@
-"""Answers given over the service and the feedback on them.
+"""Answers given over the service, the feedback on them, and their usage rollup.
 
-Only ids are kept for an answer (who received it, which documents it cited), never the
-question or the answer text.
+Only ids and counts are kept for an answer (who received it, which documents it cited, the
+model, tokens, cost, whether it came from the cache), never the question or the answer text.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
 
-from fathom.domain import Principal
-from fathom.errors import NotFound
+from sqlalchemy import Integer, cast, func, select
+
+from fathom.domain import Answer, Principal, Usage
+from fathom.errors import NotFound, PermissionDenied
 from fathom.store.database import Store
 from fathom.store.schema import AnswerRow, FeedbackRow, utcnow
 
-__all__ = ["FeedbackLog"]
+__all__ = ["FeedbackLog", "UsageGroup", "UsageTotal"]
+
+UsageGroup = Literal["user", "day"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    """Answers and their LLM usage for one user (``key`` None: keys without a user) or one
+    UTC day (``key`` ``YYYY-MM-DD``). ``cost`` is None when no answer had a priced model."""
+
+    key: str | None
+    answers: int
+    cached: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
 
 
 class FeedbackLog:
@@ -30,9 +50,13 @@ class FeedbackLog:
         abstained: bool,
         cited_doc_ids: Sequence[str],
         key_id: str | None = None,
+        usage: Usage | None = None,
+        model: str | None = None,
+        cached: bool = False,
     ) -> str:
         """Remember that ``principal`` (through the API key ``key_id``) received an answer;
         returns the answer id."""
+        usage = usage or Usage()
         answer_id = uuid.uuid4().hex
         with self._store.session() as session:
             session.add(
@@ -44,9 +68,68 @@ class FeedbackLog:
                     abstained=abstained,
                     cited_doc_ids=list(dict.fromkeys(cited_doc_ids)),
                     created_at=utcnow(),
+                    model=model,
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    cost=usage.cost,
+                    cached=cached,
                 )
             )
         return answer_id
+
+    def record(self, principal: Principal, answer: Answer, *, key_id: str | None = None) -> str:
+        """:meth:`record_answer` for a final answer: its citations, model, usage and cache hit."""
+        return self.record_answer(
+            principal,
+            abstained=answer.abstained,
+            cited_doc_ids=[c.doc_id for c in answer.citations],
+            key_id=key_id,
+            usage=answer.usage,
+            model=answer.model,
+            cached=answer.cached,
+        )
+
+    def usage(self, principal: Principal, since: datetime, group_by: UsageGroup) -> list[UsageTotal]:
+        """The tenant's answers since ``since`` with their tokens and cost, per user or per UTC
+        day (for charge-back); tenant admins only.
+
+        Raises:
+            PermissionDenied: the principal is not an admin of its tenant.
+        """
+        if not principal.admin:
+            raise PermissionDenied("only an admin key may read the tenant's usage", code="usage.admin_only")
+        if group_by == "user":
+            key: Any = AnswerRow.user_id
+        elif self._store.engine.dialect.name == "postgresql":
+            key = func.to_char(func.timezone("UTC", AnswerRow.created_at), "YYYY-MM-DD")
+        else:  # SQLite keeps the UTC time as text: its date() reads it
+            key = func.date(AnswerRow.created_at)
+        query = (
+            select(
+                key,
+                func.count(AnswerRow.id),
+                func.sum(cast(AnswerRow.cached, Integer)),
+                func.coalesce(func.sum(AnswerRow.prompt_tokens), 0),
+                func.coalesce(func.sum(AnswerRow.completion_tokens), 0),
+                func.sum(AnswerRow.cost),
+            )
+            .where(AnswerRow.tenant_id == principal.tenant, AnswerRow.created_at >= since)
+            .group_by(key)
+            .order_by(key)
+        )
+        with self._store.connection() as conn:
+            rows = conn.execute(query).all()
+        return [
+            UsageTotal(
+                key=None if group is None else str(group),
+                answers=int(answers),
+                cached=int(cached or 0),
+                prompt_tokens=int(prompt),
+                completion_tokens=int(completion),
+                cost=None if cost is None else round(float(cost), 8),
+            )
+            for group, answers, cached, prompt, completion, cost in rows
+        ]
 
     def add(
         self,

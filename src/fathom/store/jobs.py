@@ -36,6 +36,7 @@ from fathom.store.job_schedule import (
     recent_run_seconds,
     tenant_queues,
 )
+from fathom.store.outbox import record_event
 from fathom.store.schema import DocumentRow, IdempotencyRow, JobRow, utcnow
 
 __all__ = ["ClaimedJob", "JobQueue", "NewJob", "acl_pair", "request_hash"]
@@ -74,6 +75,8 @@ class NewJob:
     acl_groups: tuple[str, ...]
     owner_groups: tuple[str, ...] = ()
     owner_admin: bool = False
+    # W3C traceparent of the upload request, when tracing is on.
+    trace_parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class ClaimedJob:
     owner_user: str | None = None
     owner_groups: tuple[str, ...] = ()
     owner_admin: bool = False
+    trace_parent: str | None = None
 
     @property
     def submitter(self) -> Principal:
@@ -191,6 +195,7 @@ class JobQueue:
                     max_attempts=self.max_attempts,
                     created_at=now,
                     updated_at=now,
+                    trace_parent=job.trace_parent,
                 )
                 session.add(row)
                 if idempotency is not None:
@@ -353,7 +358,7 @@ class JobQueue:
 
     def _give_up(self, job_id: str, status: str, now: float) -> None:
         with self._store.session() as session:
-            session.execute(
+            result = session.execute(
                 update(JobRow)
                 .where(self._running_or_queued(job_id, status, now))
                 .values(
@@ -367,6 +372,8 @@ class JobQueue:
                     finished_at=utcnow(),
                 )
             )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                _record_finished(session, job_id)
 
     def _try_claim(self, job_id: str, status: str, worker: str, now: float) -> ClaimedJob | None:
         with self._store.session() as session:
@@ -399,6 +406,7 @@ class JobQueue:
                 owner_user=row.owner_user,
                 owner_groups=tuple(row.owner_groups or ()),
                 owner_admin=bool(row.owner_admin),
+                trace_parent=row.trace_parent,
             )
 
     def renew(self, job_id: str, worker: str) -> bool:
@@ -420,7 +428,7 @@ class JobQueue:
         """
         now = utcnow()
         with self._store.session() as session:
-            session.execute(
+            result = session.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.lease_owner == worker, JobRow.status == "running")
                 .values(
@@ -433,6 +441,8 @@ class JobQueue:
                     finished_at=now,
                 )
             )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                _record_finished(session, job_id)
 
     def release(self, job_id: str, worker: str) -> None:
         """Give a held job back to the queue (a worker stopping cleanly)."""
@@ -448,6 +458,21 @@ class JobQueue:
         with self._store.connection() as conn:
             rows = conn.execute(select(JobRow.status, func.count(JobRow.id)).group_by(JobRow.status)).all()
         return {str(status): int(n) for status, n in rows}
+
+
+def _record_finished(session: Session, job_id: str) -> None:
+    """Queue the job's ``job.succeeded`` or ``job.failed`` webhook event in this transaction."""
+    row = session.get(JobRow, job_id)
+    if row is None:  # pragma: no cover - just updated in this transaction
+        return
+    data = {
+        "job_id": row.id,
+        "document_id": row.document_id,
+        "source": row.source,
+        "status": row.status,
+        "error_code": row.error_code,
+    }
+    record_event(session, row.tenant_id, f"job.{row.status}", data)
 
 
 def acl_pair(acl_users: Sequence[str], acl_groups: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -35,6 +35,8 @@ __all__ = [
     "JobRow",
     "TurnDocumentRow",
     "TurnRow",
+    "WebhookDeliveryRow",
+    "WebhookRow",
     "utcnow",
 ]
 
@@ -178,6 +180,8 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # W3C traceparent of the upload request (tracing on), so the ingest spans join its trace.
+    trace_parent: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class IdempotencyRow(Base):
@@ -206,6 +210,12 @@ class AnswerRow(Base):
     abstained: Mapped[bool] = mapped_column(Boolean, default=False)
     cited_doc_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # What the answer used, for the usage rollup (GET /v1/usage); zero for extractive answers.
+    model: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class FeedbackRow(Base):
@@ -282,3 +292,58 @@ class TurnDocumentRow(Base):
         ForeignKey("conversation_turns.id", ondelete="CASCADE"), primary_key=True
     )
     doc_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class WebhookRow(Base):
+    """An endpoint a tenant's admin registered for events (see :mod:`fathom.webhooks`).
+
+    ``secret`` is kept as given, since every delivery is signed with it; it is never returned
+    or logged. ``failures``/``retry_at`` are the endpoint's backoff (consecutive failed
+    attempts, and when to try again, seconds since the epoch); ``lease_owner``/``lease_until``
+    say which delivery worker holds the endpoint now (one at a time, so deliveries to one
+    endpoint go in order and a hanging receiver holds one worker at most).
+    """
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_tenant", "tenant_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    secret: Mapped[str] = mapped_column(String(256))
+    created_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one endpoint: the outbox row, written in the transaction of the event.
+
+    ``body`` is the exact JSON sent (signed at each attempt); ``status`` is ``pending``,
+    ``delivered`` or ``dead`` (retried past the horizon; kept for inspection).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint", "webhook_id", "status", "created_at"),
+        Index("ix_webhook_deliveries_status", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
