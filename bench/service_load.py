@@ -1,12 +1,14 @@
 """Service load: requests/s and p50/p95 latency of /v1/search and /v1/ask over real HTTP.
 
     python bench/service_load.py [--corpus ../shared/data/scifact/corpus.jsonl] [--limit-docs N]
-        [--queries ../shared/data/scifact/queries.jsonl] [--concurrency 1,8,32] [--requests 200]
+        [--queries FILE ...] [--concurrency 1,8,32] [--requests 150]
 
 Ingests the corpus (a BEIR corpus.jsonl, or a folder of files) into a fresh home with the
 packaged model, starts `fathom serve` on 127.0.0.1, and drives it with a bounded async client:
 at each concurrency level C, C clients send requests back to back until the level's request
-count is reached (after a short warm-up). Rate limits are off for the run. Writes
+count is reached (after a short warm-up). Every request of the run sends a query of its own
+(SciFact's test and train queries: 1,106 measured), so no cache of the server answers one; the
+run refuses to start when the levels need more. Rate limits are off for the run. Writes
 bench/results/service_load.json and prints a Markdown table; the table also goes into
 docs/service.md between its bench markers.
 """
@@ -52,9 +54,16 @@ def _write_corpus(corpus: Path, limit: int | None, folder: Path) -> int:
     return count
 
 
-def _queries(path: Path | None) -> list[str]:
-    if path is not None and path.exists():
-        return [json.loads(line)["text"] for line in path.open(encoding="utf-8") if line.strip()]
+def _queries(paths: list[Path]) -> list[str]:
+    """Distinct query texts from the given files (in order), or a few built-in ones."""
+    texts: dict[str, None] = {}
+    for path in paths:
+        if path.exists():
+            for line in path.open(encoding="utf-8"):
+                if line.strip():
+                    texts.setdefault(json.loads(line)["text"], None)
+    if texts:
+        return list(texts)
     return [
         "How does fathom rank search results?",
         "What happens when a process crashes during ingest?",
@@ -79,7 +88,8 @@ async def _level(
     offset: int = 0,
 ) -> dict[str, Any]:
     """``total`` requests from ``clients`` concurrent clients, queries taken from ``offset`` on
-    (each level its own queries, so the server's query-embedding cache does not hide the model)."""
+    (each level its own queries, so no cache of the server's answers from an earlier level; the
+    last three queries are the warm-up)."""
     latencies: list[float] = []
     errors = 0
     issued = 0
@@ -87,7 +97,7 @@ async def _level(
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal issued, errors
         while issued < total:
-            query = queries[(offset + issued) % len(queries)]
+            query = queries[offset + issued]
             issued += 1
             started = time.perf_counter()
             response = await http.post(path, json={"query": query}, headers=headers)
@@ -113,18 +123,29 @@ async def _level(
     }
 
 
+def _embedding_passes(url: str) -> tuple[float, float]:
+    """(queries embedded, forward passes) so far, from the server's metrics (one process's)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    values = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("fathom_query_embedding_batch_size_"):
+            values[name.rsplit("_", 1)[1]] = float(value)
+    return values["sum"], values["count"]
+
+
 def _table(results: dict[str, Any]) -> str:
     rows = [
         f"Corpus: {results['corpus']} ({results['documents']} documents, {results['chunks']} chunks); "
         f"{results['machine']['cpus']} CPUs, no GPU; {results['server_workers']} server process(es); "
         f"load average {results['machine'].get('load_average_1m_at_end', '?')} at the end.",
         "",
-        "| endpoint | clients | requests | errors | req/s | p50 ms | p95 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| endpoint | clients | requests | errors | req/s | p50 ms | p95 ms | queries/pass |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     rows += [
         f"| `{r['endpoint']}` | {r['clients']} | {r['requests']} | {r['errors']} | {r['requests_per_s']} "
-        f"| {r['p50_ms']} | {r['p95_ms']} |"
+        f"| {r['p50_ms']} | {r['p95_ms']} | {r.get('queries_per_pass', '-')} |"
         for r in results["levels"]
     ]
     return "\n".join(rows)
@@ -136,13 +157,19 @@ def main() -> None:
     )
     parser.add_argument("--corpus", type=Path, default=SCIFACT / "corpus.jsonl")
     parser.add_argument("--limit-docs", type=int, default=None, help="Ingest only the first N documents.")
-    parser.add_argument("--queries", type=Path, default=SCIFACT / "queries.jsonl")
+    parser.add_argument(
+        "--queries",
+        type=Path,
+        nargs="+",
+        default=[SCIFACT / "queries.jsonl", SCIFACT / "queries_train.jsonl"],
+        help="Query files (BEIR queries.jsonl); every request of the run sends a query of its own.",
+    )
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument(
         "--endpoints", default="/v1/search,/v1/ask", help="Comma-separated endpoints to load."
     )
     parser.add_argument(
-        "--requests", type=int, default=200, help="Requests per level (at least 4 per client)."
+        "--requests", type=int, default=150, help="Requests per level (at least 4 per client)."
     )
     parser.add_argument("--workers", type=int, default=1, help="Server processes.")
     parser.add_argument(
@@ -210,12 +237,28 @@ def main() -> None:
                 time.sleep(0.2)
             headers = {"Authorization": f"Bearer {key}"}
             queries = _queries(args.queries)
+            endpoints = args.endpoints.split(",")
+            levels_wanted = [int(c) for c in args.concurrency.split(",")]
+            needed = len(endpoints) * sum(max(args.requests, 4 * c) for c in levels_wanted)
+            if needed > len(queries) - 3:
+                # A repeated query would be answered from the server's caches (query vectors,
+                # answer sentences) and hide the model.
+                raise SystemExit(
+                    f"{needed} requests need as many distinct queries; only {len(queries) - 3} "
+                    "are available: lower --requests or add --queries files"
+                )
             levels = []
             offset = 0
-            for path in args.endpoints.split(","):
-                for clients in (int(c) for c in args.concurrency.split(",")):
+            for path in endpoints:
+                for clients in levels_wanted:
                     total = max(args.requests, 4 * clients)
+                    embedded, passes = _embedding_passes(url)
                     level = asyncio.run(_level(url, path, headers, queries, clients, total, offset))
+                    embedded_after, passes_after = _embedding_passes(url)
+                    if passes_after > passes:
+                        # Queries per forward pass of the query embedder (warm-up included).
+                        per_pass = (embedded_after - embedded) / (passes_after - passes)
+                        level["queries_per_pass"] = round(per_pass, 2)
                     offset += total
                     print(json.dumps(level))
                     levels.append(level)

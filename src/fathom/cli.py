@@ -349,7 +349,7 @@ def eval_retrieval(
         Path | None,
         typer.Option(
             "--eval-home",
-            help="Scratch home for the corpus (default ~/.cache/fathom/eval/NAME); reused while unchanged.",
+            help="Scratch home for the corpus (default ~/.cache/fathom/eval/NAME-HASH); reused if unchanged.",
             show_default=False,
         ),
     ] = None,

@@ -575,6 +575,27 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="WARNING", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines to stderr.")
+    # Micro-batching of query embeddings in `fathom serve` (fathom.embed.batching).
+    query_batch_max: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Most concurrent queries `fathom serve` embeds in one forward pass (1: no batching).",
+    )
+    query_batch_window_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=100,
+        description="Milliseconds a query-embedding batch may wait for more queries when others "
+        "already wait; a lone query never waits.",
+    )
+    gil_switch_interval_ms: float = Field(
+        default=0.5,
+        gt=0,
+        le=100,
+        description="Python's thread switch interval in `fathom serve`, in milliseconds (Python's "
+        "default is 5): how long a thread finishing a model kernel may wait for the interpreter lock.",
+    )
 
     @field_validator("home", mode="before")
     @classmethod

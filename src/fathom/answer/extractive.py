@@ -17,6 +17,7 @@ import numpy as np
 
 from fathom.domain import Answer, Citation, Hit, SentenceSupport
 from fathom.embed.base import Embedder
+from fathom.embed.cache import TextVectorCache
 from fathom.ingest.chunk import sentence_spans
 
 __all__ = ["ABSTAIN_MESSAGE", "QUESTION_WORDS", "ExtractiveAnswerer"]
@@ -137,6 +138,8 @@ QUESTION_WORDS = frozenset(
 _MAX_SENTENCE_CHARS = 500
 _LEXICAL_WEIGHT = 0.65
 _MAX_EMBEDDED_CANDIDATES = 24
+# Candidate sentence vectors kept (about 1.5 KiB each with a 384-dimension model).
+_SENTENCE_CACHE_SIZE = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,8 @@ class ExtractiveAnswerer:
         min_support: float = 0.45,
     ) -> None:
         self._embedder = embedder
+        # The same chunks come back for many questions: their sentences are embedded once.
+        self._sentence_vectors = TextVectorCache(embedder.embed_documents, _SENTENCE_CACHE_SIZE)
         self._analyze = analyze
         self._document_frequencies = document_frequencies
         self._max_sentences = max_sentences
@@ -279,7 +284,7 @@ class ExtractiveAnswerer:
             # Embedding sentences dominates answer latency; ones that cover little of the
             # question cannot win, so only the best-covering sentences are embedded.
             raw = sorted(raw, key=lambda r: (-r[6], r[0]))[:_MAX_EMBEDDED_CANDIDATES]
-        vectors = self._embedder.embed_documents([r[4] for r in raw])
+        vectors = self._sentence_vectors([r[4] for r in raw])
         similarities = vectors @ np.asarray(query_vector, dtype=np.float32)
         return [
             _Candidate(rank, hit, start, end, text, terms, coverage, float(sim))

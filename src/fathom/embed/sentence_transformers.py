@@ -6,10 +6,12 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import structlog
 
 from fathom.errors import ConfigError
 
@@ -20,6 +22,8 @@ __all__ = [
     "resolve_model_path",
     "torch_device",
 ]
+
+log = structlog.get_logger(__name__)
 
 # Names under which the packaged all-MiniLM-L6-v2 weights are found without a download.
 _PACKAGED_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -97,6 +101,7 @@ class SentenceTransformerEmbedder:
         device: str = "cpu",
         batch_size: int = 64,
         query_precision: QueryPrecision = "float32",
+        query_cache_size: int = 1024,
     ) -> None:
         quiet_transformers()
         import torch
@@ -125,12 +130,21 @@ class SentenceTransformerEmbedder:
         self._max_tokens = int(self._model.max_seq_length or 512)
         self._tokenizer = self._model.tokenizer
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache_size = max(0, query_cache_size)
         self._lock = threading.Lock()
         # Queries may run through an int8 copy of the model: about twice as fast for one
         # short text on a CPU, while documents keep full-precision vectors.
         self._query_model: Any = self._model
+        # Whether batches of queries give each query its lone vector: True for the float32 model
+        # (padding changes nothing but rounding), checked on first use (see batches_queries).
+        self._batchable: bool | None = True
+        self._per_query = False
         if query_precision == "int8" and device == "cpu":
+            from fathom.embed.query_batch import per_query_model
+
             self._query_model = _int8_copy(self._model)
+            self._per_query = per_query_model(self._query_model)
+            self._batchable = None if self._per_query else False
         self._threads = max(1, int(torch.get_num_threads()))
 
     @property
@@ -164,34 +178,79 @@ class SentenceTransformerEmbedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
+    @property
+    def batches_queries(self) -> bool:
+        """Whether :meth:`embed_queries` runs several queries in one forward pass.
+
+        The float32 model does. The int8 copy quantises each layer's input with one scale per
+        call, so it batches only when it could be made to run those layers query by query
+        (:mod:`fathom.embed.query_batch`), which is checked once here: batched vectors must
+        equal the lone ones.
+        """
+        if self._batchable is None:
+            samples = ["batch check", "a longer query to check that batches change no vector", "x"]
+            alone = np.stack([self._forward([text])[0] for text in samples])
+            together = self._forward(samples)
+            self._batchable = bool(np.abs(alone - together).max() <= 1e-6)
+            if not self._batchable:
+                log.warning("embed.query_batches_off", model=self._model_name)
+        return self._batchable
+
     def embed_query(self, text: str) -> np.ndarray:
-        with self._lock:
-            cached = self._query_cache.get(text)
-            if cached is not None:
-                self._query_cache.move_to_end(text)
-                return cached
-        vector = self._forward_one(text)
-        with self._lock:
-            self._query_cache[text] = vector
-            if len(self._query_cache) > 1024:
-                self._query_cache.popitem(last=False)
+        vector: np.ndarray = self.embed_queries([text])[0]
         return vector
 
-    def _forward_one(self, text: str) -> np.ndarray:
-        """One text straight through the model: ``encode`` sorts, batches and converts for
-        lists, which is most of the time for a single short query on a CPU."""
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Several queries at once: row i is ``embed_query(texts[i])`` (float32 rounding aside).
+
+        Cached queries are not run again; the rest go through the model in one forward pass
+        (float32), or one pass each (int8, see :attr:`batches_queries`).
+        """
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                cached = self._query_cache.get(text)
+                if cached is not None:
+                    self._query_cache.move_to_end(text)
+                    found[text] = cached
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
+        if missing:
+            if len(missing) == 1 or self.batches_queries:
+                computed = list(self._forward(missing))
+            else:
+                computed = [self._forward([text])[0] for text in missing]
+            with self._lock:
+                for text, vector in zip(missing, computed, strict=True):
+                    found[text] = vector
+                    self._query_cache[text] = vector
+                while len(self._query_cache) > self._query_cache_size:
+                    self._query_cache.popitem(last=False)
+        return np.stack([found[text] for text in texts])
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        """Texts straight through the query model, padded to the longest: ``encode`` sorts,
+        batches and converts, which is most of the time for a few short queries on a CPU."""
         # One short text gains from a second core only on the main thread: from other threads
         # (a server's request threads) two-thread kernels ran slower than one here (7.0 vs
         # 5.8 ms), and concurrent requests share the cores better with one thread each.
         main = threading.current_thread() is threading.main_thread()
         self._use_threads(self._threads if main else 1)
-        features = self._model.preprocess([text])
+        features = self._model.preprocess(texts)
         device = self._model.device
         features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
-        with self._torch.inference_mode():
+        with self._torch.inference_mode(), self._batch_of(features):
             output = self._query_model(features)["sentence_embedding"]
             output = self._torch.nn.functional.normalize(output, p=2, dim=1)
-        return np.asarray(output[0].float().cpu().numpy(), dtype=np.float32)
+        return np.asarray(output.float().cpu().numpy(), dtype=np.float32)
+
+    def _batch_of(self, features: dict[str, Any]) -> AbstractContextManager[None]:
+        """The per-query context of a batch through the int8 copy (see :mod:`fathom.embed.query_batch`)."""
+        mask = features.get("attention_mask")
+        if not self._per_query or mask is None or len(mask) < 2:
+            return nullcontext()
+        from fathom.embed.query_batch import query_lengths
+
+        return query_lengths(tuple(int(n) for n in mask.sum(dim=1).tolist()))
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         encoding = self._tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)

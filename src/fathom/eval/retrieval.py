@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from fathom.api import Fathom
 from fathom.domain import Hit, TextDocument
 from fathom.embed.base import Embedder
@@ -26,6 +28,8 @@ from fathom.eval.metrics import mrr_at_k, ndcg_at_k, percentile, recall_at_k
 from fathom.llm.base import EXTRACTIVE
 
 __all__ = ["RetrievalReport", "default_eval_home", "evaluate_retrieval", "open_eval_home", "ranked_documents"]
+
+log = structlog.get_logger(__name__)
 
 SOURCE_PREFIX = "beir/"
 # Settings that change what the eval home holds; any change builds a new home.
@@ -75,10 +79,14 @@ class RetrievalReport:
 
 
 def default_eval_home(root: Path) -> Path:
-    """``$XDG_CACHE_HOME/fathom/eval/<dataset>`` (``~/.cache/...`` by default)."""
+    """``$XDG_CACHE_HOME/fathom/eval/<dataset>-<corpus hash>`` (``~/.cache/...`` by default).
+
+    The corpus hash is in the name so two collections whose folders share a name (two folders
+    called ``beir``) each keep their own home instead of rebuilding one another's.
+    """
     cache = os.environ.get("XDG_CACHE_HOME")
     base = Path(cache) if cache else Path.home() / ".cache"
-    return base / "fathom" / "eval" / root.name
+    return base / "fathom" / "eval" / f"{root.name}-{corpus_fingerprint(root)[:12]}"
 
 
 def _fingerprint(root: Path, fathom_settings: dict[str, Any]) -> dict[str, Any]:
@@ -104,9 +112,15 @@ def open_eval_home(
     settings = fathom.settings.model_dump()
     wanted = _fingerprint(root, settings)
     marker = home / _MARKER
-    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == wanted:
+    marker_existed = marker.is_file()
+    if marker_existed and json.loads(marker.read_text(encoding="utf-8")) == wanted:
         return fathom
     marker.unlink(missing_ok=True)
+    try:
+        _clear_previous_corpus(fathom, built=marker_existed)
+    except ConfigError:
+        fathom.close()
+        raise
     total = sum(1 for _ in iter_corpus(root))
     done = 0
 
@@ -127,6 +141,32 @@ def open_eval_home(
         raise RuntimeError(f"{len(report.failed)} corpus documents failed to ingest (first: {first.message})")
     marker.write_text(json.dumps(wanted, indent=2), encoding="utf-8")
     return fathom
+
+
+def _clear_previous_corpus(fathom: Fathom, *, built: bool) -> None:
+    """Delete what an earlier build left in the home, so a rebuild ranks only the new corpus.
+
+    Re-ingesting over a previous corpus would keep its documents that the new one lacks (and
+    its chunks wherever the text is unchanged but the chunk settings are not). A home that
+    holds other documents and was never an evaluation home is refused rather than emptied.
+
+    Raises:
+        ConfigError: the home holds documents that no evaluation put there.
+    """
+    tenant = fathom.settings.tenant
+    documents = fathom.store.list_documents(tenant)
+    if not documents:
+        return
+    if not built and any(not doc.source.startswith(SOURCE_PREFIX) for doc, _chunks in documents):
+        raise ConfigError(
+            f"the evaluation home {fathom.home} holds documents that are not an evaluation corpus; "
+            "choose an empty folder with --eval-home",
+            code="eval.home_in_use",
+        )
+    for doc, _chunks in documents:
+        fathom.store.delete_document(tenant, doc.id)
+    fathom.indexer.catch_up()
+    log.info("eval.home_cleared", documents=len(documents))
 
 
 def ranked_documents(hits: Sequence[Hit]) -> list[str]:

@@ -6,6 +6,7 @@ is read from globals, so tests can build as many apps as they like.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,8 +20,10 @@ from mcp.server.streamable_http_manager import DEFAULT_MAX_REQUEST_BODY_SIZE
 from fathom import __version__
 from fathom.api import Fathom
 from fathom.config import Settings, load_settings
+from fathom.embed.batching import BatchingEmbedder
 from fathom.errors import BackendUnavailable
 from fathom.service.deps import Service
+from fathom.service.embedding import serving_embedder
 from fathom.service.errors import install_error_handlers
 from fathom.service.limits import create_buckets
 from fathom.service.mcp import McpEndpoint
@@ -207,6 +210,15 @@ def create_app_from_environment() -> FastAPI:
     settings = settings.model_copy(
         update={k: v for k, v in defaults.items() if k not in settings.model_fields_set}
     )
-    fathom = Fathom(settings=settings)
-    _ = fathom.embedder  # load the model before the first request, not during it
-    return create_app(settings, fathom=fathom)
+    # A forward pass releases the interpreter lock around each of its hundreds of kernels and
+    # must get it back after each; while request threads run Python, every return waited up to
+    # the switch interval (5 ms by default) and one query took several times longer.
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
+    # The model loads now, not during the first request; queries of concurrent requests are
+    # embedded together (query_batch_max, query_batch_window_ms).
+    embedder = serving_embedder(settings)
+    fathom = Fathom(settings=settings, embedder=embedder)
+    app = create_app(settings, fathom=fathom)
+    if isinstance(embedder, BatchingEmbedder):
+        embedder.observe = app.state.service.metrics.observe_query_batch
+    return app

@@ -94,6 +94,12 @@ class Metrics:
             ["cache", "result"],
             registry=self.registry,
         )
+        self.query_batches = Histogram(
+            "fathom_query_embedding_batch_size",
+            "Queries embedded together in one forward pass of the model.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
         self.webhook_deliveries = Counter(
             "fathom_webhook_deliveries_total",
             "Webhook delivery attempts by outcome (delivered, failed) and deliveries dead-lettered (dead).",
@@ -134,6 +140,9 @@ class Metrics:
 
     def observe_delivery(self, outcome: str) -> None:
         self.webhook_deliveries.labels(outcome=outcome).inc()
+
+    def observe_query_batch(self, queries: int) -> None:
+        self.query_batches.observe(queries)
 
     def observe_job(self, status: str, _error_code: str | None) -> None:
         self.jobs.labels(status=status).inc()
