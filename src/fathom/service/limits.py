@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import redis
@@ -40,9 +41,14 @@ class Buckets(Protocol):
 
 
 class LocalBuckets:
-    """Token buckets in this process's memory (the embedded default)."""
+    """Token buckets in this process's memory (the embedded default).
 
-    def __init__(self) -> None:
+    ``clock`` gives the time in seconds (monotonic by default); tests pass a clock they move
+    themselves, so refills never depend on how fast a loaded machine runs the test.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}
 
@@ -52,7 +58,7 @@ class LocalBuckets:
 
     def take(self, key: str, capacity: float, rate: float, amount: float = 1.0) -> float:
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             tokens = self._level(key, capacity, rate, now)
             if tokens >= amount:
                 self._buckets[key] = (tokens - amount, now)
@@ -62,7 +68,7 @@ class LocalBuckets:
 
     def charge(self, key: str, capacity: float, rate: float, amount: float) -> None:
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             self._buckets[key] = (self._level(key, capacity, rate, now) - amount, now)
 
     def ping(self) -> bool:
