@@ -81,7 +81,8 @@ def test_an_unavailable_llm_shows_the_extractive_answer_with_a_note(browser, llm
     expect(page.locator("#ask-status")).to_contain_text("Answered with", timeout=60_000)
     expect(latest(page).locator("button.chip").first).to_be_visible()
     # The extractive answer: sentences quoted verbatim from the document.
-    quoted = latest(page).locator(".answer-text").evaluate(
+    text = latest(page).locator(".answer-text")
+    quoted = text.evaluate(
         "p => [...p.childNodes].filter(n => n.nodeType === Node.TEXT_NODE).map(n => n.data).join('')"
     )
     sentences = [s.strip() for s in quoted.split(".") if s.strip()]

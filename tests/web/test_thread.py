@@ -39,7 +39,9 @@ def seeds_site(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> 
     with Fathom(home=home, embedder=embedder) as fathom:
         assert fathom.ingest([seeds]).ok
         tenant = fathom.settings.tenant
-    site = start_site(home, {"alice": {"tenant": tenant, "user": "alice"}}, {"FATHOM_RATE_LIMIT_PER_MINUTE": "0"})
+    site = start_site(
+        home, {"alice": {"tenant": tenant, "user": "alice"}}, {"FATHOM_RATE_LIMIT_PER_MINUTE": "0"}
+    )
     yield site
     site.server.stop()
 
@@ -102,7 +104,9 @@ def test_the_cloudnova_dialogue_then_a_new_conversation(browser, seeds_site: Sit
     expect(turns.nth(1).locator(".rewrite")).to_have_text("Searched as: CloudNova's emergency phone?")
     _only_cloudnova(turns.nth(1).locator(".answer-body").inner_text())
     expect(turns.nth(1).locator(".answer-body button.chip").first).to_be_visible()
-    expect(page.locator("#ask-status")).to_contain_text("Resumed this tab's conversation (2 earlier questions)")
+    expect(page.locator("#ask-status")).to_contain_text(
+        "Resumed this tab's conversation (2 earlier questions)"
+    )
 
     # New conversation: the thread empties, and the same follow-up now has no history to use.
     new.click()
