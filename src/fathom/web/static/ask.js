@@ -101,8 +101,9 @@ async function ask(query) {
       if (error instanceof ApiError && error.status === 401) onUnauthorized();
     }
   } finally {
+    parts.turn.setAttribute("aria-busy", "false");
     if (mine === controller) {
-      busy(false, parts.turn);
+      busy(false);
       controller = null;
     }
   }

@@ -15,6 +15,15 @@ export function feedbackForm(answerId, unauthorized) {
   const comment = el("textarea", { id: `feedback-comment-${n}`, rows: 2, maxlength: 4000 });
   const send = el("button", { type: "submit", className: "feedback-send", disabled: true, text: "Send feedback" });
   const status = el("p", { className: "status feedback-status", role: "status", "aria-live": "polite" });
+  // The comment box shows once a rating is chosen, so that each turn's form stays one line.
+  const more = el(
+    "div",
+    { className: "feedback-more", hidden: true },
+    el("label", { for: comment.id, text: "Comment (optional)" }),
+    comment,
+    send,
+    status,
+  );
   const form = el(
     "form",
     { className: "feedback" },
@@ -23,14 +32,12 @@ export function feedbackForm(answerId, unauthorized) {
       {},
       el("legend", { text: "Was this answer helpful?" }),
       el("div", { className: "buttons" }, up, down),
-      el("label", { for: comment.id, text: "Comment (optional)" }),
-      comment,
-      send,
-      status,
+      more,
     ),
   );
   const choose = (value) => {
     rating = value;
+    more.hidden = false;
     up.setAttribute("aria-pressed", String(value === "up"));
     down.setAttribute("aria-pressed", String(value === "down"));
     send.disabled = false;
