@@ -130,6 +130,11 @@ def open_page(browser: Any, url: str, key: str | None, viewport: dict[str, int] 
     return page
 
 
+def latest(page: Any, part: str = "answer-body") -> Any:
+    """A part of the thread's last turn: ``answer-body``, ``answer-meta``, ``answer-sources``, ..."""
+    return page.locator("#thread .turn").last.locator(f".{part}")
+
+
 def screenshot(page: Any, name: str, tmp_path: Path, *, full_page: bool = True) -> Path:
     """A PNG of the page (into docs/img/ when FATHOM_WEB_SCREENSHOTS=1, else the test's tmp dir)."""
     folder = SCREENSHOTS if os.environ.get("FATHOM_WEB_SCREENSHOTS") == "1" else tmp_path

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fathom.llm.testing import Reply, ScriptedLLMServer
-from tests.web.conftest import Site, open_page, start_site
+from tests.web.conftest import Site, latest, open_page, start_site
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -63,11 +63,11 @@ def test_stop_cancels_a_streaming_answer(browser, llm_site: Site):
     page.get_by_label("Ask your documents").fill("Why do sea otters hold hands? Take your time.")
     page.locator("#ask-button").click()
     # The first words stream in, then the model stalls.
-    expect(page.locator("#answer-body")).to_contain_text("Sea otters", timeout=60_000)
+    expect(latest(page)).to_contain_text("Sea otters", timeout=60_000)
     expect(page.locator("#ask-status")).to_contain_text("Answering")
     page.get_by_role("button", name="Stop").click()
     expect(page.locator("#ask-status")).to_have_text("Stopped. The answer was cancelled before it finished.")
-    expect(page.locator("#answer-body")).to_contain_text("not checked against your documents")
+    expect(latest(page)).to_contain_text("not checked against your documents")
     expect(page.get_by_role("button", name="Stop")).to_be_disabled()
     expect(page.locator("#ask-button")).to_be_enabled()
 
@@ -79,19 +79,20 @@ def test_an_unavailable_llm_shows_the_extractive_answer_with_a_note(browser, llm
     page.get_by_label("Ask your documents").fill("What is a group of resting otters called?")
     page.locator("#ask-button").click()
     expect(page.locator("#ask-status")).to_contain_text("Answered with", timeout=60_000)
-    expect(page.locator("#answer-body button.chip").first).to_be_visible()
+    expect(latest(page).locator("button.chip").first).to_be_visible()
     # The extractive answer: sentences quoted verbatim from the document.
-    quoted = page.locator("#answer-body .answer-text").evaluate(
+    text = latest(page).locator(".answer-text")
+    quoted = text.evaluate(
         "p => [...p.childNodes].filter(n => n.nodeType === Node.TEXT_NODE).map(n => n.data).join('')"
     )
     sentences = [s.strip() for s in quoted.split(".") if s.strip()]
     assert sentences and all(sentence in OTTERS for sentence in sentences), quoted
-    notes = page.locator("#answer-notes")
+    notes = latest(page, "answer-notes")
     expect(notes).to_contain_text(
         "The language model is unavailable, so this answer is quoted from your documents."
     )
     expect(notes).to_contain_text("LLM unavailable; extractive answer shown")
-    expect(page.locator("#answer-meta")).to_contain_text("Quoted from your documents (extractive)")
+    expect(latest(page, "answer-meta")).to_contain_text("Quoted from your documents (extractive)")
 
 
 def test_rate_limit_and_upload_limit_messages(browser, llm_site: Site, tmp_path: Path):
@@ -103,10 +104,15 @@ def test_rate_limit_and_upload_limit_messages(browser, llm_site: Site, tmp_path:
     page.locator("#ask-button").click()
     expect(page.locator("#ask-status")).to_contain_text("Answered with", timeout=60_000)
     # The answer spent this key's answer tokens for the minute.
+    question.fill("And what do they hold while they sleep?")
     page.locator("#ask-button").click()
     expect(page.locator("#ask-status")).to_contain_text(
         "Too many requests for this key right now. Try again in", timeout=60_000
     )
+    # The refused follow-up leaves the earlier turn as it was, and comes back to be asked again.
+    expect(page.locator("#thread .turn")).to_have_count(1)
+    expect(latest(page).locator("button.chip").first).to_be_visible()
+    expect(question).to_have_value("And what do they hold while they sleep?")
 
     big = tmp_path / "big-notes.txt"
     big.write_text("otters " * 2000)

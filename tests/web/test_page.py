@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.files import RUNBOOK
-from tests.web.conftest import PHONE, Site, open_page, screenshot
+from tests.web.conftest import PHONE, Site, latest, open_page, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,7 +70,7 @@ def _drop_files(page: Any, files: list[tuple[str, str, str]]) -> None:
 def _ask(page: Any, question: str) -> Any:
     page.get_by_role("button", name="Ask", exact=True).first.click()  # the Ask tab
     page.get_by_label("Ask your documents").fill(question)
-    with page.expect_response(lambda r: r.url.endswith("/v1/ask")) as response:
+    with page.expect_response(lambda r: r.url.endswith("/messages")) as response:
         page.locator("#ask-button").click()
     return response.value
 
@@ -101,14 +101,14 @@ def test_upload_wait_ask_and_open_a_citation(browser, site: Site, tmp_path: Path
     assert response.headers["content-type"].startswith("text/event-stream")
     status = page.locator("#ask-status")
     expect(status).to_contain_text("Answered with", timeout=60_000)
-    answer = page.locator("#answer-body")
+    answer = latest(page)
     expect(answer).to_contain_text("Signing keys are rotated every ninety days")
     chips = answer.locator("button.chip")
     assert chips.count() >= 1
     expect(chips.first).to_have_accessible_name("Source 1: Operations runbook")
-    expect(page.locator("#answer-meta")).to_contain_text("Well supported by the sources")
-    expect(page.locator("#answer-meta")).to_contain_text("100% of the answer is backed by quotes")
-    expect(page.locator("#answer-sources")).to_contain_text("Key rotation")
+    expect(latest(page, "answer-meta")).to_contain_text("Well supported by the sources")
+    expect(latest(page, "answer-meta")).to_contain_text("100% of the answer is backed by quotes")
+    expect(latest(page, "answer-sources")).to_contain_text("Key rotation")
 
     chips.first.click()
     dialog = page.get_by_role("dialog")
@@ -130,7 +130,7 @@ def test_upload_wait_ask_and_open_a_citation(browser, site: Site, tmp_path: Path
     expect(page.get_by_role("button", name="Not helpful")).to_have_attribute("aria-pressed", "true")
     page.get_by_label("Comment (optional)").fill("Please also say who rotates them.")
     page.get_by_role("button", name="Send feedback").click()
-    expect(page.locator("#feedback-status")).to_have_text("Thank you: your feedback was recorded.")
+    expect(page.locator(".feedback-status")).to_have_text("Thank you: your feedback was recorded.")
 
 
 def test_another_tenants_document_never_shows(browser, seeded: Site):
@@ -148,7 +148,7 @@ def test_another_tenants_document_never_shows(browser, seeded: Site):
         expect(page.locator("#ask-status")).not_to_contain_text("Answering", timeout=60_000)
         shown = page.locator("main").inner_text()
         assert "MARMALADE" not in shown and "Globex vault" not in shown
-        for chip in page.locator("#answer-body button.chip").all():
+        for chip in latest(page).locator("button.chip").all():
             chip.click()
             expect(page.locator("#passage-text mark")).to_have_count(1)
             assert "MARMALADE" not in page.locator("#passage-dialog").inner_text()
@@ -166,8 +166,8 @@ def test_markup_in_documents_renders_as_inert_text(browser, seeded: Site):
 
     _ask(page, "What is the rollout codeword for the spring release?")
     expect(page.locator("#ask-status")).to_contain_text("Answered with", timeout=60_000)
-    expect(page.locator("#answer-body")).to_contain_text("periwinkle")
-    page.locator("#answer-sources").get_by_role("button").filter(has_text="Release notes").first.click()
+    expect(latest(page)).to_contain_text("periwinkle")
+    latest(page, "answer-sources").get_by_role("button").filter(has_text="Release notes").first.click()
     expect(page.locator("#passage-text mark")).to_have_count(1)
     passage = page.locator("#passage-text").inner_text()
     assert "javascript:" in passage  # shown as text, not as a link
@@ -205,7 +205,7 @@ def test_a_citation_of_a_deleted_document_says_so(browser, site: Site):
     )
     page = open_page(browser, site.url, site.keys["admin"])
     _ask(page, "Where do visitors park?")
-    chip = page.locator("#answer-body button.chip").first
+    chip = latest(page).locator("button.chip").first
     expect(chip).to_be_visible(timeout=60_000)
     httpx.delete(
         f"{site.url}/v1/documents/{document['document_id']}",
@@ -270,7 +270,7 @@ def test_keyboard_only_and_every_control_labelled(browser, seeded: Site):
     page.get_by_label("Ask your documents").focus()
     page.keyboard.type("How long are backups kept?")
     page.keyboard.press("Enter")
-    chip = page.locator("#answer-body button.chip").first
+    chip = latest(page).locator("button.chip").first
     expect(chip).to_be_visible(timeout=60_000)
     chip.focus()
     page.keyboard.press("Enter")
@@ -288,7 +288,7 @@ def test_phone_width_has_no_sideways_scrolling(browser, seeded: Site, tmp_path: 
     expect(page.locator("#ask-status")).to_contain_text("Answered with", timeout=60_000)
     _no_horizontal_overflow(page)
     screenshot(page, "web-answer-phone.png", tmp_path)
-    page.locator("#answer-body button.chip").first.click()
+    latest(page).locator("button.chip").first.click()
     expect(page.locator("#passage-text mark")).to_have_count(1)
     _no_horizontal_overflow(page)
     screenshot(page, "web-citation-phone.png", tmp_path, full_page=False)

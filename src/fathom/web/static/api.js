@@ -107,17 +107,18 @@ export async function request(method, path, { json, form, signal } = {}) {
 }
 
 /**
- * POST /v1/ask as server-sent events. Calls `onEvent(name, data)` for each event, in order.
- * Resolves when the stream ends; rejects with ApiError (refused before streaming), or an
- * AbortError when `signal` aborts.
+ * POST `body` to an answering route (`/v1/ask`, `/v1/conversations/{id}/messages`) as
+ * server-sent events. Calls `onEvent(name, data)` for each event, in order. Resolves when the
+ * stream ends; rejects with ApiError (refused before streaming), or an AbortError when `signal`
+ * aborts.
  */
-export async function askStream(query, { signal, onEvent }) {
+export async function streamAnswer(path, body, { signal, onEvent }) {
   let response;
   try {
-    response = await fetch("/v1/ask", {
+    response = await fetch(path, {
       method: "POST",
       headers: await headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
-      body: JSON.stringify({ query }),
+      body: JSON.stringify(body),
       signal,
     });
   } catch (error) {

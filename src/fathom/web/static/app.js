@@ -1,7 +1,7 @@
 // The page's entry point: sign-in or the API key panel, the two views, and what happens on a 401.
 
 import { getKey, setKey, useCredentials } from "./api.js";
-import { initAsk } from "./ask.js";
+import { initAsk, newConversation, resumeConversation } from "./ask.js";
 import { $ } from "./dom.js";
 import { initDocuments, loadDocuments } from "./documents.js";
 import * as sso from "./sso.js";
@@ -90,6 +90,7 @@ async function init() {
     const key = $("key-input").value.trim();
     setKey(key);
     if (key) sso.signOut();
+    newConversation(); // conversations belong to who asked: another key starts afresh
     $("key-input").value = "";
     refreshState();
     banner("");
@@ -99,6 +100,7 @@ async function init() {
   });
   $("key-forget").addEventListener("click", () => {
     setKey("");
+    newConversation();
     refreshState();
     banner("The key was forgotten. Enter a key to go on.");
   });
@@ -108,6 +110,7 @@ async function init() {
   });
   $("sign-out").addEventListener("click", () => {
     sso.signOut();
+    newConversation();
     refreshState();
     banner("You are signed out of fathom in this tab. Sign in or enter a key to go on.");
   });
@@ -126,6 +129,7 @@ async function init() {
     keyPanel(true);
   }
   show("ask");
+  if (hasCredentials()) resumeConversation();
 }
 
 init();

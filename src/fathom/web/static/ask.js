@@ -1,18 +1,21 @@
-// The Ask view: a streamed answer, its citations as chips, the cited passage in context,
-// honest abstentions and unsupported sentences, a confidence indicator and feedback.
+// The Ask view: a conversation thread. Each question is a turn whose answer streams in, then is
+// shown verified with its citations and feedback; follow-ups are asked in the same conversation
+// (POST /v1/conversations/{id}/messages) until "New conversation" starts over.
 
-import { ApiError, askStream, describe, request } from "./api.js";
-import { $, append, clear, el, say } from "./dom.js";
-
-const FALLBACK_NOTE = "LLM unavailable";
+import { ApiError, describe, streamAnswer } from "./api.js";
+import { initAnswers, markIncomplete, renderAnswer } from "./answer.js";
+import { $, el, say } from "./dom.js";
+import { feedbackForm } from "./feedback.js";
+import * as thread from "./thread.js";
 
 let controller = null;
-let current = null; // the finished answer (the API's `done` body)
-let rating = null;
+let resuming = null; // the resumed conversation loading after a reload; questions wait for it
 let onUnauthorized = () => {};
 
 export function initAsk({ unauthorized }) {
   onUnauthorized = unauthorized;
+  initAnswers({ unauthorized });
+  thread.initThread();
   const form = $("ask-form");
   const question = $("question");
   form.addEventListener("submit", (event) => {
@@ -26,19 +29,44 @@ export function initAsk({ unauthorized }) {
     }
   });
   $("stop-button").addEventListener("click", () => controller?.abort());
-  $("passage-close").addEventListener("click", () => $("passage-dialog").close());
-  $("thumb-up").addEventListener("click", () => choose("up"));
-  $("thumb-down").addEventListener("click", () => choose("down"));
-  $("feedback-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    sendFeedback();
+  $("new-conversation").addEventListener("click", () => {
+    newConversation();
+    say($("ask-status"), "New conversation: the next question starts it.", "ok");
+    question.focus();
   });
 }
 
-function busy(on) {
+/** End the conversation on the page (the key or sign-in changed, or the user asked to). */
+export function newConversation() {
+  const running = controller;
+  controller = null; // its own handlers then leave the status alone
+  running?.abort();
+  busy(false);
+  thread.endConversation({ clearTurns: true });
+  say($("ask-status"), "");
+}
+
+/** Show the tab's earlier conversation again, if there is one (after a reload). */
+export function resumeConversation() {
+  resuming = thread
+    .resume()
+    .then((turns) => {
+      if (turns) say($("ask-status"), `Resumed this tab's conversation (${turns} earlier question${turns === 1 ? "" : "s"}).`, "ok");
+    })
+    .catch((error) => {
+      if (error.status === 404) return; // gone: the next question starts a new one
+      say($("ask-status"), `The earlier conversation could not be shown. ${describe(error, "The conversation")}`, "error");
+      if (error instanceof ApiError && error.status === 401) onUnauthorized();
+    })
+    .finally(() => {
+      resuming = null;
+    });
+}
+
+function busy(on, turn = null) {
   $("ask-button").disabled = on;
   $("stop-button").disabled = !on;
-  $("answer").setAttribute("aria-busy", on ? "true" : "false");
+  turn?.setAttribute("aria-busy", on ? "true" : "false");
 }
 
 async function ask(query) {
@@ -47,46 +75,33 @@ async function ask(query) {
     say(status, "Type a question first.", "error");
     return;
   }
+  if (resuming) await resuming;
   controller?.abort();
   controller = new AbortController();
   const mine = controller;
-  current = null;
-  resetFeedback();
-  const answer = $("answer");
-  answer.hidden = false;
-  clear($("answer-meta"));
-  clear($("answer-notes"));
-  clear($("answer-removed"));
-  clear($("answer-sources"));
+  const parts = thread.addTurn(query);
   const live = el("p", { className: "answer-text streaming" });
-  clear($("answer-body")).append(live);
+  parts.body.append(live);
+  parts.turn.scrollIntoView({ block: "nearest" });
+  $("question").value = "";
   say(status, "Answering… (the text is checked against your documents when it is complete)", "busy");
-  busy(true);
+  busy(true, parts.turn);
   try {
-    await askStream(query, {
-      signal: mine.signal,
-      onEvent(name, data) {
-        if (name === "delta") live.append(document.createTextNode(data.text));
-        else if (name === "done") finish(data);
-        else if (name === "error") {
-          say(status, `The answer failed part way: ${data.error.message} (${data.error.code})`, "error");
-          markIncomplete(live, "Incomplete: the answer failed before it finished.");
-          current = null;
-        }
-      },
-    });
+    await answerInConversation(query, parts, live, mine.signal);
   } catch (error) {
     if (error.name === "AbortError") {
-      if (mine === controller) {
-        say(status, "Stopped. The answer was cancelled before it finished.", "warn");
-        markIncomplete(live, "Stopped: this partial text was not checked against your documents.");
-      }
-    } else {
+      // Stop, a newer question or a new conversation (which took the turn off the page).
+      markIncomplete(parts, live, "Stopped: this partial text was not checked against your documents.");
+      if (mine === controller) say(status, "Stopped. The answer was cancelled before it finished.", "warn");
+    } else if (mine === controller) {
+      // Refused before any answer: the turn goes, the question comes back to be asked again.
       say(status, describe(error), "error");
+      thread.removeTurn(parts);
+      if (!$("question").value) $("question").value = query;
       if (error instanceof ApiError && error.status === 401) onUnauthorized();
-      if (!live.textContent) answer.hidden = true;
     }
   } finally {
+    parts.turn.setAttribute("aria-busy", "false");
     if (mine === controller) {
       busy(false);
       controller = null;
@@ -94,250 +109,37 @@ async function ask(query) {
   }
 }
 
-function markIncomplete(live, message) {
-  live.classList.remove("streaming");
-  live.classList.add("incomplete");
-  $("answer-body").append(el("p", { className: "incomplete-note", text: message }));
+/** Ask `query` in the conversation (one is created for the first question); a conversation the
+ * server no longer has (expired, deleted) is replaced once by a new one, and the thread says so. */
+async function answerInConversation(query, parts, live, signal) {
+  for (let attempt = 0; ; attempt += 1) {
+    const id = await thread.ensureConversation(signal);
+    try {
+      await streamAnswer(thread.messagesPath(id), { question: query }, {
+        signal,
+        onEvent: (name, data) => onEvent(name, data, query, parts, live),
+      });
+      return;
+    } catch (error) {
+      if (attempt > 0 || !(error instanceof ApiError) || error.code !== "conversation.not_found") throw error;
+      thread.endConversation({ clearTurns: false });
+      thread.breakBefore(parts, "The earlier conversation has ended; a new one starts here.");
+    }
+  }
 }
 
-function finish(out) {
-  current = out;
+function onEvent(name, data, query, parts, live) {
   const status = $("ask-status");
-  const citations = new Map(out.citations.map((c) => [c.n, c]));
-  renderMeta(out);
-  const body = clear($("answer-body"));
-  if (out.abstained) {
-    body.append(
-      el(
-        "div",
-        { className: "abstained" },
-        el("p", { className: "abstained-title", text: "Not found in your documents" }),
-        el("p", { className: "answer-text", text: out.answer }),
-      ),
-    );
-    say(status, "No answer: your documents do not say.", "warn");
-  } else {
-    body.append(renderText(out, citations));
-    say(status, `Answered with ${out.citations.length} citation${out.citations.length === 1 ? "" : "s"}.`, "ok");
-  }
-  renderNotes(out.notes || []);
-  renderRemoved(out);
-  renderSources(out.citations);
-  $("feedback-form").hidden = false;
-}
-
-function confidence(groundedness) {
-  if (groundedness === null || groundedness === undefined) return ["none", "No answer, so nothing to support"];
-  if (groundedness >= 0.9) return ["high", "Well supported by the sources"];
-  if (groundedness >= 0.6) return ["medium", "Partly supported by the sources"];
-  return ["low", "Weakly supported by the sources"];
-}
-
-function renderMeta(out) {
-  const [level, label] = confidence(out.abstained ? null : out.groundedness);
-  const meta = clear($("answer-meta"));
-  const pct = out.groundedness === null || out.groundedness === undefined ? null : Math.round(out.groundedness * 100);
-  const box = el("div", { className: "confidence", "data-level": level });
-  box.append(el("span", { className: "confidence-label", text: label }));
-  if (pct !== null && !out.abstained) {
-    box.append(
-      el("meter", {
-        id: "confidence-meter",
-        min: 0,
-        max: 100,
-        low: 60,
-        high: 90,
-        optimum: 100,
-        value: pct,
-        "aria-label": "Share of the answer supported by quotes",
-      }),
-      el("span", { className: "confidence-value", text: `${pct}% of the answer is backed by quotes` }),
-    );
-  }
-  const by = out.model === "extractive" ? "Quoted from your documents (extractive)" : `Written by ${out.model}, checked against quotes`;
-  meta.append(box, el("p", { className: "model", text: by }));
-}
-
-/** The answer text with [n] markers as chips, and unsupported sentences (kept by a `mark` policy) flagged. */
-function renderText(out, citations) {
-  const text = out.answer;
-  const flagged = [];
-  for (const sentence of out.sentences || []) {
-    if (sentence.supported || !sentence.text) continue;
-    const at = text.indexOf(sentence.text);
-    if (at >= 0) flagged.push([at, at + sentence.text.length]);
-  }
-  flagged.sort((a, b) => a[0] - b[0]);
-  const paragraph = el("p", { className: "answer-text" });
-  let pos = 0;
-  for (const [start, end] of flagged) {
-    if (start < pos) continue;
-    append(paragraph, withChips(text.slice(pos, start), citations));
-    paragraph.append(
-      el(
-        "span",
-        { className: "unsupported" },
-        el("span", { className: "unsupported-text", text: text.slice(start, end) }),
-        el("span", { className: "tag", text: "not supported by the sources" }),
-      ),
-    );
-    pos = end;
-  }
-  append(paragraph, withChips(text.slice(pos), citations));
-  return paragraph;
-}
-
-function withChips(text, citations) {
-  const nodes = [];
-  for (const part of text.split(/(\[\d+\])/)) {
-    const match = /^\[(\d+)\]$/.exec(part);
-    const citation = match ? citations.get(Number(match[1])) : undefined;
-    if (citation) nodes.push(chip(citation));
-    else if (part) nodes.push(part);
-  }
-  return nodes;
-}
-
-function chip(citation) {
-  const button = el("button", {
-    type: "button",
-    className: "chip",
-    "data-n": citation.n,
-    "aria-label": `Source ${citation.n}: ${citation.title || citation.source}`,
-    title: citation.title || citation.source,
-    text: String(citation.n),
-  });
-  button.addEventListener("click", () => openPassage(citation, button));
-  return button;
-}
-
-function renderNotes(notes) {
-  const box = clear($("answer-notes"));
-  if (!notes.length) return;
-  const list = el("ul", { className: "notes", "aria-label": "Notes about this answer" });
-  for (const note of notes) {
-    const fallback = note.startsWith(FALLBACK_NOTE);
-    list.append(
-      el(
-        "li",
-        { className: fallback ? "note fallback" : "note" },
-        fallback ? "The language model is unavailable, so this answer is quoted from your documents. " : "",
-        el("span", { className: "note-text", text: `Note: ${note}` }),
-      ),
-    );
-  }
-  box.append(list);
-}
-
-function renderRemoved(out) {
-  const box = clear($("answer-removed"));
-  const removed = (out.sentences || []).filter((s) => !s.supported && s.text && !out.answer.includes(s.text));
-  if (!removed.length) return;
-  box.append(
-    el("h3", { text: `Removed: ${removed.length} sentence${removed.length === 1 ? "" : "s"} the sources do not support` }),
-    el("ul", { className: "removed" }, removed.map((s) => el("li", { text: s.text }))),
-  );
-}
-
-function where(item) {
-  const parts = [];
-  if (item.heading_path && item.heading_path.length) parts.push(item.heading_path.join(" › "));
-  if (item.page) parts.push(`page ${item.page}`);
-  parts.push(item.source);
-  return parts.join(" · ");
-}
-
-function renderSources(citations) {
-  const box = clear($("answer-sources"));
-  if (!citations.length) return;
-  const list = el("ol", { className: "sources" });
-  for (const citation of citations) {
-    const open = el("button", { type: "button", className: "source-open link-like" });
-    open.append(el("span", { className: "chip static", "aria-hidden": "true", text: String(citation.n) }), " ", citation.title || citation.source);
-    open.addEventListener("click", () => openPassage(citation, open));
-    list.append(
-      el(
-        "li",
-        {},
-        open,
-        el("p", { className: "where", text: where(citation) }),
-        el("blockquote", { className: "quote", text: citation.quote }),
-      ),
-    );
-  }
-  box.append(el("h3", { text: "Sources" }), list);
-}
-
-async function openPassage(citation, opener) {
-  const dialog = $("passage-dialog");
-  $("passage-title").textContent = citation.title || citation.source;
-  $("passage-where").textContent = where(citation);
-  const box = clear($("passage-text"));
-  box.append(el("p", { className: "status", text: "Loading the passage…" }));
-  dialog.addEventListener("close", () => opener.focus(), { once: true });
-  if (!dialog.open) dialog.showModal();
-  const path =
-    `/v1/documents/${encodeURIComponent(citation.doc_id)}/passage` +
-    `?start=${encodeURIComponent(citation.start)}&end=${encodeURIComponent(citation.end)}`;
-  try {
-    const passage = await request("GET", path);
-    $("passage-where").textContent = where(passage);
-    const a = passage.quote_start - passage.start;
-    const b = passage.quote_end - passage.start;
-    const mark = el("mark", { id: "passage-quote", text: passage.text.slice(a, b) });
-    clear(box).append(
-      el(
-        "p",
-        { className: "passage-body" },
-        passage.more_before ? "… " : "",
-        passage.text.slice(0, a),
-        mark,
-        passage.text.slice(b),
-        passage.more_after ? " …" : "",
-      ),
-    );
-    mark.scrollIntoView({ block: "center" });
-  } catch (error) {
-    clear(box).append(
-      el("p", { className: "status", "data-kind": "error", text: describe(error, "The cited document") }),
-      el("p", { className: "passage-body" }, el("mark", { id: "passage-quote", text: citation.quote })),
-    );
-    if (error instanceof ApiError && error.status === 401) onUnauthorized();
-  }
-}
-
-function resetFeedback() {
-  rating = null;
-  $("feedback-form").hidden = true;
-  $("thumb-up").setAttribute("aria-pressed", "false");
-  $("thumb-down").setAttribute("aria-pressed", "false");
-  $("feedback-comment").value = "";
-  $("feedback-send").disabled = true;
-  say($("feedback-status"), "");
-}
-
-function choose(value) {
-  rating = value;
-  $("thumb-up").setAttribute("aria-pressed", String(value === "up"));
-  $("thumb-down").setAttribute("aria-pressed", String(value === "down"));
-  $("feedback-send").disabled = false;
-}
-
-async function sendFeedback() {
-  const status = $("feedback-status");
-  if (!current || !rating) {
-    say(status, "Choose Helpful or Not helpful first.", "error");
-    return;
-  }
-  const comment = $("feedback-comment").value.trim();
-  try {
-    await request("POST", "/v1/feedback", {
-      json: { answer_id: current.answer_id, rating, comment: comment || null },
-    });
-    say(status, "Thank you: your feedback was recorded.", "ok");
-    $("feedback-send").disabled = true;
-  } catch (error) {
-    say(status, describe(error, "This answer"), "error");
-    if (error instanceof ApiError && error.status === 401) onUnauthorized();
+  if (name === "delta") {
+    live.append(document.createTextNode(data.text));
+  } else if (name === "done") {
+    renderAnswer(parts, data);
+    thread.showRewrite(parts, query, data.rewrite?.standalone);
+    if (data.answer_id) parts.root.append(feedbackForm(data.answer_id, onUnauthorized));
+    if (data.abstained) say(status, "No answer: your documents do not say.", "warn");
+    else say(status, `Answered with ${data.citations.length} citation${data.citations.length === 1 ? "" : "s"}.`, "ok");
+  } else if (name === "error") {
+    say(status, `The answer failed part way: ${data.error.message} (${data.error.code})`, "error");
+    markIncomplete(parts, live, "Incomplete: the answer failed before it finished.");
   }
 }
