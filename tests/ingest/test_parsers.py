@@ -115,6 +115,24 @@ def test_binary_and_empty_input_are_refused():
     assert empty.value.code == "ingest.empty"
 
 
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Crème brûlée for dessert.", "latin-1"),
+        ("Zürich café naïve résumé", "latin-1"),
+        ("La crème brûlée est un dessert. Où est la gare?", "latin-1"),
+        ("Straße und Größe", "latin-1"),
+        ("Señor Muñoz paid €20 for the “deluxe” menu.", "cp1252"),
+        ("Příliš žluťoučký kůň úpěl ďábelské ódy. Dobrý den, jak se máte?", "cp1250"),
+        ("Привет, как дела? Это тест кодировки.", "cp1251"),
+    ],
+)
+def test_single_byte_text_decodes_to_what_was_written(text: str, encoding: str):
+    """Western text that is not UTF-8 is Windows-1252/Latin-1 (it came out as Windows-1250,
+    "crčme brűlée"); text that is clearly another encoding keeps it."""
+    assert parse_bytes(text.encode(encoding), "note.txt").text == text
+
+
 def test_utf16_with_bom_and_invalid_utf8_and_nul_bytes():
     doc = parse_bytes("Grüße aus Köln".encode("utf-16"), "u16.txt")
     assert doc.text == "Grüße aus Köln"

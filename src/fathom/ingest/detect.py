@@ -185,6 +185,42 @@ def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error("fathom-cp1252", _cp1252_fallback)
 
 
+# Western single-byte encodings, preferred among equally plausible guesses.
+_WESTERN = ("cp1252", "latin_1", "iso8859_15")
+# How much worse than the best guess (chaos up, coherence down) a Western guess may be and still
+# win: charset-normalizer ranks DOS code pages such as cp437 first for short Windows-1252 text.
+_TIE = 0.1
+
+
+def _detected_encoding(data: bytes) -> str | None:
+    """The encoding of bytes that are not UTF-8, or None for binary data.
+
+    charset-normalizer often finds several single-byte encodings equally plausible for short
+    Western text (a Latin-1 "crème brûlée" decodes without fault as Windows-1250 too, as
+    "crčme brűlée"), or rank a DOS code page first ("Se±or" for "Señor"). Among the guesses
+    about as plausible as the best, Windows-1252 wins: it is what non-UTF-8 Western text almost
+    always is. Text whose guesses leave Windows-1252 out (Czech in Windows-1250, Cyrillic in
+    Windows-1251) keeps the best guess.
+    """
+    matches = from_bytes(data[:1_000_000])
+    best = matches.best()
+    if best is None:
+        return None
+    for match in matches:
+        tied = match.chaos <= best.chaos + _TIE and match.coherence >= best.coherence - _TIE
+        if tied and match.encoding in _WESTERN:
+            return "cp1252" if _decodes(data, "cp1252") else match.encoding
+    return str(best.encoding)
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def decode_text(data: bytes, *, sample: bool = False) -> DecodedText:
     """Decode bytes to text: BOMs first, then UTF-8, then the best detected encoding.
 
@@ -212,13 +248,13 @@ def decode_text(data: bytes, *, sample: bool = False) -> DecodedText:
             encoding = "utf-8"
             warnings = ("not valid UTF-8: mixed encodings; invalid bytes decoded as Windows-1252",)
         else:
-            best = from_bytes(data[:1_000_000]).best()
+            best = _detected_encoding(data)
             if best is None:
                 raise UnsupportedFormat(
                     "the file holds binary data, not text", code="ingest.binary"
                 ) from None
-            if best.encoding not in {"utf_8", "utf-8"}:
-                encoding = best.encoding
+            if best not in {"utf_8", "utf-8"}:
+                encoding = best
                 text = data.decode(encoding, errors="replace")
                 warnings = (f"not valid UTF-8; decoded as {encoding}",)
             else:
