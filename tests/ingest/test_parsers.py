@@ -63,6 +63,23 @@ def test_pdf_text_is_extracted(tmp_path: Path):
     assert doc.metadata["pages"] == 2
 
 
+@pytest.mark.parametrize(
+    ("metadata_title", "expected"),
+    [
+        (None, "Safety Manual"),  # reportlab writes "untitled" when no title is set
+        ("Untitled", "Safety Manual"),
+        ("untitled-3", "Safety Manual"),
+        ("Microsoft Word - lid_guide.docx", "lid_guide"),
+        ("Lid Safety Guide", "Lid Safety Guide"),
+    ],
+)
+def test_a_pdf_without_a_real_title_is_named_by_its_first_line(
+    tmp_path: Path, metadata_title: str | None, expected: str
+):
+    path = make_pdf(tmp_path / "manual.pdf", ["Safety Manual\n\nKeep the lid closed."], title=metadata_title)
+    assert parse_bytes(path.read_bytes(), "manual.pdf").title == expected
+
+
 def test_docx_headings_paragraphs_and_tables(tmp_path: Path):
     path = make_docx(
         tmp_path / "h.docx",

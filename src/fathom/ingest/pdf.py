@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
+from pathlib import PurePath
 from typing import Any
 
 from fathom.errors import IngestError
@@ -76,6 +77,23 @@ def strip_running_lines(pages: list[str]) -> tuple[list[str], int]:
     return out, removed
 
 
+# Titles that PDF producers write when the author gave none (reportlab writes "untitled", Word
+# "Microsoft Word - report.docx"): not a title, so the first line or the file name is used instead.
+_PLACEHOLDER_TITLE = re.compile(
+    r"(?i)^(?:untitled(?:[\s_-]*\d+)?|untitled document|no title|title|document\d*|\(anonymous\)|"
+    r"unknown|\s*)$"
+)
+_OFFICE_PREFIX = re.compile(r"(?i)^microsoft (?:word|powerpoint|excel) - ")
+
+
+def _real_title(raw: str) -> str:
+    """The metadata title when it names the document, else ""."""
+    title = raw.strip()
+    if _OFFICE_PREFIX.match(title):
+        title = PurePath(_OFFICE_PREFIX.sub("", title)).stem.strip()
+    return "" if _PLACEHOLDER_TITLE.match(title) else title
+
+
 def parse_pdf(data: bytes, ocr: OcrOptions | None = None) -> ParsedDocument:
     """Parse PDF bytes; ``metadata["page_starts"]`` holds the text offset where each page begins.
 
@@ -106,8 +124,8 @@ def parse_pdf(data: bytes, ocr: OcrOptions | None = None) -> ParsedDocument:
         _unlock_pdf(reader)
         pages = list(reader.pages)
         page_texts = [page.extract_text() or "" for page in pages]
-        metadata_title = (
-            str(reader.metadata.title).strip() if reader.metadata and reader.metadata.title else ""
+        metadata_title = _real_title(
+            str(reader.metadata.title) if reader.metadata and reader.metadata.title else ""
         )
     except IngestError:
         raise
