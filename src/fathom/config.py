@@ -195,7 +195,9 @@ class Settings(BaseSettings):
         default=30, ge=1, description="CPU seconds a parser may spend on one file."
     )
     parser_timeout_seconds: float = Field(
-        default=60.0, gt=0, description="Wall-clock seconds a parser may spend on one file."
+        default=60.0,
+        gt=0,
+        description="Seconds a parser may spend on one file (its own time: not waiting for a CPU).",
     )
     parser_memory_mb: int = Field(
         default=1024,

@@ -89,3 +89,54 @@ def test_a_consumer_that_stops_early_does_not_leak_results_into_the_next_map(tmp
         stream.close()  # the caller gives up while the big file may still be parsing
         keys = [r.key for r in pool.map([ParseJob("next", GOOD, "b.md")])]
     assert keys == ["next"]
+
+
+def test_a_busy_caller_does_not_make_finished_files_time_out():
+    """A consumer busy elsewhere (embedding) for longer than the wall limit held the dispatcher
+    in a full result queue; on its return it timed out workers whose replies were waiting."""
+    small = [
+        ParseJob(f"f{i}", b"# Note %d\n\n" % i + b"Plain words. " * (2000 * (i % 2)), f"f{i}.md")
+        for i in range(6)
+    ]
+    outcomes = {}
+    with ParserPool(2, ParseLimits(wall_seconds=0.5), ParseOptions()) as pool:
+        for result in pool.map(small, buffer=1):
+            outcomes[result.key] = result.error.code if result.error else None
+            time.sleep(1.0)  # the caller embeds the previous file meanwhile
+    assert outcomes == {f"f{i}": None for i in range(6)}
+
+
+def _hog(stop: float) -> None:
+    while time.monotonic() < stop:
+        pass
+
+
+def test_a_parser_starved_of_cpu_by_other_work_is_not_timed_out():
+    """Small files failed with ingest.parser_timeout while the main process kept the cores busy:
+    the deadline counted time the parser spent waiting for a CPU. It counts the parser's own time."""
+    import multiprocessing
+
+    # Small enough that neither the file nor its parsed reply ever waits on a full pipe.
+    text = b"# Starved\n\n" + b"A short paragraph of ordinary prose about tides and harbours. " * 100
+    with ParserPool(1, ParseLimits(wall_seconds=0.3), ParseOptions()) as pool:
+        pool.parse(GOOD, "warm.md")  # the worker exists and has imported its parsers
+        pid = pool._workers[0].process.pid
+        assert pid is not None
+        # The worker only runs when a core is free, and busy loops hold every core for 1.5 s.
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        context = multiprocessing.get_context("fork")
+        hogs = [
+            context.Process(target=_hog, args=(time.monotonic() + 1.5,))
+            for _ in range(2 * (os.cpu_count() or 1))
+        ]
+        for hog in hogs:
+            hog.start()
+        try:
+            started = time.monotonic()
+            parsed = pool.parse(text, "starved.md")
+            waited = time.monotonic() - started
+        finally:
+            for hog in hogs:
+                hog.join()
+    assert parsed.text.startswith("# Starved")
+    assert waited > 0.3  # it was starved past the limit, and still not timed out

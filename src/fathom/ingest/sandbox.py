@@ -3,7 +3,8 @@
 A hostile or simply unlucky file can make a parser spin, allocate without end,
 or crash the interpreter. Each worker process sets ``RLIMIT_AS`` (memory) once
 and a fresh ``RLIMIT_CPU`` budget before every file; the parent kills a worker
-that runs past the wall-time limit. Whatever happens, only that file fails, with
+that runs past the wall-time limit, counted as the parser's own time: the time the worker
+waited for a free CPU (other work on every core) does not count. Whatever happens, only that file fails, with
 a stable code, and a new worker takes the dead one's place.
 
     ingest.parser_timeout   CPU or wall time ran out
@@ -122,11 +123,35 @@ class _Worker:
         self.process.start()
         child.close()
         self.job: ParseJob | None = None
-        self.deadline = 0.0
+        self._started = 0.0
+        self._on_cpu = 0.0
+        self._waited = 0.0
         # Start-up (forking, importing parsers) does not count against the first file's time.
         if self.conn.poll(_STARTUP_SECONDS):
             with contextlib.suppress(EOFError, OSError):
                 self.conn.recv()
+
+    def begin(self, job: ParseJob) -> None:
+        self.job = job
+        self._started = time.monotonic()
+        self._on_cpu, self._waited = _schedstat(self.process.pid)
+
+    def parser_seconds(self) -> float:
+        """Seconds the current file has taken, less the time the worker waited for a free CPU:
+        a parser starved by other work (the caller embedding on every core) is not slow.
+
+        Linux adds a wait to the process's run-queue total only once the wait ends, so while the
+        worker is runnable (running, or waiting for a core) its own time is its CPU time; while
+        it sleeps (blocked, or done) it is the wall time less every wait, which is then complete.
+        Without /proc this is the plain wall-clock time.
+        """
+        elapsed = time.monotonic() - self._started
+        on_cpu, waited = _schedstat(self.process.pid)
+        if on_cpu < 0:
+            return elapsed
+        if _runnable(self.process.pid):
+            return on_cpu - self._on_cpu
+        return elapsed - (waited - self._waited)
 
     def stop(self, *, kill: bool = False) -> None:
         if kill:
@@ -139,6 +164,26 @@ class _Worker:
             self.process.kill()
             self.process.join()
         self.conn.close()
+
+
+def _schedstat(pid: int | None) -> tuple[float, float]:
+    """Seconds process ``pid`` has run on a CPU and waited on a run queue (Linux schedstat);
+    (-1, -1) where the kernel does not say."""
+    try:
+        with open(f"/proc/{pid}/schedstat", encoding="ascii") as handle:
+            on_cpu, waited, *_ = handle.read().split()
+        return int(on_cpu) / 1e9, int(waited) / 1e9
+    except (OSError, ValueError):
+        return -1.0, -1.0
+
+
+def _runnable(pid: int | None) -> bool:
+    """Whether process ``pid`` is running or waiting for a CPU (state R)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rpartition(")")[2].split()[0] == "R"
+    except (OSError, IndexError):
+        return False
 
 
 def _death_error(exitcode: int | None) -> IngestError:
@@ -254,8 +299,7 @@ class ParserPool:
                     exhausted = True
                     break
                 worker = self._idle_worker()
-                worker.job = job
-                worker.deadline = time.monotonic() + self._limits.wall_seconds
+                worker.begin(job)
                 try:
                     worker.conn.send((job.data, job.name))
                 except (OSError, ValueError):
@@ -265,14 +309,17 @@ class ParserPool:
                 busy.append(worker)
             if not busy:
                 return
-            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            wall = self._limits.wall_seconds
+            timeout = max(0.0, min(wall - w.parser_seconds() for w in busy))
             ready = wait([w.conn for w in busy], timeout=min(timeout, 0.5))
             for worker in busy:
                 job = worker.job
                 assert job is not None
-                if worker.conn in ready:
+                # Handing a result over can block while the caller is busy, so a reply that
+                # arrived meanwhile is taken before any clock is looked at.
+                if worker.conn in ready or worker.conn.poll():
                     self._put(results, stop, self._receive(worker, job))
-                elif time.monotonic() >= worker.deadline:
+                elif worker.parser_seconds() >= wall:
                     log.warning("ingest.parser_killed", reason="wall_time")
                     self._replace(worker, kill=True)
                     error = IngestError(
