@@ -58,7 +58,7 @@ def database(replicated: tuple[LocalPostgres, Replica]) -> Iterator[tuple[str, s
         yield url, replica_url
 
 
-def _node(home: Path, url: str, replica_url: str) -> tuple[Fathom, Counted]:
+def _node(home: Path, url: str, replica_url: str, max_lag_ms: float = 1000) -> tuple[Fathom, Counted]:
     fathom = Fathom(
         home=home,
         embedder="hash:64",
@@ -66,6 +66,7 @@ def _node(home: Path, url: str, replica_url: str) -> tuple[Fathom, Counted]:
         index_backend="postgres",
         database_replica_urls=[replica_url],
         database_replica_retry_seconds=60,
+        database_replica_max_lag_ms=max_lag_ms,
         log_json=True,
     )
     counted = Counted()
@@ -99,32 +100,48 @@ def test_a_search_routed_to_the_replica_finds_a_document_committed_on_the_primar
         reader.close()
 
 
-def test_a_node_reads_its_own_writes_while_the_replica_is_behind(
+def test_a_node_reads_its_own_writes_and_others_within_the_lag_bound_while_replay_is_paused(
     replicated: tuple[LocalPostgres, Replica], database: tuple[str, str], tmp_path: Path
 ) -> None:
     primary, replica = replicated
     url, replica_url = database
     name = str(make_url(url).database)
-    writer, counted = _node(tmp_path / "writer", url, replica_url)
+    hour = 3_600_000.0
+    # A lag bound of an hour: only the fence on this node's own writes can send the writer's
+    # search to the primary.
+    writer, counted = _node(tmp_path / "writer", url, replica_url, max_lag_ms=hour)
+    patient, patient_counted = _node(tmp_path / "patient", url, replica_url, max_lag_ms=hour)
+    strict, strict_counted = _node(tmp_path / "strict", url, replica_url, max_lag_ms=0)
     try:
+        replica.wait_for(primary, name)  # what opening the nodes wrote (their tables, if missing)
         with replica.server.connect(name) as conn:
             conn.execute("SELECT pg_wal_replay_pause()")
         try:
             writer.ingest_text("Herons wait in shallow water for fish.", source="herons.md")
-            counted.take()
-            # The replica has not replayed this node's write: the search goes to the primary.
+            for events in (counted, patient_counted, strict_counted):
+                events.take()
+            # The replica has received the write but not replayed it.
             assert _sources(writer, "heron shallow water") == ["herons.md"]
             events = counted.take()
             assert ("replica_fallback", {"reason": "behind"}) in events, events
             assert ("replica_read", {"target": "primary"}) in events, events
+            # Another node accepting an hour of lag reads the replica as it stands: not there yet.
+            assert _sources(patient, "heron shallow water") == []
+            assert ("replica_read", {"target": "replica"}) in patient_counted.take()
+            # A node accepting no lag skips the replica that has WAL left to replay.
+            assert _sources(strict, "heron shallow water") == ["herons.md"]
+            events = strict_counted.take()
+            assert ("replica_fallback", {"reason": "behind"}) in events, events
         finally:
             with replica.server.connect(name) as conn:
                 conn.execute("SELECT pg_wal_replay_resume()")
         replica.wait_for(primary, name)
-        assert _sources(writer, "heron shallow water") == ["herons.md"]
-        assert ("replica_read", {"target": "replica"}) in counted.take()
+        for node, events in ((writer, counted), (patient, patient_counted), (strict, strict_counted)):
+            assert _sources(node, "heron shallow water") == ["herons.md"]
+            assert ("replica_read", {"target": "replica"}) in events.take()
     finally:
-        writer.close()
+        for node in (writer, patient, strict):
+            node.close()
 
 
 def test_a_search_survives_its_replica_being_killed(

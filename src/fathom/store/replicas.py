@@ -10,10 +10,11 @@ the read (one small statement, no extra connection):
 
 - **Lag bound.** Its replay lag is at most ``database_replica_max_lag_ms``: 0 when it has replayed
   everything it received, otherwise the age of the last transaction it replayed.
-- **This node's writes.** It has replayed this process's last write: a write on a watched engine
-  (any statement other than SELECT/SHOW) moves a fence, the primary's WAL position read at the
-  next routed read, and a replica whose replay position is behind the fence is skipped. A search
-  that follows a completed ingest, delete or job on the same node therefore sees it.
+- **This node's writes.** It has replayed this process's last write: when a connection of a
+  watched engine that ran a write (any statement other than SELECT/SHOW) goes back to the pool,
+  its transaction over, the primary's WAL position is read on it and becomes the fence; a replica
+  whose replay position is behind the fence is skipped. A search that follows a completed
+  ingest, delete or job on the same node therefore sees it.
 - **Same source for a search's follow-up reads.** The chunk reads after a search go to the
   replica (or primary) that ranked it, so a hit is never dropped because another replica lags
   more; when that replica fails, they go to the primary.
@@ -114,9 +115,8 @@ class ReadReplicas:
         self._retry_seconds = retry_seconds
         self._turn = itertools.count()
         self._lock = threading.Lock()
-        self._writes = 0  # writes checked in on watched engines
-        self._fenced_writes = 0  # how many of them the fence covers
-        self._fence = 0  # the primary's WAL position after them
+        self._fence = 0  # the primary's WAL position after this node's last write
+        self._fence_unknown = False  # a write whose position could not be read: ask at the next read
         # Telemetry.count (set by Fathom): ("replica_read", target=...) and ("replica_fallback", reason=...).
         self.count: Callable[..., None] = lambda _name, **_labels: None
 
@@ -146,23 +146,36 @@ class ReadReplicas:
         event.listen(engine, "before_cursor_execute", _mark_write)
         event.listen(engine, "checkin", self._checked_in)
 
-    def _checked_in(self, _dbapi_connection: Any, record: Any) -> None:
-        # After the transaction ended (committed or not): a read that starts later must see it.
-        if record is not None and record.info.pop(_WROTE, False):
+    def _checked_in(self, dbapi_connection: Any, record: Any) -> None:
+        # The write's transaction has ended (committed or rolled back): a read that starts later
+        # must see it, so the fence moves to the primary's position now, read on this connection.
+        if record is None or not record.info.pop(_WROTE, False):
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(_PRIMARY_POSITION.text)
+                position = parse_lsn(str(cursor.fetchone()[0]))
+            finally:
+                cursor.close()
+                dbapi_connection.rollback()
+        except Exception:  # a broken connection: the next read asks the primary instead
             with self._lock:
-                self._writes += 1
+                self._fence_unknown = True
+            return
+        self._advance(position)
+
+    def _advance(self, position: int) -> None:
+        with self._lock:
+            self._fence = max(self._fence, position)
 
     def _current_fence(self, primary: Engine) -> int:
         with self._lock:
-            writes, fenced, fence = self._writes, self._fenced_writes, self._fence
-        if writes == fenced:
-            return fence
-        with primary.connect() as conn:
-            position = parse_lsn(str(conn.execute(_PRIMARY_POSITION).scalar_one()))
-        with self._lock:
-            self._fence = max(self._fence, position)
-            self._fenced_writes = max(self._fenced_writes, writes)
-            return self._fence
+            unknown, self._fence_unknown = self._fence_unknown, False
+        if unknown:
+            with primary.connect() as conn:
+                self._advance(parse_lsn(str(conn.execute(_PRIMARY_POSITION).scalar_one())))
+        return self._fence
 
     # -- reading ----------------------------------------------------------------------------
 
