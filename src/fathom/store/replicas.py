@@ -128,10 +128,6 @@ class ReadReplicas:
             retry_seconds=settings.database_replica_retry_seconds,
         )
 
-    @property
-    def configured(self) -> bool:
-        return bool(self._replicas)
-
     def close(self) -> None:
         for replica in self._replicas:
             replica.engine.dispose()
