@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +41,43 @@ def test_every_setting_is_documented():
     page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
     undocumented = [name for name in Settings.model_fields if f"`{name}`" not in page]
     assert not undocumented, f"document these settings in docs/configuration.md: {undocumented}"
+
+
+def _settings_error(**values: Any) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**values)
+    return str(caught.value)
+
+
+def test_replica_settings_are_validated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    primary = "postgresql+psycopg://fathom@db-primary:5432/fathom"
+    monkeypatch.setenv(
+        "FATHOM_DATABASE_REPLICA_URLS",
+        "postgresql+psycopg://fathom@db-r1:5432/fathom, postgresql+psycopg://fathom@db-r2:5432/fathom",
+    )
+    settings = load_settings(tmp_path, database_url=primary, index_backend="postgres")
+    assert settings.database_replica_urls == [
+        "postgresql+psycopg://fathom@db-r1:5432/fathom",
+        "postgresql+psycopg://fathom@db-r2:5432/fathom",
+    ]
+    monkeypatch.delenv("FATHOM_DATABASE_REPLICA_URLS")
+    replica = ["postgresql+psycopg://fathom@db-r1:5432/fathom"]
+    # Replicas of SQLite, or without a database_url, or with the embedded backend: refused.
+    assert "database_url" in _settings_error(
+        home=tmp_path, index_backend="postgres", database_replica_urls=replica
+    )
+    assert "index_backend 'postgres'" in _settings_error(
+        home=tmp_path, database_url=primary, database_replica_urls=replica
+    )
+    # A URL that is not PostgreSQL is named without its credentials.
+    message = _settings_error(
+        home=tmp_path,
+        database_url=primary,
+        index_backend="postgres",
+        database_replica_urls=["mysql://fathom:hunter2@db-r1/fathom"],
+    )
+    assert "not a PostgreSQL URL" in message and "hunter2" not in message
+    assert "twice" in _settings_error(
+        home=tmp_path, database_url=primary, index_backend="postgres", database_replica_urls=replica * 2
+    )
+    assert "database_replica_max_lag_ms" in _settings_error(home=tmp_path, database_replica_max_lag_ms=-1)

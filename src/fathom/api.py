@@ -57,6 +57,7 @@ from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue
 from fathom.store.keys import KeyRegistry
+from fathom.store.replicas import ReadReplicas
 from fathom.telemetry import StageCallback, Telemetry
 from fathom.webhooks.registry import Webhooks
 
@@ -92,11 +93,14 @@ class Fathom:
         configure_logging(self.settings.log_level, json_lines=self.settings.log_json)
         self.home = self.settings.home
         self.home.mkdir(parents=True, exist_ok=True)
-        self.backend = create_backend(self.settings)
+        # Searches go to streaming replicas when database_replica_urls lists some; all else to the primary.
+        self.replicas = ReadReplicas.from_settings(self.settings)
+        self.backend = create_backend(self.settings, self.replicas)
         # A backend in the store's database is written in the store's own transactions.
         writer = self.backend if isinstance(self.backend, TransactionalIndex) else None
         try:
-            self.store = Store(self.settings.resolved_database_url, lock_dir=self.home, index_writer=writer)
+            url = self.settings.resolved_database_url
+            self.store = Store(url, lock_dir=self.home, index_writer=writer, replicas=self.replicas)
         except BaseException:
             self.backend.close()
             raise
@@ -106,6 +110,7 @@ class Fathom:
         self.stage_observer: StageObserver | None = None  # called with each stage's seconds
         self.telemetry = Telemetry.from_settings(self.settings)
         self.telemetry.add_sink(StageCallback(lambda: self.stage_observer))
+        self.replicas.count = self.telemetry.count
         self.searching = SearchPipeline(
             self.settings,
             self.store,
@@ -179,6 +184,7 @@ class Fathom:
             self._parsers.close()
         self.backend.close()
         self.store.close()
+        self.replicas.close()
         self.telemetry.close()
 
     def __enter__(self) -> Fathom:

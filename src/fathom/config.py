@@ -12,11 +12,11 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fathom.errors import ConfigError
 
@@ -155,6 +155,25 @@ class Settings(BaseSettings):
         le=1000,
         description="postgres backend: HNSW candidate list size while building (changing it rebuilds "
         "the search tables).",
+    )
+    # Read replicas (fathom.store.replicas): searches on streaming replicas, writes on the primary.
+    database_replica_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SQLAlchemy URLs of streaming replicas of the PostgreSQL database_url, "
+        "comma-separated in the environment: searches and the chunk reads that follow them go to a "
+        "healthy, current replica; everything else to the primary (needs index_backend 'postgres').",
+    )
+    database_replica_max_lag_ms: float = Field(
+        default=1000.0,
+        ge=0,
+        description="A replica further behind its primary than this (replay lag) is skipped and the "
+        "read goes to the next replica or the primary.",
+    )
+    database_replica_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="How long a replica whose connection failed is left out before it is tried again.",
     )
     exact_search_below: int = Field(
         default=50_000, ge=0, description="Dense search is exact (brute force) below this many chunks."
@@ -621,6 +640,24 @@ class Settings(BaseSettings):
             raise ValueError(f"{bad} must be 'openai:MODEL', 'openai:MODEL@BASE_URL' or 'gguf:MODEL'")
         return value
 
+    @field_validator("database_replica_urls", mode="before")
+    @classmethod
+    def _split_replica_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the environment variable: comma-separated
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _check_replica_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith("postgresql"):
+                safe = url.split("@")[-1] if "@" in url else url
+                raise ValueError(f"{safe!r} is not a PostgreSQL URL (postgresql+psycopg://USER@HOST:PORT/DB)")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a replica twice")
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
@@ -642,6 +679,22 @@ class Settings(BaseSettings):
             raise ValueError("oidc_issuer must be exactly the provider's `iss`, without a trailing /")
         if not self.oidc_audience:
             raise ValueError("oidc_audience must name at least one audience when oidc_issuer is set")
+        return self
+
+    @model_validator(mode="after")
+    def _check_replicas(self) -> Settings:
+        if not self.database_replica_urls:
+            return self
+        if not (self.database_url or "").startswith("postgresql"):
+            raise ValueError(
+                "database_replica_urls are replicas of a PostgreSQL store: set database_url to the "
+                "primary's postgresql+psycopg:// URL"
+            )
+        if self.index_backend != "postgres":
+            raise ValueError(
+                "database_replica_urls need index_backend 'postgres' (the search index must be in the "
+                "replicated database; the embedded backend searches files on each node)"
+            )
         return self
 
     @property

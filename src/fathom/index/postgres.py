@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import structlog
@@ -42,10 +42,13 @@ from fathom.index.sparse_bm25 import (
     term_id,
 )
 from fathom.index.types import IndexableChunk, IndexFilter, ScoredId
+from fathom.store.replicas import ReadReplicas
 
 __all__ = ["PostgresBackend"]
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 # pgvector's upper bound for hnsw.ef_search.
 _MAX_EF_SEARCH = 1000
@@ -74,6 +77,8 @@ class PostgresBackend:
         hnsw_m, hnsw_ef_construction: HNSW graph parameters (changing them rebuilds the tables).
         common_terms: query terms in more than this share of a tenant's chunks find no candidates
             on their own (1.0: every chunk holding any query term is scored).
+        replicas: streaming replicas that answer searches and term statistics (writes, status
+            and rebuilds stay on ``url``, the primary); None: everything on ``url``.
 
     Raises:
         ConfigError: the URL is not PostgreSQL, or the database lacks pgvector.
@@ -91,6 +96,7 @@ class PostgresBackend:
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
         common_terms: float = COMMON_TERMS,
+        replicas: ReadReplicas | None = None,
     ) -> None:
         if not url.startswith("postgresql"):
             raise ConfigError(
@@ -98,6 +104,9 @@ class PostgresBackend:
                 code="config.index_backend",
             )
         self._engine = create_engine(url)
+        self._replicas = replicas
+        if replicas is not None:
+            replicas.watch(self._engine)
         self._context_in_body = context_in_body
         self._ef_search = ef_search
         self._common = common_terms
@@ -310,39 +319,51 @@ class PostgresBackend:
                 return set()
             return {int(chunk_id) for chunk_id in conn.execute(sql.CHUNK_IDS).scalars()}
 
+    def _read(self, read: Callable[[Connection], T], *, follow: bool = False) -> T:
+        """``read`` in one read-only snapshot, on a replica when there are replicas."""
+        if self._replicas is None:
+            with self._snapshot() as conn:
+                return read(conn)
+        return self._replicas.read(self._engine, read, snapshot=True, follow=follow)
+
     def document_frequencies(self, tenant: str, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
         ids = {term: term_id(term) for term in terms}
-        with self._snapshot() as conn:
+
+        def read(conn: Connection) -> tuple[Any, dict[int, int]]:
             stats = conn.execute(sql.TENANT_STATS, {"tenant": tenant}).one_or_none()
             rows = conn.execute(sql.FREQUENCIES, {"tenant": tenant, "terms": sorted(set(ids.values()))})
-            found: dict[int, int] = {int(term): int(df) for term, df in rows}
+            return stats, {int(term): int(df) for term, df in rows}
+
+        stats, found = self._read(read, follow=True)  # the statistics of the search just made
         chunks = 0 if stats is None else int(stats[0])
         return chunks, {term: found.get(ids[term], 0) for term in terms}
 
     def search(self, request: SearchRequest) -> Candidates:
-        where = request.where
         if request.depth <= 0:
             return Candidates([], [])
         try:
-            with self._snapshot() as conn:
-                started = time.perf_counter()
-                ef_search = min(max(self._ef_search, request.depth), _MAX_EF_SEARCH)
-                dimensions, chunks, _, _ = conn.execute(
-                    sql.SEARCH_START, {"tenant": where.tenant, "ef_search": str(ef_search)}
-                ).one()
-                if dimensions is None or not chunks:
-                    return Candidates([], [])
-                lexical = self._lexical(conn, request.text, where, request.depth) if request.text else []
-                lexical_done = time.perf_counter()
-                dense: list[ScoredId] = []
-                if request.vector is not None:
-                    _check_dimensions(int(dimensions), int(np.asarray(request.vector).shape[0]))
-                    dense = self._dense(conn, request.vector, where, request.depth, int(chunks))
-                dense_done = time.perf_counter()
+            return self._read(lambda conn: self._search(conn, request))
         except ProgrammingError as exc:
             if _missing_table(exc):  # the tables were dropped by a rebuild meanwhile
                 return Candidates([], [])
             raise
+
+    def _search(self, conn: Connection, request: SearchRequest) -> Candidates:
+        where = request.where
+        started = time.perf_counter()
+        ef_search = min(max(self._ef_search, request.depth), _MAX_EF_SEARCH)
+        dimensions, chunks, _, _ = conn.execute(
+            sql.SEARCH_START, {"tenant": where.tenant, "ef_search": str(ef_search)}
+        ).one()
+        if dimensions is None or not chunks:
+            return Candidates([], [])
+        lexical = self._lexical(conn, request.text, where, request.depth) if request.text else []
+        lexical_done = time.perf_counter()
+        dense: list[ScoredId] = []
+        if request.vector is not None:
+            _check_dimensions(int(dimensions), int(np.asarray(request.vector).shape[0]))
+            dense = self._dense(conn, request.vector, where, request.depth, int(chunks))
+        dense_done = time.perf_counter()
         return Candidates(
             lexical,
             dense,

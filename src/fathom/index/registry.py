@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fathom.config import Settings
 from fathom.errors import ConfigError
 from fathom.index.backend import SearchBackend
 
+if TYPE_CHECKING:
+    from fathom.store.replicas import ReadReplicas
+
 __all__ = ["create_backend"]
 
 
-def create_backend(settings: Settings) -> SearchBackend:
+def create_backend(settings: Settings, replicas: ReadReplicas | None = None) -> SearchBackend:
     """The backend ``settings.index_backend`` names, opened over this home or database.
+
+    ``replicas`` (``postgres`` only): streaming replicas that answer its searches.
 
     Raises:
         ConfigError: an unknown backend name, or ``postgres`` without a PostgreSQL database.
@@ -43,5 +50,6 @@ def create_backend(settings: Settings) -> SearchBackend:
             ef_search=settings.postgres_ef_search,
             hnsw_m=settings.postgres_hnsw_m,
             hnsw_ef_construction=settings.postgres_hnsw_ef_construction,
+            replicas=replicas,
         )
     raise ConfigError(f"unknown index backend {settings.index_backend!r}", code="config.index_backend")

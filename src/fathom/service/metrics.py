@@ -107,6 +107,18 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.replica_reads = Counter(
+            "fathom_replica_reads_total",
+            "Search reads with database_replica_urls set, by where they ran (replica, primary).",
+            ["target"],
+            registry=self.registry,
+        )
+        self.replica_fallbacks = Counter(
+            "fathom_replica_fallbacks_total",
+            "Replicas passed over for a read, by reason (down: connection failed; behind: lagging).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.oidc_fetches = Counter(
             "fathom_oidc_fetches_total",
             "Fetches of the OpenID Provider's discovery document and keys, by document and outcome.",
@@ -137,6 +149,10 @@ class Metrics:
     def counted(self, name: str, labels: Mapping[str, str]) -> None:
         if name == "cache":
             self.cache.labels(cache=labels.get("cache", ""), result=labels.get("result", "")).inc()
+        elif name == "replica_read":
+            self.replica_reads.labels(target=labels.get("target", "")).inc()
+        elif name == "replica_fallback":
+            self.replica_fallbacks.labels(reason=labels.get("reason", "")).inc()
 
     def observe_delivery(self, outcome: str) -> None:
         self.webhook_deliveries.labels(outcome=outcome).inc()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import fcntl
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from alembic import command
@@ -32,6 +32,7 @@ from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
 from fathom.store.conversations import erase_turns_citing
 from fathom.store.outbox import record_event
+from fathom.store.replicas import ReadReplicas
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentAclRow, DocumentRow, utcnow
 from fathom.store.space import (
     STORE_MESSAGE,
@@ -42,6 +43,8 @@ from fathom.store.space import (
 )
 
 __all__ = ["ChunkDraft", "Store", "StoredChunk", "check_write"]
+
+T = TypeVar("T")
 
 _CHUNK_COLUMNS = (
     "SELECT c.id, c.doc_id, c.text, c.start_offset, c.end_offset, c.heading_path, c.ordinal,"
@@ -167,12 +170,19 @@ class Store:
         lock_dir: folder for the migration lock file (processes sharing a home).
         index_writer: a search backend kept in this database, written in the same transaction as
             every document change (the ``postgres`` backend); None for backends fed by catch-up.
+        replicas: streaming replicas for the chunk reads that follow a search (``chunks_by_id``).
     """
 
     def __init__(
-        self, url: str, *, lock_dir: Path | None = None, index_writer: TransactionalIndex | None = None
+        self,
+        url: str,
+        *,
+        lock_dir: Path | None = None,
+        index_writer: TransactionalIndex | None = None,
+        replicas: ReadReplicas | None = None,
     ) -> None:
         self.url = url
+        self._replicas = replicas
         self._index_writer = index_writer
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
@@ -194,6 +204,8 @@ class Store:
         # The one place where a full disk under the store becomes StorageFull (the failed
         # statement's transaction is rolled back, so nothing partial stays).
         event.listen(self.engine, "handle_error", self._storage_full)
+        if replicas is not None:
+            replicas.watch(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock_dir = lock_dir
         self.read_only = False
@@ -255,6 +267,13 @@ class Store:
     def connection(self) -> Iterator[Connection]:
         with self.engine.connect() as connection:
             yield connection
+
+    def _search_read(self, read: Callable[[Connection], T]) -> T:
+        """A read that follows a search: where the search ran when there are replicas."""
+        if self._replicas is None:
+            with self.connection() as conn:
+                return read(conn)
+        return self._replicas.read(self.engine, read, follow=True)
 
     # -- documents -----------------------------------------------------------------
 
@@ -618,25 +637,31 @@ class Store:
         query = _CHUNKS_FOR_TENANT
         if reader.acl_tokens is not None:
             query, params["tokens"] = _CHUNKS_FOR_READER, list(reader.acl_tokens)
-        with self.connection() as conn:
-            for i in range(0, len(ids), 900):
-                rows = conn.execute(query, {**params, "ids": ids[i : i + 900]}).all()
-                for chunk_id, doc_id, body, start, end, path, ordinal, minhash, page, source, title in rows:
-                    if isinstance(path, str):
-                        path = json.loads(path)
-                    out[chunk_id] = StoredChunk(
-                        chunk_id=chunk_id,
-                        doc_id=doc_id,
-                        source=source,
-                        title=title,
-                        text=body,
-                        start=start,
-                        end=end,
-                        heading_path=tuple(path or ()),
-                        ordinal=ordinal,
-                        minhash=np.frombuffer(minhash, dtype=np.uint64) if minhash else None,
-                        page=page,
-                    )
+
+        def read(conn: Connection) -> list[Any]:
+            return [
+                row
+                for i in range(0, len(ids), 900)
+                for row in conn.execute(query, {**params, "ids": ids[i : i + 900]})
+            ]
+
+        rows = self._search_read(read)
+        for chunk_id, doc_id, body, start, end, path, ordinal, minhash, page, source, title in rows:
+            if isinstance(path, str):
+                path = json.loads(path)
+            out[chunk_id] = StoredChunk(
+                chunk_id=chunk_id,
+                doc_id=doc_id,
+                source=source,
+                title=title,
+                text=body,
+                start=start,
+                end=end,
+                heading_path=tuple(path or ()),
+                ordinal=ordinal,
+                minhash=np.frombuffer(minhash, dtype=np.uint64) if minhash else None,
+                page=page,
+            )
         return out
 
     def embedding_models(self) -> list[str]:
