@@ -1,8 +1,9 @@
 """Issue 17, cold start: the CLI imports only what a command needs.
 
-Each command runs the real ``fathom.cli.main`` in a fresh Python process, which then writes the
-names of every module it imported (``sys.modules`` at exit) to a file: a command that loaded
-the model has ``torch`` there, one that opened the full API has ``fathom.api``.
+Each command runs the real console entry point (``fathom.entry.main``) in a fresh Python
+process, which then writes the names of every module it imported (``sys.modules`` at exit) to a
+file: a command that loaded the model has ``torch`` there, one that opened the full API has
+``fathom.api``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -25,7 +27,7 @@ MODEL_MODULES = {"torch", "sentence_transformers", "transformers"}
 _RUNNER = """
 import json, sys
 sys.argv = ["fathom", *sys.argv[1:]]
-from fathom.cli import main
+from fathom.entry import main
 try:
     main()
 finally:
@@ -73,9 +75,12 @@ def test_help_version_and_status_load_neither_the_model_nor_the_api(tmp_path: Pa
     result, _ = run_cli("--version", home=home)
     assert result.stdout.strip() == "fathom 0.1.0"
 
-    result, modules = run_cli("status", "--json", home=home)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["documents"] == 0
+    first, modules = run_cli("status", "--json", home=home)  # creates the store: migrations run
+    assert first.returncode == 0, first.stderr
+    assert "alembic" in modules and not modules & (MODEL_MODULES | {"fathom.api"})
+    again, modules = run_cli("status", "--json", home=home)  # at the newest schema: nothing to migrate
+    assert json.loads(again.stdout) == json.loads(first.stdout) | {"disk_bytes": ANY}
+    assert json.loads(again.stdout)["documents"] == 0
     assert not modules & (MODEL_MODULES | {"fathom.api", "alembic"})
 
 
@@ -86,7 +91,7 @@ def test_ask_and_search_on_an_empty_home_say_so_without_loading_the_model(tmp_pa
         assert result.returncode == 1, result.stdout
         assert "error [store.empty] no documents yet — run `fathom ingest`" in result.stderr
         assert result.stdout == "" and "Traceback" not in result.stderr
-        assert not modules & MODEL_MODULES
+        assert not modules & (MODEL_MODULES | {"fathom.api"})
 
 
 def test_reingesting_unchanged_files_does_not_load_the_model(tmp_path: Path):
@@ -127,7 +132,19 @@ def test_search_and_ask_go_to_a_running_server_when_fathom_url_is_set(tmp_path: 
             assert served.returncode == 0, served.stderr
             assert local.returncode == 0, local.stderr
             assert served.stdout == local.stdout and served.stdout.strip()
-            assert not modules & (MODEL_MODULES | {"fathom.api", "sqlalchemy"})
+            # Answered before the typer app is imported, with the standard library's HTTP client.
+            assert not modules & (
+                MODEL_MODULES | {"fathom.api", "sqlalchemy", "typer", "fathom.cli", "httpx"}
+            )
+
+        # A form the quick path leaves to the full CLI (--k=N) still goes to the server ...
+        local, _ = run_cli("search", "Etna", "--k=1", "--home", str(home), home=empty, env=hashed)
+        served, modules = run_cli("search", "Etna", "--k=1", home=empty, env=remote)
+        assert served.stdout == local.stdout and "fathom.cli" in modules and "fathom.api" not in modules
+        # ... and --home always means this home, here locally.
+        here, _ = run_cli("search", "Etna", "--home", str(home), home=empty, env=hashed)
+        mine, modules = run_cli("search", "Etna", "--home", str(home), home=empty, env={**hashed, **remote})
+        assert mine.stdout == here.stdout and "fathom.api" in modules
 
         local, _ = run_cli("search", "Etna", "--json", "--home", str(home), home=empty, env=hashed)
         served, _ = run_cli("search", "Etna", "--json", home=empty, env=remote)

@@ -1,9 +1,10 @@
 """The ``fathom`` command: a thin layer over :class:`fathom.Fathom`.
 
-Start-up stays light: this module imports typer, rich's console and fathom.errors only; each
-command imports what it needs (the store, the indexes, the model) when it runs, so ``--help``
-and ``status`` never import torch. ``search`` and ``ask`` go to a running ``fathom serve`` when
-``FATHOM_URL`` is set (:mod:`fathom.remote`).
+Start-up stays light: this module imports typer, rich's console and small fathom modules only;
+each command imports what it needs (the store, the indexes, the model) when it runs, so
+``--help`` and ``status`` never import torch. ``search`` and ``ask`` go to a running
+``fathom serve`` when ``FATHOM_URL`` is set (:mod:`fathom.remote`); the console entry point
+(:mod:`fathom.entry`) sends the plain forms of those before this module is even imported.
 """
 
 from __future__ import annotations
@@ -77,13 +78,12 @@ def _open(home: Path | None) -> Fathom:
 
 
 def _open_with_documents(home: Path | None) -> Fathom:
-    """The home, refused when it holds no document yet (before any model is loaded)."""
-    fathom = _open(home)
-    documents, _chunks = fathom.store.counts(fathom.settings.tenant)
-    if not documents:
-        fathom.close()
+    """The home, refused when it holds no document yet (before the API or a model is loaded)."""
+    from fathom.status import home_documents
+
+    if not home_documents(home):
         raise NotFound("no documents yet — run `fathom ingest`", code="store.empty")
-    return fathom
+    return _open(home)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from fathom.index.backend import SearchBackend
 from fathom.index.registry import create_backend
 from fathom.store.database import Store
 
-__all__ = ["home_status", "store_status"]
+__all__ = ["home_documents", "home_status", "store_status"]
 
 
 def store_status(settings: Settings, store: Store, backend: SearchBackend) -> StoreStatus:
@@ -49,3 +49,14 @@ def home_status(home: str | Path | None = None) -> StoreStatus:
             store.close()
     finally:
         backend.close()
+
+
+def home_documents(home: str | Path | None = None) -> int:
+    """How many documents the home holds for its tenant (opens the store only)."""
+    settings = load_settings(home)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.resolved_database_url, lock_dir=settings.home)
+    try:
+        return store.counts(settings.tenant)[0]
+    finally:
+        store.close()
