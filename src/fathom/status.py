@@ -13,6 +13,7 @@ from fathom.config import Settings, load_settings
 from fathom.domain import StoreStatus
 from fathom.index.backend import SearchBackend
 from fathom.index.registry import create_backend
+from fathom.logs import configure_logging
 from fathom.store.database import Store
 
 __all__ = ["home_documents", "home_status", "store_status"]
@@ -38,8 +39,7 @@ def store_status(settings: Settings, store: Store, backend: SearchBackend) -> St
 
 def home_status(home: str | Path | None = None) -> StoreStatus:
     """The status of a home (``$FATHOM_HOME`` by default), opened just for this."""
-    settings = load_settings(home)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings = _settings(home)
     backend = create_backend(settings)
     try:
         store = Store(settings.resolved_database_url, lock_dir=settings.home)
@@ -53,10 +53,17 @@ def home_status(home: str | Path | None = None) -> StoreStatus:
 
 def home_documents(home: str | Path | None = None) -> int:
     """How many documents the home holds for its tenant (opens the store only)."""
-    settings = load_settings(home)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings = _settings(home)
     store = Store(settings.resolved_database_url, lock_dir=settings.home)
     try:
         return store.counts(settings.tenant)[0]
     finally:
         store.close()
+
+
+def _settings(home: str | Path | None) -> Settings:
+    """The home's settings, with logging set up as :class:`fathom.Fathom` sets it (stderr)."""
+    settings = load_settings(home)
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return settings
