@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 
 from fathom.chat import chat
-from fathom.cli_output import err, out, print_answer, print_error, print_hits
+from fathom.cli_output import print_answer, print_error, print_hits, print_json
 from fathom.errors import FathomError, NotFound
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 HomeOption = Annotated[
     Path | None,
     typer.Option(
@@ -255,7 +258,7 @@ def search(
             with _open_with_documents(home) as fathom:
                 hits = [hit.to_dict() for hit in fathom.search(query, k=k, filters=filters)]
     if as_json:
-        out.print_json(json.dumps({"hits": hits}))
+        print_json({"hits": hits})
         return
     print_hits(hits)
 
@@ -283,7 +286,7 @@ def ask(
         else:
             answer = _ask_locally(home, question, k, stream=not as_json and err.is_terminal)
     if as_json:
-        out.print_json(json.dumps(answer))
+        print_json(answer)
         return
     print_answer(answer)
 
