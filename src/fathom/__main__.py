@@ -1,5 +1,5 @@
 """``python -m fathom`` runs the CLI."""
 
-from fathom.cli import main
+from fathom.entry import main
 
 main()

@@ -32,6 +32,7 @@ from fathom.domain import (
     contextual_text,
 )
 from fathom.embed.base import Embedder, create_embedder
+from fathom.embed.lazy import LazyEmbedder
 from fathom.errors import (
     ConfigError,
     FathomError,
@@ -52,6 +53,7 @@ from fathom.ingest.uploads import Uploads
 from fathom.logs import configure_logging
 from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
+from fathom.status import store_status
 from fathom.store.conversations import ConversationStore
 from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
@@ -400,7 +402,10 @@ class Fathom:
         self.indexer.rebuild(progress)
 
     def _pipeline(self) -> IngestPipeline:
-        return IngestPipeline(self.store, self.embedder, self.settings, self.parsers, self.telemetry)
+        # The model loads only when a new or changed document is chunked or embedded: an
+        # ingest of unchanged files never imports torch.
+        embedder = LazyEmbedder(lambda: self.embedder)
+        return IngestPipeline(self.store, embedder, self.settings, self.parsers, self.telemetry)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -590,16 +595,4 @@ class Fathom:
 
     def status(self) -> StoreStatus:
         """Counts, index positions and disk use of this home."""
-        documents, chunks = self.store.counts()
-        disk = sum(p.stat().st_size for p in self.home.rglob("*") if p.is_file())
-        return StoreStatus(
-            home=str(self.home),
-            database=self.store.engine.url.render_as_string(hide_password=True),
-            documents=documents,
-            chunks=chunks,
-            last_sequence=self.store.last_sequence(),
-            index_positions={self.backend.name: self.backend.applied_sequence()},
-            index_chunks=self.backend.sizes(),
-            disk_bytes=disk,
-            embedder=self.settings.embedder,
-        )
+        return store_status(self.settings, self.store, self.backend)

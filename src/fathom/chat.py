@@ -9,15 +9,16 @@ a conversation; ``/new`` starts another, ``/quit`` (or Ctrl-D) leaves.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from fathom.api import Fathom
-from fathom.domain import Answer, AnswerDelta, Turn
 from fathom.errors import FathomError
+
+if TYPE_CHECKING:
+    from fathom.domain import Answer, Turn
 
 __all__ = ["chat"]
 
@@ -28,6 +29,8 @@ _HELP = "Type a question; /new starts a new conversation, /quit leaves."
 
 
 def _print_answer(answer: Answer | Turn, *, asked: str | None = None) -> None:
+    from fathom.domain import Answer, Turn
+
     standalone = answer.rewrite.standalone if isinstance(answer, Answer) and answer.rewrite else None
     if isinstance(answer, Turn):
         standalone = answer.standalone_question
@@ -56,7 +59,9 @@ def chat(
     agent: Annotated[
         bool, typer.Option("--agent", help="Agent mode: the LLM may search and read before answering.")
     ] = False,
-    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Chunks to read (default 6).")] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", "-k", min=1, max=50, help="Chunks to read (default 6).")
+    ] = None,
     home: Annotated[
         Path | None,
         typer.Option(
@@ -71,6 +76,10 @@ def chat(
     Without an LLM, a follow-up carries over the names or key terms of the previous question
     ("And its phone?" after a question about CloudNova asks about CloudNova's phone).
     """
+    # Imported here, so the CLI starts without the store and the model.
+    from fathom.api import Fathom
+    from fathom.domain import AnswerDelta
+
     try:
         fathom = Fathom(home=home)
         if conversation is None:

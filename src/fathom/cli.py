@@ -1,4 +1,11 @@
-"""The ``fathom`` command: a thin layer over :class:`fathom.Fathom`."""
+"""The ``fathom`` command: a thin layer over :class:`fathom.Fathom`.
+
+Start-up stays light: this module imports typer, rich's console and small fathom modules only;
+each command imports what it needs (the store, the indexes, the model) when it runs, so
+``--help`` and ``status`` never import torch. ``search`` and ``ask`` go to a running
+``fathom serve`` when ``FATHOM_URL`` is set (:mod:`fathom.remote`); the console entry point
+(:mod:`fathom.entry`) sends the plain forms of those before this module is even imported.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +16,22 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from fathom.api import Fathom
 from fathom.chat import chat
-from fathom.domain import AnswerDelta, IngestReport
-from fathom.errors import FathomError
+from fathom.cli_output import print_answer, print_error, print_hits, print_json
+from fathom.errors import FathomError, NotFound
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from fathom.api import Fathom
+    from fathom.domain import IngestReport
+    from fathom.remote import RemoteClient
 
 app = typer.Typer(
     name="fathom",
@@ -31,7 +42,6 @@ app = typer.Typer(
 )
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-
 HomeOption = Annotated[
     Path | None,
     typer.Option(
@@ -47,8 +57,36 @@ EXIT_FAILED = 1
 EXIT_PARTIAL = 3
 
 
+def _version(value: bool) -> None:
+    if value:
+        from fathom import __version__
+
+        out.print(f"fathom {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Search your documents and get answers with citations you can check. Runs offline."""
+
+
 def _open(home: Path | None) -> Fathom:
+    from fathom.api import Fathom
+
     return Fathom(home=home)
+
+
+def _open_with_documents(home: Path | None) -> Fathom:
+    """The home, refused when it holds no document yet (before the API or a model is loaded)."""
+    from fathom.status import home_documents
+
+    if not home_documents(home):
+        raise NotFound("no documents yet — run `fathom ingest`", code="store.empty")
+    return _open(home)
 
 
 @contextmanager
@@ -56,7 +94,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except FathomError as exc:
-        err.print(f"[red]error[/red] {escape(f'[{exc.code}]')} {escape(exc.message)}")
+        print_error(exc.code, exc.message)
         raise typer.Exit(EXIT_FAILED) from None
 
 
@@ -66,6 +104,8 @@ def _ingest_progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("{task.description:<10}"),
         BarColumn(),
@@ -184,10 +224,19 @@ def _parse_filters(values: list[str] | None) -> dict[str, str]:
     return filters
 
 
+def _remote(home: Path | None) -> RemoteClient | None:
+    """The server to ask instead of the local home: FATHOM_URL, unless --home was given."""
+    if home is not None:
+        return None
+    from fathom.remote import remote_from_environment
+
+    return remote_from_environment()
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="Number of results.")] = 10,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Number of results.")] = 10,
     filter_: Annotated[
         list[str] | None,
         typer.Option("--filter", help="KEY=VALUE on document metadata (source, type, filename, ...)."),
@@ -195,31 +244,31 @@ def search(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Hybrid search (BM25 + dense vectors, fused) over the ingested documents."""
+    """Hybrid search (BM25 + dense vectors, fused) over the ingested documents.
+
+    With FATHOM_URL (and FATHOM_API_KEY) set and no --home, the query goes to that `fathom serve`.
+    """
     filters = _parse_filters(filter_)
     with _errors():
-        hits = _open(home).search(query, k=k, filters=filters)
+        remote = _remote(home)
+        if remote is not None:
+            with remote:
+                hits = remote.search(query, k=k, filters=filters)
+        else:
+            with _open_with_documents(home) as fathom:
+                hits = [hit.to_dict() for hit in fathom.search(query, k=k, filters=filters)]
     if as_json:
-        out.print_json(json.dumps({"hits": [h.to_dict() for h in hits]}))
+        print_json({"hits": hits})
         return
-    if not hits:
-        out.print("no results")
-        return
-    for rank, hit in enumerate(hits, start=1):
-        where = " > ".join(hit.heading_path)
-        out.print(
-            f"[bold]{rank}. {escape(hit.title)}[/bold]  [dim]{escape(hit.source)} {hit.score:.4f}[/dim]"
-        )
-        if where:
-            out.print(f"   [dim]{escape(where)}[/dim]")
-        snippet = " ".join(hit.text.split())
-        out.print(f"   {escape(snippet[:300])}{'…' if len(snippet) > 300 else ''}")
+    print_hits(hits)
 
 
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="A question about your documents.")],
-    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Chunks to read (default 6).")] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", "-k", min=1, max=50, help="Chunks to read (default 6).")
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -227,47 +276,51 @@ def ask(
 
     The answer is verbatim sentences by default; with an LLM configured (FATHOM_LLM=openai:MODEL)
     the generated text streams to stderr and the verified answer is printed when it is done.
+    With FATHOM_URL (and FATHOM_API_KEY) set and no --home, the question goes to that `fathom serve`.
     """
-    stream = not as_json and err.is_terminal
     with _errors():
-        answer = None
-        for item in _open(home).ask_stream(question, k=k):
+        remote = _remote(home)
+        if remote is not None:
+            with remote:
+                answer = remote.ask(question, k=k)
+        else:
+            answer = _ask_locally(home, question, k, stream=not as_json and err.is_terminal)
+    if as_json:
+        print_json(answer)
+        return
+    print_answer(answer)
+
+
+def _ask_locally(home: Path | None, question: str, k: int | None, *, stream: bool) -> dict[str, Any]:
+    """Ask the local home; an LLM's raw text streams to stderr when ``stream``."""
+    from fathom.domain import Answer, AnswerDelta
+
+    answer: Answer | None = None
+    with _open_with_documents(home) as fathom:
+        for item in fathom.ask_stream(question, k=k):
             if isinstance(item, AnswerDelta):
                 if stream:
                     err.print(escape(item.text), end="", style="dim")
             else:
                 answer = item
-        if stream and answer is not None and answer.model != "extractive":
-            err.print()
     assert answer is not None
-    if as_json:
-        out.print_json(json.dumps(answer.to_dict()))
-        return
-    out.print(escape(answer.answer))
-    if answer.citations:
-        out.print()
-        for citation in answer.citations:
-            where = " > ".join(citation.heading_path)
-            out.print(
-                f"[bold][{citation.n}][/bold] {escape(citation.title)} [dim]{escape(citation.source)}"
-                f"{' > ' + escape(where) if where else ''} chars {citation.start}-{citation.end}[/dim]"
-            )
-    if answer.model != "extractive":
-        grounded = "n/a" if answer.groundedness is None else f"{answer.groundedness:.2f}"
-        cost = "" if answer.usage.cost is None else f", ${answer.usage.cost:.6f}"
-        out.print(
-            f"[dim]{escape(answer.model)} {escape(answer.prompt_version or '')}, groundedness {grounded}, "
-            f"{answer.usage.total_tokens} tokens{cost}[/dim]"
-        )
-    for note in answer.notes:
-        err.print(f"[yellow]note[/yellow] {escape(note)}")
+    if stream and answer.model != "extractive":
+        err.print()
+    return answer.to_dict()
 
 
 @app.command()
 def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Documents, chunks, index positions and disk use."""
+    """Documents, chunks, index positions and disk use.
+
+    Reports the indexes as they stand (the next ingest or search catches them up); loads no model.
+    """
+    from rich.table import Table
+
+    from fathom.status import home_status
+
     with _errors():
-        info = _open(home).status()
+        info = home_status(home)
     if as_json:
         out.print_json(json.dumps(info.to_dict()))
         return
@@ -289,6 +342,8 @@ def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
 @app.command()
 def reindex(home: HomeOption = None) -> None:
     """Rebuild every index from the store of record."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with _errors():
         fathom = _open(home)
         with Progress(
@@ -314,6 +369,8 @@ def _eval_progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("{task.description:<9}"),
         BarColumn(),
@@ -333,6 +390,8 @@ def _eval_progress(enabled: bool) -> Iterator[Any]:
 
 
 def _figures_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -475,6 +534,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List API keys (ids, prefixes, principals; never the keys)."""
+    from rich.table import Table
+
     with _errors():
         keys = _open(home).keys.list()
     if as_json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,8 +18,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, make_url, select, text
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.exc import OperationalError
@@ -100,6 +99,32 @@ _CHANGE_LOG_LOCK = 0x66617468
 _MIGRATE_LOCK = 0x66617469
 _CONNECT_TIMEOUT_SECONDS = 5
 _LIBPQ_DRIVERS = {"psycopg", "psycopg2"}
+
+
+_REVISION = re.compile(r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*["']([^"']+)["']""", re.MULTILINE)
+
+
+def _migration_head() -> str | None:
+    """The newest migration's revision, read from the scripts' text (no alembic import).
+
+    None when it cannot be told for sure (not exactly one head, a script it cannot read):
+    then :meth:`Store.migrate` runs alembic as always.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    try:
+        for script in (Path(__file__).parent / "migrations" / "versions").glob("*.py"):
+            script_text = script.read_text(encoding="utf-8")
+            found: dict[str, str] = {m.group(1): m.group(2) for m in _REVISION.finditer(script_text)}
+            if "revision" not in found:
+                return None
+            revisions.add(found["revision"])
+            if "down_revision" in found:
+                parents.add(found["down_revision"])
+    except OSError:
+        return None
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -225,7 +250,17 @@ class Store:
     # -- lifecycle -----------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (safe to call on every open)."""
+        """Bring the schema to the newest migration (safe to call on every open).
+
+        A store already at the newest migration is left alone without loading alembic and
+        the migration scripts (most of the cost of opening a store for ``fathom status``).
+        """
+        head = _migration_head()
+        if head is not None and self._schema_version() == head:
+            return
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", "fathom.store:migrations")
         lock = None
@@ -245,6 +280,15 @@ class Store:
         finally:
             if lock is not None:
                 lock.close()
+
+    def _schema_version(self) -> str | None:
+        """The store's alembic revision, or None when unknown (new store, unreachable, several)."""
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        except Exception:  # no table yet, or the database is not reachable: migrate() decides
+            return None
+        return str(rows[0][0]) if len(rows) == 1 else None
 
     def close(self) -> None:
         self.engine.dispose()

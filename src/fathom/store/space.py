@@ -27,9 +27,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import structlog
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine
 
 from fathom.diskspace import (
@@ -86,6 +83,11 @@ def read_only_engine(database: Path) -> Engine | None:
     engine = create_engine(
         "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
     )
+    # alembic loads only on this rare path: opening a store stays cheap.
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", "fathom.store:migrations")
     try:
