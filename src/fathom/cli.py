@@ -19,12 +19,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from fathom.chat import chat
-from fathom.cli_output import print_answer, print_error, print_hits, print_json
-from fathom.errors import FathomError, NotFound
+from fathom.cli_admin import keys_app, pg_app
+from fathom.cli_common import (
+    EXIT_PARTIAL,
+    HomeOption,
+    JsonOption,
+    err,
+    errors,
+    open_home,
+    out,
+)
+from fathom.cli_output import print_answer, print_hits, print_json
+from fathom.errors import NotFound
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -40,21 +49,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        help="Data folder (default: $FATHOM_HOME, else ~/.local/share/fathom).",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-
-# Exit codes: 0 success, 1 failure, 2 usage error (typer), 3 some files failed.
-EXIT_FAILED = 1
-EXIT_PARTIAL = 3
 
 
 def _version(value: bool) -> None:
@@ -74,28 +68,13 @@ def _main(
     """Search your documents and get answers with citations you can check. Runs offline."""
 
 
-def _open(home: Path | None) -> Fathom:
-    from fathom.api import Fathom
-
-    return Fathom(home=home)
-
-
 def _open_with_documents(home: Path | None) -> Fathom:
     """The home, refused when it holds no document yet (before the API or a model is loaded)."""
     from fathom.status import home_documents
 
     if not home_documents(home):
         raise NotFound("no documents yet — run `fathom ingest`", code="store.empty")
-    return _open(home)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except FathomError as exc:
-        print_error(exc.code, exc.message)
-        raise typer.Exit(EXIT_FAILED) from None
+    return open_home(home)
 
 
 @contextmanager
@@ -166,8 +145,8 @@ def ingest(
     (.eml). Unchanged files are skipped. URLs to private or loopback addresses are refused
     unless allowed by the url_allow setting. Exits with 3 when some files failed.
     """
-    with _errors():
-        fathom = _open(home)
+    with errors():
+        fathom = open_home(home)
         with _ingest_progress(progress and not as_json) as callback:
             report = fathom.ingest(paths, progress=callback)
     _print_report(report, as_json)
@@ -188,8 +167,8 @@ def sync(
     With --watch, keeps mirroring (create, modify, rename, delete; debounced by the
     sync_debounce_ms setting). Restarting after a crash resumes from a full sync.
     """
-    with _errors():
-        fathom = _open(home)
+    with errors():
+        fathom = open_home(home)
         if watch:
 
             def report_changes(report: IngestReport) -> None:
@@ -209,8 +188,8 @@ def delete(
     home: HomeOption = None,
 ) -> None:
     """Remove a document and its chunks."""
-    with _errors():
-        doc_id = _open(home).delete(source)
+    with errors():
+        doc_id = open_home(home).delete(source)
     out.print(f"deleted {doc_id}")
 
 
@@ -249,7 +228,7 @@ def search(
     With FATHOM_URL (and FATHOM_API_KEY) set and no --home, the query goes to that `fathom serve`.
     """
     filters = _parse_filters(filter_)
-    with _errors():
+    with errors():
         remote = _remote(home)
         if remote is not None:
             with remote:
@@ -278,7 +257,7 @@ def ask(
     the generated text streams to stderr and the verified answer is printed when it is done.
     With FATHOM_URL (and FATHOM_API_KEY) set and no --home, the question goes to that `fathom serve`.
     """
-    with _errors():
+    with errors():
         remote = _remote(home)
         if remote is not None:
             with remote:
@@ -319,7 +298,7 @@ def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
     from fathom.status import home_status
 
-    with _errors():
+    with errors():
         info = home_status(home)
     if as_json:
         out.print_json(json.dumps(info.to_dict()))
@@ -344,8 +323,8 @@ def reindex(home: HomeOption = None) -> None:
     """Rebuild every index from the store of record."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with _errors():
-        fathom = _open(home)
+    with errors():
+        fathom = open_home(home)
         with Progress(
             TextColumn("reindex"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
         ) as progress:
@@ -435,7 +414,7 @@ def eval_retrieval(
     """
     from fathom.eval.retrieval import evaluate_retrieval
 
-    with _errors(), _eval_progress(not as_json) as callback:
+    with errors(), _eval_progress(not as_json) as callback:
         report = evaluate_retrieval(
             beir,
             split=split,
@@ -478,8 +457,8 @@ def eval_qa(
     """Evidence hit@1/@5, answer-contains rate and abstention precision/recall on the current home."""
     from fathom.eval.qa import evaluate_qa
 
-    with _errors(), _eval_progress(not as_json) as callback:
-        report = evaluate_qa(_open(home), qa, progress=callback)
+    with errors(), _eval_progress(not as_json) as callback:
+        report = evaluate_qa(open_home(home), qa, progress=callback)
     if as_json:
         out.print_json(json.dumps(report.to_dict(per_question=True)))
         return
@@ -501,118 +480,8 @@ def eval_qa(
         out.print(f"[dim]answers missing the expected text: {escape(', '.join(misses))}[/dim]")
 
 
-keys_app = typer.Typer(
-    name="keys",
-    help="API keys of the HTTP service: each key is a tenant, a user and groups.",
-    no_args_is_help=True,
-)
 app.add_typer(keys_app)
-
-
-@keys_app.command("create")
-def keys_create(
-    tenant: Annotated[str, typer.Option("--tenant", help="The tenant the key belongs to.")],
-    user: Annotated[str | None, typer.Option("--user", help="The user the key acts as.")] = None,
-    groups: Annotated[str, typer.Option("--groups", help="Comma-separated groups, e.g. eng,ops.")] = "",
-    admin: Annotated[
-        bool, typer.Option("--admin", help="Sees and deletes every document of its tenant.")
-    ] = False,
-    home: HomeOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Create an API key and print it once: only its hash is stored."""
-    group_list = [g.strip() for g in groups.split(",") if g.strip()]
-    with _errors():
-        key, info = _open(home).keys.create(tenant=tenant, user=user, groups=group_list, admin=admin)
-    if as_json:
-        out.print_json(json.dumps({"key": key, **info.to_dict()}))
-        return
-    out.print(key, highlight=False)
-    err.print(f"key {info.key_id} for tenant {escape(tenant)}: store it now, it is not shown again")
-
-
-@keys_app.command("list")
-def keys_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """List API keys (ids, prefixes, principals; never the keys)."""
-    from rich.table import Table
-
-    with _errors():
-        keys = _open(home).keys.list()
-    if as_json:
-        out.print_json(json.dumps({"keys": [k.to_dict() for k in keys]}))
-        return
-    table = Table("id", "prefix", "tenant", "user", "groups", "admin", "created", "revoked")
-    for k in keys:
-        table.add_row(
-            k.key_id,
-            k.prefix,
-            escape(k.tenant),
-            escape(k.user or ""),
-            escape(",".join(k.groups)),
-            "yes" if k.admin else "",
-            k.created_at[:19],
-            "revoked" if k.revoked else "",
-        )
-    out.print(table)
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    key: Annotated[str, typer.Argument(help="The key's id or prefix (from `fathom keys list`).")],
-    home: HomeOption = None,
-) -> None:
-    """Revoke an API key; requests with it fail from now on."""
-    with _errors():
-        info = _open(home).keys.revoke(key)
-    out.print(f"revoked {info.key_id}")
-
-
-pg_app = typer.Typer(
-    name="pg",
-    help="A local PostgreSQL 18 with pgvector for trying the postgres backend (extra: postgres-local).",
-    no_args_is_help=True,
-)
 app.add_typer(pg_app)
-
-PgDirOption = Annotated[
-    Path, typer.Option("--dir", help="Folder of the server's files (created on first start).")
-]
-
-
-@pg_app.command("start")
-def pg_start(
-    directory: PgDirOption,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            "--port", min=1, max=65535, help="Port on 127.0.0.1 (default: the last one, else a free one)."
-        ),
-    ] = None,
-) -> None:
-    """Start a local PostgreSQL with pgvector (initialised on first use) and print its database URL.
-
-    It listens on 127.0.0.1 only and trusts every local connection: for tests and trials on one
-    machine. Use the URL as FATHOM_DATABASE_URL, with FATHOM_INDEX_BACKEND=postgres.
-    """
-    from fathom.logs import configure_logging
-    from fathom.store import local_postgres
-
-    configure_logging("WARNING")
-    with _errors():
-        server = local_postgres.start(directory, port)
-    out.print(server.url, highlight=False, soft_wrap=True)
-
-
-@pg_app.command("stop")
-def pg_stop(directory: PgDirOption) -> None:
-    """Stop the local PostgreSQL started with `fathom pg start --dir DIR`."""
-    from fathom.logs import configure_logging
-    from fathom.store import local_postgres
-
-    configure_logging("WARNING")
-    with _errors():
-        stopped = local_postgres.stop(directory)
-    err.print("stopped" if stopped else "not running")
 
 
 @app.command()
@@ -637,7 +506,7 @@ def serve(
     if home is not None:
         # Worker processes read their settings from the environment.
         os.environ["FATHOM_HOME"] = str(home.expanduser().resolve())
-    with _errors():
+    with errors():
         settings = load_settings()
         # An unreachable database or Redis is one clear line and exit code 1, not a traceback
         # from each worker process.
@@ -681,7 +550,7 @@ def mcp_stdio(
     from fathom.mcp.stdio import run_stdio
 
     overrides = {"tenant": tenant} if tenant else {}
-    with _errors():
+    with errors():
         run_stdio(load_settings(home, **overrides))
 
 
