@@ -42,11 +42,11 @@ from bench.machine import machine_info, replace_between_markers
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "pg_writers.json"
 DOC = ROOT / "docs" / "scale.md"
-# The worktree's or the checkout's sibling ``shared`` folder (a built-in generator when absent).
-CORPUS = next(
-    (p for p in (ROOT.parent / "shared", ROOT.parents[1] / "shared") if (p / "data" / "scifact").exists()),
-    ROOT.parent / "shared",
-) / "data" / "scifact" / "corpus.jsonl"
+# The checkout's (or a worktree's) sibling ``shared`` folder (a built-in generator when absent).
+_SHARED = [
+    p for p in (ROOT.parent / "shared", ROOT.parents[1] / "shared") if (p / "data" / "scifact").exists()
+]
+CORPUS = (_SHARED[0] if _SHARED else ROOT.parent / "shared") / "data" / "scifact" / "corpus.jsonl"
 CHUNKS_PER_DOC = 20
 EMBEDDER = "hash:384"
 TENANT = "default"
@@ -193,7 +193,13 @@ def _prepare(server_url: str, variant: str) -> str:
 
     parsed = make_url(server_url)
     name = f"writers_{uuid.uuid4().hex[:12]}"
-    admin = dict(host=parsed.host, port=parsed.port, user=parsed.username, dbname="postgres", autocommit=True)
+    admin: dict[str, Any] = {
+        "host": parsed.host,
+        "port": parsed.port,
+        "user": parsed.username,
+        "dbname": "postgres",
+        "autocommit": True,
+    }
     with psycopg.connect(**admin) as conn:  # type: ignore[arg-type]
         conn.execute(f'CREATE DATABASE "{name}"')
     url = parsed.set(database=name).render_as_string(hide_password=False)
@@ -299,18 +305,23 @@ def _server(args: argparse.Namespace) -> str:
 
 def _table(payload: dict[str, Any]) -> str:
     rows = [
-        "| code | indexes | writers | chunks/s | ms per chunk: index rows | chunk rows | change log "
-        "| BM25 stats | other SQL | commit | Python + driver |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| code | indexes | writers | chunks/s | ms per chunk: index rows (COPY/INSERT) | chunk rows "
+        "| change log | BM25 statistics | index position | other SQL and locks | commit | Python + driver |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, runs in payload["runs"].items():
         for r in runs:
             ms = r["ms_per_chunk"]
+            cells = [
+                ms.get(k, 0.0)
+                for k in ("index rows", "chunk rows", "change log", "bm25 statistics", "index position")
+            ]
+            cells.append(ms.get("other sql", 0.0) + ms.get("locks", 0.0))
+            cells += [ms.get("commit", 0.0), ms.get("python and driver", 0.0)]
             rows.append(
-                f"| {label} | {r['variant']} | {r['writers']} | {r['chunks_per_s']:.0f} "
-                f"| {ms.get('index rows', 0):.2f} | {ms.get('chunk rows', 0):.2f} | {ms.get('change log', 0):.2f} "
-                f"| {ms.get('bm25 statistics', 0):.2f} | {ms.get('other sql', 0) + ms.get('locks', 0) + ms.get('index position', 0):.2f} "
-                f"| {ms.get('commit', 0):.2f} | {ms.get('python and driver', 0):.2f} |"
+                f"| {label} | {r['variant']} | {r['writers']} | {r['chunks_per_s']:.0f} | "
+                + " | ".join(f"{c:.2f}" for c in cells)
+                + " |"
             )
     m = payload["machine"]
     rows.append("")
