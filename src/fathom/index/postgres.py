@@ -158,9 +158,9 @@ class PostgresBackend:
         row = conn.execute(sql.READ_META).one()
         return None if row.dimensions is None else int(row.dimensions)
 
-    def _ensure_chunks(self, conn: Connection, dimensions: int) -> None:
-        """The chunk table for vectors of ``dimensions`` (created with the first chunk)."""
-        current = self._dimensions(conn)
+    def _ensure_chunks(self, conn: Connection, dimensions: int, current: int | None) -> int:
+        """The chunk table for vectors of ``dimensions`` (created with the first chunk; ``current``
+        is what the table holds); returns its dimensions (``ConfigError`` if not ``dimensions``)."""
         if current is None:
             conn.execute(sql.LOCK, {"key": sql.DDL_LOCK})
             current = self._dimensions(conn)
@@ -170,24 +170,25 @@ class PostgresBackend:
                 conn.execute(sql.SET_DIMENSIONS, {"dimensions": dimensions})
                 current = dimensions
         _check_dimensions(current, dimensions)
+        return current
 
-    def _ensure_partition(self, conn: Connection, tenant: str) -> None:
+    def _create_partition(self, conn: Connection, tenant: str) -> None:
         name = sql.partition_name(tenant)
+        conn.execute(sql.LOCK, {"key": sql.DDL_LOCK})
         if not conn.execute(sql.HAS_PARTITION, {"name": name}).scalar_one():
-            conn.execute(sql.LOCK, {"key": sql.DDL_LOCK})
-            if not conn.execute(sql.HAS_PARTITION, {"name": name}).scalar_one():
-                literal = conn.execute(sql.QUOTE_LITERAL, {"value": tenant}).scalar_one()
-                for statement in sql.create_partition(name, literal):
-                    conn.execute(statement)
+            literal = conn.execute(sql.QUOTE_LITERAL, {"value": tenant}).scalar_one()
+            for statement in sql.create_partition(name, literal):
+                conn.execute(statement)
 
     @staticmethod
-    def _slot(conn: Connection) -> int:
-        """A writer slot no other open transaction holds (held until this one ends)."""
-        slot = conn.execute(sql.FREE_SLOT, {"key": sql.SLOT_LOCK}).scalar_one_or_none()
+    def _start(conn: Connection) -> tuple[int | None, int]:
+        """The stored vector dimensions, and a writer slot no other open transaction holds
+        (held until this one ends)."""
+        dimensions, slot = conn.execute(sql.WRITE_START, {"key": sql.SLOT_LOCK}).one()
         if slot is None:  # more writers than slots: share one, waiting for its holder to finish
             slot = int(np.random.default_rng().integers(sql.SLOTS))
             conn.execute(sql.WAIT_SLOT, {"key": sql.SLOT_LOCK, "slot": slot})
-        return int(slot)
+        return (None if dimensions is None else int(dimensions)), int(slot)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -228,23 +229,26 @@ class PostgresBackend:
             new[chunk.tenant_id].append(chunk)
             if removed.get(chunk.chunk_id) != chunk.tenant_id:
                 gone[chunk.tenant_id].append(chunk.chunk_id)
+        dimensions, slot = self._start(conn)
         if added:
-            self._ensure_chunks(conn, int(np.asarray(added[0].embedding).shape[0]))
-        elif self._dimensions(conn) is None:
+            dimensions = self._ensure_chunks(conn, int(np.asarray(added[0].embedding).shape[0]), dimensions)
+        elif dimensions is None:
             return  # nothing was ever indexed: nothing to remove
-        slot = self._slot(conn)
         for tenant in sorted(set(gone) | set(new)):
             if gone.get(tenant):
                 conn.execute(sql.REMOVE, {"tenant": tenant, "slot": slot, "ids": sorted(gone[tenant])})
             if new.get(tenant):
-                self._insert(conn, tenant, slot, new[tenant])
+                assert dimensions is not None
+                self._insert(conn, tenant, slot, dimensions, new[tenant])
 
-    def _insert(self, conn: Connection, tenant: str, slot: int, chunks: list[IndexableChunk]) -> None:
-        self._ensure_partition(conn, tenant)
-        dimensions = self._dimensions(conn)
-        assert dimensions is not None
+    def _insert(
+        self, conn: Connection, tenant: str, slot: int, dimensions: int, chunks: list[IndexableChunk]
+    ) -> None:
+        params = {"name": sql.partition_name(tenant), "tenant": tenant}
+        exists, count, total = conn.execute(sql.PARTITION_AND_STATS, params).one()
+        if not exists:
+            self._create_partition(conn, tenant)
         analyzed = [analyze_chunk(chunk, context_in_body=self._context_in_body) for chunk in chunks]
-        count, total = conn.execute(sql.TENANT_STATS, {"tenant": tenant}).one()
         added_length = sum(a.length for a in analyzed)
         # The tenant's average chunk length including this batch (see sparse_bm25).
         average = (int(total) + added_length) / max(int(count) + len(chunks), 1)
@@ -262,7 +266,8 @@ class PostgresBackend:
                     chunk.doc_id,
                     list(chunk.acl_tokens),
                     list(chunk.metadata_tokens),
-                    ids,
+                    # Array literals as text: COPY parses them faster than the driver adapts lists.
+                    "{" + ",".join(map(str, ids)) + "}",
                     terms.length,
                     sparsevec_literal(chunk_weights(terms, average)),
                     _vector_literal(vector),

@@ -55,11 +55,6 @@ def partition_name(tenant: str) -> str:
 
 
 LOCK = text("SELECT pg_advisory_xact_lock(:key)")
-# The first free writer slot (its lock held until the transaction ends), or NULL when all are
-# taken; the filter stops at the first lock it gets.
-FREE_SLOT = text(
-    f"SELECT s FROM generate_series(0, {SLOTS - 1}) AS s WHERE pg_try_advisory_xact_lock(:key, s) LIMIT 1"
-)
 WAIT_SLOT = text("SELECT pg_advisory_xact_lock(:key, :slot)")
 SESSION_LOCK = text("SELECT pg_advisory_lock(:key)")
 SESSION_UNLOCK = text("SELECT pg_advisory_unlock(:key)")
@@ -73,8 +68,17 @@ CREATE_META = text(
     " layout text NOT NULL,"
     " dimensions integer,"
     " applied_seq bigint NOT NULL DEFAULT 0)"
+    " WITH (fillfactor = 10)"
 )
 READ_META = text(f"SELECT layout, dimensions, applied_seq FROM {META_TABLE} WHERE id = 1")
+# The first statement of a write: the vector dimensions, and the first free writer slot (its
+# lock held until the transaction ends; NULL when all are taken). The filter stops at the first
+# lock it gets.
+WRITE_START = text(
+    f"SELECT dimensions, (SELECT s FROM generate_series(0, {SLOTS - 1}) AS s"
+    "  WHERE pg_try_advisory_xact_lock(:key, s) LIMIT 1) AS slot"
+    f" FROM {META_TABLE} WHERE id = 1"
+)
 RESET_META = text(
     f"INSERT INTO {META_TABLE} (id, layout, dimensions, applied_seq) VALUES (1, :layout, NULL, 0)"
     " ON CONFLICT (id) DO UPDATE SET layout = EXCLUDED.layout, dimensions = NULL, applied_seq = 0"
@@ -100,6 +104,8 @@ CREATE_TENANTS = text(
     " chunks bigint NOT NULL DEFAULT 0,"
     " total_length bigint NOT NULL DEFAULT 0,"
     " PRIMARY KEY (tenant, slot))"
+    # Room on each page, so updating a counter stays a HOT update (no new index entry).
+    " WITH (fillfactor = 50)"
 )
 CREATE_TERMS = text(
     f"CREATE TABLE IF NOT EXISTS {TERMS_TABLE} ("
@@ -108,6 +114,7 @@ CREATE_TERMS = text(
     " slot smallint NOT NULL,"
     " df integer NOT NULL,"
     " PRIMARY KEY (tenant, term, slot))"
+    " WITH (fillfactor = 50)"
 )
 TRUNCATE_STATS = text(f"TRUNCATE {TENANTS_TABLE}, {TERMS_TABLE}")
 
@@ -141,6 +148,11 @@ def create_chunks(dimensions: int, hnsw_m: int, hnsw_ef_construction: int) -> li
 
 
 HAS_PARTITION = text("SELECT to_regclass(:name) IS NOT NULL")
+# Before a tenant's rows are written: whether its partition exists, and its statistics.
+PARTITION_AND_STATS = text(
+    "SELECT to_regclass(:name) IS NOT NULL, coalesce(sum(chunks), 0), coalesce(sum(total_length), 0)"
+    f" FROM {TENANTS_TABLE} WHERE tenant = :tenant"
+)
 QUOTE_LITERAL = text("SELECT quote_literal(:value)")
 
 
