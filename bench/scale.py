@@ -566,7 +566,10 @@ def main() -> None:
     meta = {
         "machine": machine,
         "ram_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "command": "python bench/scale.py --sizes " + " ".join(str(s) for s in args.sizes),
+        "command": "python bench/scale.py --sizes "
+        + " ".join(str(s) for s in args.sizes)
+        + (f" --backend postgres --writers {args.writers}" if postgres else ""),
+        "load_average": os.getloadavg(),
         "dim": DIM,
         "chunks_per_document": CHUNKS_PER_DOC,
         "catch_up_every_documents": DOCS_PER_COMMIT_BATCH,
