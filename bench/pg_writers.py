@@ -310,7 +310,16 @@ def _table(payload: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, runs in payload["runs"].items():
-        for r in runs:
+        groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+        for run in runs:
+            groups[(run["variant"], run["writers"])].append(run)
+        for same in groups.values():
+            # The median run by throughput, and the spread of the repeats.
+            same = sorted(same, key=lambda run: float(run["chunks_per_s"]))
+            r = same[len(same) // 2]
+            spread = (
+                "" if len(same) == 1 else f" ({same[0]['chunks_per_s']:.0f}–{same[-1]['chunks_per_s']:.0f})"
+            )
             ms = r["ms_per_chunk"]
             cells = [
                 ms.get(k, 0.0)
@@ -319,14 +328,15 @@ def _table(payload: dict[str, Any]) -> str:
             cells.append(ms.get("other sql", 0.0) + ms.get("locks", 0.0))
             cells += [ms.get("commit", 0.0), ms.get("python and driver", 0.0)]
             rows.append(
-                f"| {label} | {r['variant']} | {r['writers']} | {r['chunks_per_s']:.0f} | "
+                f"| {label} | {r['variant']} | {r['writers']} | {r['chunks_per_s']:.0f}{spread} | "
                 + " | ".join(f"{c:.2f}" for c in cells)
                 + " |"
             )
     m = payload["machine"]
     rows.append("")
     rows.append(
-        f"{payload['chunks']} chunks per run (documents of {CHUNKS_PER_DOC}), `{EMBEDDER}` embeddings "
+        f"{payload['chunks']} chunks per run (documents of {CHUNKS_PER_DOC}), median of the repeats "
+        f"(their range in brackets), `{EMBEDDER}` embeddings "
         "computed before the clock starts; ms per chunk are summed over writers (time a chunk costs "
         f"wherever it is spent). Machine: {m['cores']} cores ({m['cpu']}), {m['ram_gib']} GiB, shared with "
         "other work (figures under load: compare rows of one run, not absolutes)."
@@ -344,17 +354,24 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=6000)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["full"])
     parser.add_argument("--label", default="this branch")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each setting (the table shows the median)"
+    )
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument(
+        "--append", action="store_true", help="add to the runs of --label (alternate two codes' runs)"
+    )
     args = parser.parse_args()
     server_url = _server(args)
     payload: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
     runs: list[dict[str, Any]] = []
-    for variant in args.variants:
-        for writers in args.writers:
-            result = run_one(server_url, variant, writers, args.chunks)
-            print(json.dumps(result), flush=True)
-            runs.append(result)
-    payload["runs"][args.label] = runs
+    for _ in range(args.repeats):
+        for variant in args.variants:
+            for writers in args.writers:
+                result = run_one(server_url, variant, writers, args.chunks)
+                print(json.dumps(result), flush=True)
+                runs.append(result)
+    payload["runs"][args.label] = (payload["runs"].get(args.label, []) if args.append else []) + runs
     payload["chunks"] = args.chunks
     payload["machine"] = machine_info()
     payload["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
