@@ -1,6 +1,14 @@
 """Scale figures: index build time, hybrid search latency and peak RSS at 100k and 1M chunks.
 
     python bench/scale.py [--sizes 100000 1000000] [--work /tmp/fathom-scale] [--queries 300]
+    python bench/scale.py --backend postgres [--pg-dir /tmp/fathom-scale-pg | --database-url URL]
+        [--writers 2] --sizes 100000
+
+With ``--backend postgres`` the home keeps no index: the store writes the search rows in each
+document's transaction (``index_backend = "postgres"``), in ``--writers`` parallel processes, into a
+fresh database per size on the server (a ``fathom pg start`` server in ``--pg-dir`` by default).
+It also reports the database's size on disk, the server's memory (PSS summed over its
+processes) and the searching process's peak RSS: a serving node holds no index.
 
 For each size it builds a synthetic corpus into a real fathom home — documents,
 chunks and embeddings committed through the store of record, then the lexical and
@@ -35,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import make_url
 
 from fathom.eval.metrics import percentile
 
@@ -109,11 +118,19 @@ def _dir_mb(path: Path) -> float:
 # -- phases (each in its own process) ------------------------------------------------------
 
 
-def _open(home: Path) -> Any:
+def _open(home: Path, database_url: str | None = None) -> Any:
     from fathom import Fathom
 
     # The model is never loaded: embeddings are generated, and queries bring their vectors.
-    return Fathom(home=home, embedder=f"hash:{DIM}", log_level="WARNING")
+    if database_url is None:
+        return Fathom(home=home, embedder=f"hash:{DIM}", log_level="WARNING")
+    return Fathom(
+        home=home,
+        embedder=f"hash:{DIM}",
+        log_level="WARNING",
+        database_url=database_url,
+        index_backend="postgres",
+    )
 
 
 def _put(fathom: Any, number: int, texts: list[str], vectors: np.ndarray) -> None:
@@ -249,13 +266,74 @@ def _queries(size: int, count: int, corpus: Path) -> list[tuple[str, np.ndarray]
     return out
 
 
-def search(size: int, home: Path, corpus: Path, count: int) -> dict[str, Any]:
+def _pg_writer(home: Path, url: str, corpus: Path, size: int, writer: int, writers: int) -> None:
+    """One of ``writers`` processes building a postgres home: every ``writers``-th document."""
+    sentences = _sentences(corpus)
+    fathom = _open(home / f"writer-{writer}", url)
+    for number, texts, vectors, _topic in _documents(size, sentences):
+        if number % writers == writer:
+            _put(fathom, number, texts, vectors)
+    fathom.close()
+
+
+def build_postgres(size: int, home: Path, url: str, corpus: Path, writers: int) -> dict[str, Any]:
+    """Write ``size`` chunks through the store with the postgres backend, in parallel writers."""
+    import multiprocessing
+
+    from bench.pg_server import database_sizes, server_memory_mb
+
+    shutil.rmtree(home, ignore_errors=True)
+    _open(home, url).close()  # migrate the store and create the search tables once
+    context = multiprocessing.get_context("spawn")
+    started = time.perf_counter()
+    processes = [
+        context.Process(target=_pg_writer, args=(home, url, corpus, size, w, writers)) for w in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            raise SystemExit(f"a writer failed with exit code {process.exitcode}")
+    total_s = time.perf_counter() - started
+    fathom = _open(home, url)
+    sentences_rng = np.random.default_rng(SEED + 2)
+    extra = [" ".join(random.Random(i).choices(_sentences(corpus), k=4)) for i in range(CHUNKS_PER_DOC)]
+    t0 = time.perf_counter()
+    _put(fathom, size, extra, _chunk_vectors(sentences_rng, _centroids()[0], CHUNKS_PER_DOC))
+    fathom.indexer.catch_up()
+    small_write_ms = (time.perf_counter() - t0) * 1000
+    status = fathom.status()
+    fathom.close()
+    return {
+        "backend": "postgres",
+        "writers": writers,
+        "chunks": status.chunks,
+        "target_chunks": size,
+        "complete": status.chunks >= size,
+        "documents": status.documents,
+        "store_write_s": round(total_s, 1),
+        "index_catch_up_s": 0.0,
+        "build_total_s": round(total_s, 1),
+        "chunks_per_s": round(size / total_s, 1),
+        "small_ingest_catch_up_ms": round(small_write_ms, 1),
+        "build_peak_rss_mb": round(_peak_rss_mb()),
+        "home_disk_mb": round(_dir_mb(home)),
+        "index_disk_mb": 0,
+        "database": database_sizes(url),
+        "server_memory_after_build": server_memory_mb(url),
+    }
+
+
+def search(
+    size: int, home: Path, corpus: Path, count: int, database_url: str | None = None
+) -> dict[str, Any]:
     """Time hybrid retrieval (no query embedding) over the built home, in a fresh process."""
     from fathom.index.types import IndexFilter
     from fathom.retrieve.hybrid import HybridRetriever
 
     t0 = time.perf_counter()
-    fathom = _open(home)
+    fathom = _open(home, database_url)
     open_s = time.perf_counter() - t0
     rss_open = _peak_rss_mb()
     # Queries come from documents the build wrote (all of them unless it hit its budget).
@@ -297,6 +375,11 @@ def search(size: int, home: Path, corpus: Path, count: int) -> dict[str, Any]:
         checks.append((time.perf_counter() - t0) * 1000)
     result["caught_up_check_p50_ms"] = round(statistics.median(checks), 3)
     result["search_peak_rss_mb"] = round(_peak_rss_mb())
+    if database_url is not None:
+        from bench.pg_server import database_sizes, server_memory_mb
+
+        result["server_memory_after_search"] = server_memory_mb(database_url)
+        result["database"] = database_sizes(database_url)
     retriever.close()
     fathom.close()
     return result
@@ -320,6 +403,11 @@ def _phase(args: argparse.Namespace, phase: str, size: int) -> dict[str, Any]:
         "--queries",
         str(args.queries),
         *([] if args.build_minutes is None else ["--build-minutes", str(args.build_minutes)]),
+        "--backend",
+        args.backend,
+        "--writers",
+        str(args.writers),
+        *([] if args.database_url is None else ["--database-url", args.database_url]),
     ]
     completed = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
     for line in completed.stdout.splitlines():
@@ -349,6 +437,31 @@ def _table(results: list[dict[str, Any]], machine: str) -> str:
             f"{b['index_disk_mb'] / 1024:.2f} GB |"
         )
     return "\n".join(rows) + f"\n\nMachine: {machine}. Latency excludes query embedding.\n"
+
+
+def _table_postgres(results: list[dict[str, Any]], machine: str) -> str:
+    rows = [
+        "| chunks | build (writers) | chunks/s | hybrid p50 / p95 | filtered (half) p50 / p95 "
+        "| lexical / dense p50 | database on disk (search tables, HNSW) | server PSS after search "
+        "| serving node peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        b, s = r["build"], r["search"]
+        disk, memory = s.get("database", b["database"]), s.get("server_memory_after_search") or {}
+        rows.append(
+            f"| {b['chunks']:,} | {b['build_total_s']:.0f} s ({b['writers']}) | {b['chunks_per_s']:.0f} "
+            f"| {s['hybrid']['p50_ms']:.1f} / {s['hybrid']['p95_ms']:.1f} ms "
+            f"| {s['hybrid_filtered_half']['p50_ms']:.1f} / {s['hybrid_filtered_half']['p95_ms']:.1f} ms "
+            f"| {s['hybrid']['lexical_p50_ms']:.1f} / {s['hybrid']['dense_p50_ms']:.1f} ms "
+            f"| {disk['database_mb'] / 1024:.2f} GB ({disk['search_tables_mb'] / 1024:.2f}, "
+            f"{disk['hnsw_mb'] / 1024:.2f}) | {memory.get('pss_mb', float('nan')) / 1024:.2f} GB "
+            f"| {s['search_peak_rss_mb'] / 1024:.2f} GB |"
+        )
+    return (
+        "\n".join(rows)
+        + f"\n\nMachine: {machine}, shared with other work. Latency excludes query embedding.\n"
+    )
 
 
 def _write_docs(table: str) -> None:
@@ -397,21 +510,40 @@ def main() -> None:
         "--build-minutes", type=float, help="stop a build at the first catch-up past this many minutes"
     )
     parser.add_argument("--reuse", action="store_true", help="search homes built by an earlier run")
+    parser.add_argument("--backend", choices=["embedded", "postgres"], default="embedded")
+    parser.add_argument("--pg-dir", type=Path, default=Path("/tmp/fathom-scale-pg"))
+    parser.add_argument("--database-url", help="postgres backend: a server URL (default: --pg-dir's)")
+    parser.add_argument("--writers", type=int, default=2, help="postgres backend: parallel writers")
     parser.add_argument("--phase", choices=["build", "search"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if str(ROOT) not in sys.path:  # run as a script: the bench helpers are imported as ``bench.*``
+        sys.path.insert(0, str(ROOT))
+    postgres = args.backend == "postgres"
+    if postgres and args.database_url is None:
+        from bench.pg_server import local_server_url
+
+        args.database_url = local_server_url(args.pg_dir)
     if args.phase is not None:
         size = args.sizes[0]
-        home = args.work / f"home-{size}"
-        if args.phase == "build":
+        home = args.work / (f"pg-home-{size}" if postgres else f"home-{size}")
+        url = None
+        if postgres:
+            from bench.pg_server import create_database
+
+            url = create_database(args.database_url, f"scale_{size}") if args.phase == "build" else None
+            url = url or make_url(args.database_url).set(database=f"scale_{size}").render_as_string(False)
+        if args.phase == "build" and url is not None:
+            out = build_postgres(size, home, url, args.corpus, args.writers)
+        elif args.phase == "build":
             budget = None if args.build_minutes is None else args.build_minutes * 60
             out = build(size, home, args.corpus, budget)
         else:
-            out = search(size, home, args.corpus, args.queries)
+            out = search(size, home, args.corpus, args.queries, url)
         print("RESULT " + json.dumps(out), flush=True)
         return
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    output = RESULTS / "scale.json"
+    output = RESULTS / ("scale_postgres.json" if postgres else "scale.json")
 
     def previous() -> dict[int, dict[str, Any]]:
         # Read again before writing: runs for different sizes may overlap.
@@ -434,13 +566,23 @@ def main() -> None:
     meta = {
         "machine": machine,
         "ram_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "command": "python bench/scale.py --sizes " + " ".join(str(s) for s in args.sizes),
+        "command": "python bench/scale.py --sizes "
+        + " ".join(str(s) for s in args.sizes)
+        + (f" --backend postgres --writers {args.writers}" if postgres else ""),
+        "load_average": os.getloadavg(),
         "dim": DIM,
         "chunks_per_document": CHUNKS_PER_DOC,
         "catch_up_every_documents": DOCS_PER_COMMIT_BATCH,
         "text_source": str(args.corpus) if args.corpus.exists() else "built-in Zipfian generator",
     }
     output.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    if postgres:
+        table = _table_postgres(results, machine)
+        print(table)
+        from bench.machine import replace_between_markers
+
+        replace_between_markers(ROOT / "docs" / "scale.md", "bench/scale.py --backend postgres", table)
+        return
     table = _table(results, machine)
     print(table)
     _write_docs(table)

@@ -124,9 +124,18 @@ class TransactionalIndex(Protocol):
 class ChangeSource(Protocol):
     """Where backends are fed from: the store of record's change log (``fathom.store.Store``)."""
 
-    def last_sequence(self) -> int: ...
+    def last_sequence(self) -> int:
+        """The highest sequence committed so far."""
+        ...
 
-    def changes_since(self, seq: int, limit: int = 20_000) -> ChangeBatch | None: ...
+    def stable_sequence(self) -> int:
+        """The highest sequence at or below which every change has committed (none may still
+        commit below it); what catch-up reads up to."""
+        ...
+
+    def changes_since(
+        self, seq: int, limit: int = 20_000, until: int | None = None
+    ) -> ChangeBatch | None: ...
 
     def indexable_chunks(self, chunk_ids: Sequence[int]) -> list[IndexableChunk]: ...
 

@@ -26,6 +26,11 @@ class Indexer:
     catch-up and rebuild exclusive across processes sharing a home; the
     backend applies a batch, persists it, then records its position, so a crash at any point
     is repaired by replaying the tail of the log.
+
+    Catch-up and rebuild read the log only up to the source's *stable* sequence, below which
+    every change has committed: with writers committing in parallel (PostgreSQL, the postgres
+    backend) a lower sequence may commit after a higher one, and a position past it would skip
+    it for good.
     """
 
     def __init__(self, source: ChangeSource, backend: SearchBackend, lock_path: Path) -> None:
@@ -65,10 +70,10 @@ class Indexer:
             return 0
         applied = 0
         with self._exclusive():
-            head = self.source.last_sequence()
+            head = self.source.stable_sequence()
             position = self.backend.applied_sequence()
             while position < head:
-                batch = self.source.changes_since(position)
+                batch = self.source.changes_since(position, until=head)
                 if batch is None:
                     break
                 added = self.source.indexable_chunks(sorted(batch.added))
@@ -87,7 +92,9 @@ class Indexer:
 
     def _rebuild(self, progress: Progress | None, batch_size: int) -> None:
         with self._exclusive():
-            head = self.source.last_sequence()
+            # Every change up to ``head`` has committed, so its chunks are among ``ids``; changes
+            # after it are replayed by the next catch-up.
+            head = self.source.stable_sequence()
             ids = self.source.all_chunk_ids()
             self.backend.clear()
             done = 0

@@ -14,6 +14,10 @@ The store writes these rows in its own transactions (:meth:`PostgresBackend.writ
 :class:`~fathom.index.backend.TransactionalIndex` seam): a commit is visible to every serving
 node at once, nodes hold no index files and never catch up. ``apply`` (catch-up, rebuilds,
 the conformance suite) writes the same rows in a transaction of its own.
+
+Writers do not wait for each other: each transaction writes its statistics into its own writer
+slot (see :mod:`fathom.index.postgres_sql`), its chunk rows arrive in one ``COPY``, and the only
+row all writers update, the applied position, is updated last, just before the commit.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sqlalchemy import Connection, create_engine
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from fathom.errors import BackendUnavailable, ConfigError
+from fathom.index import postgres_copy
 from fathom.index import postgres_sql as sql
 from fathom.index.backend import Candidates, SearchRequest
 from fathom.index.sparse_bm25 import (
@@ -162,9 +167,9 @@ class PostgresBackend:
         row = conn.execute(sql.READ_META).one()
         return None if row.dimensions is None else int(row.dimensions)
 
-    def _ensure_chunks(self, conn: Connection, dimensions: int) -> None:
-        """The chunk table for vectors of ``dimensions`` (created with the first chunk)."""
-        current = self._dimensions(conn)
+    def _ensure_chunks(self, conn: Connection, dimensions: int, current: int | None) -> int:
+        """The chunk table for vectors of ``dimensions`` (created with the first chunk; ``current``
+        is what the table holds); returns its dimensions (``ConfigError`` if not ``dimensions``)."""
         if current is None:
             conn.execute(sql.LOCK, {"key": sql.DDL_LOCK})
             current = self._dimensions(conn)
@@ -174,16 +179,25 @@ class PostgresBackend:
                 conn.execute(sql.SET_DIMENSIONS, {"dimensions": dimensions})
                 current = dimensions
         _check_dimensions(current, dimensions)
+        return current
 
-    def _ensure_partition(self, conn: Connection, tenant: str) -> None:
+    def _create_partition(self, conn: Connection, tenant: str) -> None:
         name = sql.partition_name(tenant)
+        conn.execute(sql.LOCK, {"key": sql.DDL_LOCK})
         if not conn.execute(sql.HAS_PARTITION, {"name": name}).scalar_one():
-            conn.execute(sql.LOCK, {"key": sql.DDL_LOCK})
-            if not conn.execute(sql.HAS_PARTITION, {"name": name}).scalar_one():
-                literal = conn.execute(sql.QUOTE_LITERAL, {"value": tenant}).scalar_one()
-                for statement in sql.create_partition(name, literal):
-                    conn.execute(statement)
-        conn.execute(sql.ENSURE_TENANT, {"tenant": tenant})
+            literal = conn.execute(sql.QUOTE_LITERAL, {"value": tenant}).scalar_one()
+            for statement in sql.create_partition(name, literal):
+                conn.execute(statement)
+
+    @staticmethod
+    def _start(conn: Connection) -> tuple[int | None, int]:
+        """The stored vector dimensions, and a writer slot no other open transaction holds
+        (held until this one ends)."""
+        dimensions, slot = conn.execute(sql.WRITE_START, {"key": sql.SLOT_LOCK}).one()
+        if slot is None:  # more writers than slots: share one, waiting for its holder to finish
+            slot = int(np.random.default_rng().integers(sql.SLOTS))
+            conn.execute(sql.WAIT_SLOT, {"key": sql.SLOT_LOCK, "slot": slot})
+        return (None if dimensions is None else int(dimensions)), int(slot)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -210,6 +224,7 @@ class PostgresBackend:
         the last of them: the applied position moves to ``sequence`` only from that head.
         """
         self._write(connection, removed, added)
+        # Last: every writer updates this one row, and holds it only until its commit.
         connection.execute(sql.ADVANCE_APPLIED, {"sequence": sequence, "previous": previous_sequence})
 
     def _write(self, conn: Connection, removed: Mapping[int, str], added: Sequence[IndexableChunk]) -> None:
@@ -223,26 +238,30 @@ class PostgresBackend:
             new[chunk.tenant_id].append(chunk)
             if removed.get(chunk.chunk_id) != chunk.tenant_id:
                 gone[chunk.tenant_id].append(chunk.chunk_id)
+        dimensions, slot = self._start(conn)
         if added:
-            self._ensure_chunks(conn, int(np.asarray(added[0].embedding).shape[0]))
-        elif self._dimensions(conn) is None:
+            dimensions = self._ensure_chunks(conn, int(np.asarray(added[0].embedding).shape[0]), dimensions)
+        elif dimensions is None:
             return  # nothing was ever indexed: nothing to remove
         for tenant in sorted(set(gone) | set(new)):
             if gone.get(tenant):
-                conn.execute(sql.REMOVE, {"tenant": tenant, "ids": sorted(gone[tenant])})
+                conn.execute(sql.REMOVE, {"tenant": tenant, "slot": slot, "ids": sorted(gone[tenant])})
             if new.get(tenant):
-                self._insert(conn, tenant, new[tenant])
+                assert dimensions is not None
+                self._insert(conn, tenant, slot, dimensions, new[tenant])
 
-    def _insert(self, conn: Connection, tenant: str, chunks: list[IndexableChunk]) -> None:
-        self._ensure_partition(conn, tenant)
-        dimensions = self._dimensions(conn)
-        assert dimensions is not None
+    def _insert(
+        self, conn: Connection, tenant: str, slot: int, dimensions: int, chunks: list[IndexableChunk]
+    ) -> None:
+        params = {"name": sql.partition_name(tenant), "tenant": tenant}
+        exists, count, total = conn.execute(sql.PARTITION_AND_STATS, params).one()
+        if not exists:
+            self._create_partition(conn, tenant)
         analyzed = [analyze_chunk(chunk, context_in_body=self._context_in_body) for chunk in chunks]
-        count, total = conn.execute(sql.TENANT_STATS, {"tenant": tenant}).one()
         added_length = sum(a.length for a in analyzed)
         # The tenant's average chunk length including this batch (see sparse_bm25).
         average = (int(total) + added_length) / max(int(count) + len(chunks), 1)
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         all_terms: list[int] = []
         for chunk, terms in zip(chunks, analyzed, strict=True):
             vector = np.asarray(chunk.embedding, dtype=np.float32)
@@ -250,22 +269,30 @@ class PostgresBackend:
             ids = sorted(terms.frequencies)
             all_terms.extend(ids)
             rows.append(
-                {
-                    "tenant": tenant,
-                    "chunk_id": chunk.chunk_id,
-                    "doc_id": chunk.doc_id,
-                    "acl": list(chunk.acl_tokens),
-                    "meta": list(chunk.metadata_tokens),
-                    "terms": ids,
-                    "length": terms.length,
-                    "bm25": sparsevec_literal(chunk_weights(terms, average)),
-                    "embedding": _vector_literal(vector),
-                }
+                (
+                    tenant,
+                    chunk.chunk_id,
+                    chunk.doc_id,
+                    list(chunk.acl_tokens),
+                    list(chunk.metadata_tokens),
+                    # Array literals as text: COPY parses them faster than the driver adapts lists.
+                    "{" + ",".join(map(str, ids)) + "}",
+                    terms.length,
+                    sparsevec_literal(chunk_weights(terms, average)),
+                    _vector_literal(vector),
+                )
             )
-        conn.execute(sql.INSERT, rows)
-        if all_terms:
-            conn.execute(sql.ADD_TERMS, {"tenant": tenant, "terms": all_terms})
-        conn.execute(sql.ADD_STATS, {"tenant": tenant, "chunks": len(chunks), "length": added_length})
+        postgres_copy.copy_rows(conn, sql.CHUNKS_TABLE, sql.COPY_COLUMNS, rows)
+        conn.execute(
+            sql.ADD_STATS,
+            {
+                "tenant": tenant,
+                "slot": slot,
+                "terms": all_terms,
+                "chunks": len(chunks),
+                "length": added_length,
+            },
+        )
 
     def clear(self) -> None:
         with self._engine.begin() as conn:
@@ -329,13 +356,12 @@ class PostgresBackend:
     def document_frequencies(self, tenant: str, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
         ids = {term: term_id(term) for term in terms}
 
-        def read(conn: Connection) -> tuple[Any, dict[int, int]]:
-            stats = conn.execute(sql.TENANT_STATS, {"tenant": tenant}).one_or_none()
+        def read(conn: Connection) -> tuple[int, dict[int, int]]:
+            chunks = int(conn.execute(sql.TENANT_STATS, {"tenant": tenant}).one()[0])
             rows = conn.execute(sql.FREQUENCIES, {"tenant": tenant, "terms": sorted(set(ids.values()))})
-            return stats, {int(term): int(df) for term, df in rows}
+            return chunks, {int(term): int(df) for term, df in rows}
 
-        stats, found = self._read(read, follow=True)  # the statistics of the search just made
-        chunks = 0 if stats is None else int(stats[0])
+        chunks, found = self._read(read, follow=True)  # the statistics of the search just made
         return chunks, {term: found.get(ids[term], 0) for term in terms}
 
     def search(self, request: SearchRequest) -> Candidates:

@@ -4,8 +4,9 @@ Tables (all prefixed ``fathom_search_``; derived data, dropped and rebuilt when 
 backend's options change, never part of the store's Alembic migrations)::
 
     meta      one row: layout, vector dimensions (NULL before the first chunk), applied sequence
-    tenants   per tenant: chunk count and total length in terms (BM25's N and average length)
-    terms     per tenant and term id: document frequency (BM25's df)
+    tenants   per tenant and writer slot: chunk count and total length in terms (summed over
+              slots: BM25's N and average length)
+    terms     per tenant, term id and writer slot: document frequency (summed: BM25's df)
     chunks    one row per chunk, LIST-partitioned by tenant (one partition per tenant): ACL and
               metadata tokens (text[], GIN), term ids (int4[], GIN), BM25 weights (sparsevec),
               embedding (vector(dim), HNSW cosine)
@@ -14,6 +15,12 @@ One partition per tenant gives each tenant its own HNSW graph and GIN indexes: a
 never walks another tenant's vectors (no filter selectivity problem for small tenants), and
 dropping a tenant is dropping a table. Queries go through the parent table with ``tenant = :t``;
 PostgreSQL prunes to the one partition.
+
+Writers run in parallel. The BM25 statistics are counters, and one counter row per tenant and
+term would make every writer of a tenant wait for the others' commits (row locks on "the", "of"
+...). So each writing transaction first takes a free *writer slot* (``pg_try_advisory_xact_lock``
+on ``SLOT_LOCK`` and a slot number) and adds its deltas to that slot's rows only; readers sum the
+slots. Two transactions never hold one slot, so writers never wait on each other's statistics.
 """
 
 from __future__ import annotations
@@ -27,11 +34,14 @@ from fathom.index.sparse_bm25 import DIMENSIONS
 __all__ = ["LAYOUT", "partition_name"]
 
 # Bumped whenever the tables or what goes into them change; another layout is dropped on open.
-LAYOUT = "1"
+LAYOUT = "2"
 
-# Advisory lock keys: schema changes (create, drop, new partitions) and catch-up/rebuild.
+# Advisory lock keys: schema changes (create, drop, new partitions) and catch-up/rebuild; writer
+# slots are the two-key locks (SLOT_LOCK, slot).
 DDL_LOCK = 0x66617470
 INDEXER_LOCK = 0x66617471
+SLOT_LOCK = 0x66617472
+SLOTS = 64
 
 META_TABLE = "fathom_search_meta"
 TENANTS_TABLE = "fathom_search_tenants"
@@ -45,6 +55,7 @@ def partition_name(tenant: str) -> str:
 
 
 LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+WAIT_SLOT = text("SELECT pg_advisory_xact_lock(:key, :slot)")
 SESSION_LOCK = text("SELECT pg_advisory_lock(:key)")
 SESSION_UNLOCK = text("SELECT pg_advisory_unlock(:key)")
 
@@ -57,8 +68,17 @@ CREATE_META = text(
     " layout text NOT NULL,"
     " dimensions integer,"
     " applied_seq bigint NOT NULL DEFAULT 0)"
+    " WITH (fillfactor = 10)"
 )
 READ_META = text(f"SELECT layout, dimensions, applied_seq FROM {META_TABLE} WHERE id = 1")
+# The first statement of a write: the vector dimensions, and the first free writer slot (its
+# lock held until the transaction ends; NULL when all are taken). The filter stops at the first
+# lock it gets.
+WRITE_START = text(
+    f"SELECT dimensions, (SELECT s FROM generate_series(0, {SLOTS - 1}) AS s"
+    "  WHERE pg_try_advisory_xact_lock(:key, s) LIMIT 1) AS slot"
+    f" FROM {META_TABLE} WHERE id = 1"
+)
 RESET_META = text(
     f"INSERT INTO {META_TABLE} (id, layout, dimensions, applied_seq) VALUES (1, :layout, NULL, 0)"
     " ON CONFLICT (id) DO UPDATE SET layout = EXCLUDED.layout, dimensions = NULL, applied_seq = 0"
@@ -67,25 +87,34 @@ SET_DIMENSIONS = text(f"UPDATE {META_TABLE} SET dimensions = :dimensions WHERE i
 APPLIED = text(f"SELECT applied_seq FROM {META_TABLE} WHERE id = 1")
 SET_APPLIED = text(f"UPDATE {META_TABLE} SET applied_seq = :sequence WHERE id = 1")
 # A write inside the store's transaction advances the position only from the head it followed:
-# a backend still being rebuilt (behind that head) stays behind, and catch-up replays.
+# a backend still being rebuilt (behind that head) stays behind, and catch-up replays. Writers
+# commit in any order, so the position only ever moves forward. (The row lock this takes is held
+# only from this last statement to the commit.)
 ADVANCE_APPLIED = text(
-    f"UPDATE {META_TABLE} SET applied_seq = :sequence WHERE id = 1 AND applied_seq >= :previous"
+    f"UPDATE {META_TABLE} SET applied_seq = :sequence"
+    " WHERE id = 1 AND applied_seq >= :previous AND applied_seq < :sequence"
 )
 
 DROP_ALL = text(f"DROP TABLE IF EXISTS {CHUNKS_TABLE}, {TENANTS_TABLE}, {TERMS_TABLE} CASCADE")
 DROP_CHUNKS = text(f"DROP TABLE IF EXISTS {CHUNKS_TABLE} CASCADE")
 CREATE_TENANTS = text(
     f"CREATE TABLE IF NOT EXISTS {TENANTS_TABLE} ("
-    " tenant text PRIMARY KEY,"
+    " tenant text NOT NULL,"
+    " slot smallint NOT NULL,"
     " chunks bigint NOT NULL DEFAULT 0,"
-    " total_length bigint NOT NULL DEFAULT 0)"
+    " total_length bigint NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (tenant, slot))"
+    # Room on each page, so updating a counter stays a HOT update (no new index entry).
+    " WITH (fillfactor = 50)"
 )
 CREATE_TERMS = text(
     f"CREATE TABLE IF NOT EXISTS {TERMS_TABLE} ("
     " tenant text NOT NULL,"
     " term integer NOT NULL,"
+    " slot smallint NOT NULL,"
     " df integer NOT NULL,"
-    " PRIMARY KEY (tenant, term))"
+    " PRIMARY KEY (tenant, term, slot))"
+    " WITH (fillfactor = 50)"
 )
 TRUNCATE_STATS = text(f"TRUNCATE {TENANTS_TABLE}, {TERMS_TABLE}")
 
@@ -119,6 +148,11 @@ def create_chunks(dimensions: int, hnsw_m: int, hnsw_ef_construction: int) -> li
 
 
 HAS_PARTITION = text("SELECT to_regclass(:name) IS NOT NULL")
+# Before a tenant's rows are written: whether its partition exists, and its statistics.
+PARTITION_AND_STATS = text(
+    "SELECT to_regclass(:name) IS NOT NULL, coalesce(sum(chunks), 0), coalesce(sum(total_length), 0)"
+    f" FROM {TENANTS_TABLE} WHERE tenant = :tenant"
+)
 QUOTE_LITERAL = text("SELECT quote_literal(:value)")
 
 
@@ -138,58 +172,65 @@ def create_partition(name: str, tenant_literal: str) -> list[TextClause]:
     ]
 
 
-ENSURE_TENANT = text(f"INSERT INTO {TENANTS_TABLE} (tenant) VALUES (:tenant) ON CONFLICT (tenant) DO NOTHING")
-TENANT_STATS = text(f"SELECT chunks, total_length FROM {TENANTS_TABLE} WHERE tenant = :tenant")
+TENANT_STATS = text(
+    f"SELECT coalesce(sum(chunks), 0), coalesce(sum(total_length), 0) FROM {TENANTS_TABLE}"
+    " WHERE tenant = :tenant"
+)
+# A tenant's document frequencies: the slots' deltas summed (a term no chunk holds any more sums
+# to 0 and is left out).
+_DF = (
+    f"SELECT term, sum(df) AS df FROM {TERMS_TABLE}"
+    " WHERE tenant = :tenant AND term = ANY(CAST(:terms AS integer[]))"
+    " GROUP BY term HAVING sum(df) > 0"
+)
 
-# Remove chunks of one tenant and take their terms and lengths out of the statistics, in one
-# statement (the data-modifying CTEs all run, referenced or not).
+# Remove chunks of one tenant and take their terms and lengths out of the statistics (as negative
+# deltas in the writer's slot), in one statement (the data-modifying CTEs all run, referenced or not).
 REMOVE = text(
     f"WITH gone AS ("
     f"  DELETE FROM {CHUNKS_TABLE} WHERE tenant = :tenant AND chunk_id = ANY(CAST(:ids AS bigint[]))"
     f"  RETURNING terms, length"
-    f"), counted AS ("
-    f"  SELECT term, count(*) AS n FROM gone, unnest(gone.terms) AS term GROUP BY term"
     f"), lowered AS ("
-    f"  UPDATE {TERMS_TABLE} AS t SET df = t.df - counted.n FROM counted"
-    f"  WHERE t.tenant = :tenant AND t.term = counted.term RETURNING 1"
+    f"  INSERT INTO {TERMS_TABLE} AS t (tenant, term, slot, df)"
+    f"  SELECT :tenant, term, :slot, -count(*) FROM gone, unnest(gone.terms) AS term"
+    f"  GROUP BY term ORDER BY term"
+    f"  ON CONFLICT (tenant, term, slot) DO UPDATE SET df = t.df + EXCLUDED.df RETURNING 1"
     f")"
-    f" UPDATE {TENANTS_TABLE} SET"
-    f"  chunks = chunks - (SELECT count(*) FROM gone),"
-    f"  total_length = total_length - (SELECT coalesce(sum(length), 0) FROM gone)"
-    f" WHERE tenant = :tenant"
+    f" INSERT INTO {TENANTS_TABLE} AS s (tenant, slot, chunks, total_length)"
+    f" SELECT :tenant, :slot, -count(*), -coalesce(sum(length), 0) FROM gone"
+    f" ON CONFLICT (tenant, slot) DO UPDATE SET"
+    f"  chunks = s.chunks + EXCLUDED.chunks, total_length = s.total_length + EXCLUDED.total_length"
 )
-INSERT = text(
-    f"INSERT INTO {CHUNKS_TABLE} (tenant, chunk_id, doc_id, acl, meta, terms, length, bm25, embedding)"
-    " VALUES (:tenant, :chunk_id, :doc_id, CAST(:acl AS text[]), CAST(:meta AS text[]),"
-    " CAST(:terms AS integer[]), :length, CAST(:bm25 AS sparsevec), CAST(:embedding AS vector))"
-)
-# Terms in ascending order, so concurrent writers of one tenant lock its rows in one order.
-ADD_TERMS = text(
-    f"INSERT INTO {TERMS_TABLE} AS t (tenant, term, df)"
-    " SELECT :tenant, term, count(*) FROM unnest(CAST(:terms AS integer[])) AS term"
-    " GROUP BY term ORDER BY term"
-    " ON CONFLICT (tenant, term) DO UPDATE SET df = t.df + EXCLUDED.df"
-)
+COPY_COLUMNS = ("tenant", "chunk_id", "doc_id", "acl", "meta", "terms", "length", "bm25", "embedding")
+# The term ids of the rows just written, counted into the writer's slot, and the tenant's chunk
+# count and length, in one statement.
 ADD_STATS = text(
-    f"UPDATE {TENANTS_TABLE} SET chunks = chunks + :chunks, total_length = total_length + :length"
-    " WHERE tenant = :tenant"
+    f"WITH added AS ("
+    f"  INSERT INTO {TERMS_TABLE} AS t (tenant, term, slot, df)"
+    f"  SELECT :tenant, term, :slot, count(*) FROM unnest(CAST(:terms AS integer[])) AS term"
+    f"  GROUP BY term ORDER BY term"
+    f"  ON CONFLICT (tenant, term, slot) DO UPDATE SET df = t.df + EXCLUDED.df RETURNING 1"
+    f")"
+    f" INSERT INTO {TENANTS_TABLE} AS s (tenant, slot, chunks, total_length)"
+    f" VALUES (:tenant, :slot, :chunks, :length)"
+    f" ON CONFLICT (tenant, slot) DO UPDATE SET"
+    f"  chunks = s.chunks + EXCLUDED.chunks, total_length = s.total_length + EXCLUDED.total_length"
 )
 
 COUNT = text(f"SELECT count(*) FROM {CHUNKS_TABLE}")
 CHUNK_IDS = text(f"SELECT chunk_id FROM {CHUNKS_TABLE}")
-FREQUENCIES = text(
-    f"SELECT term, df FROM {TERMS_TABLE} WHERE tenant = :tenant AND term = ANY(CAST(:terms AS integer[]))"
-)
+FREQUENCIES = text(_DF)
 
 # The first statement of a search: what the ranking needs to know, and the dense settings for
 # this transaction. ef_search bounds the HNSW candidate list; iterative scans continue past it
 # while a filter drops candidates (relaxed order: re-sorted by the query), up to
 # hnsw.max_scan_tuples.
 SEARCH_START = text(
-    f"SELECT m.dimensions, coalesce(t.chunks, 0) AS chunks,"
+    "SELECT m.dimensions,"
+    f" (SELECT coalesce(sum(t.chunks), 0) FROM {TENANTS_TABLE} t WHERE t.tenant = :tenant) AS chunks,"
     " set_config('hnsw.ef_search', :ef_search, true),"
     " set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-    f" FROM {META_TABLE} m LEFT JOIN {TENANTS_TABLE} t ON t.tenant = :tenant WHERE m.id = 1"
+    f" FROM {META_TABLE} m WHERE m.id = 1"
 )
 EXACT_SETTINGS = text("SELECT set_config('enable_indexscan', 'off', true)")
 
@@ -214,12 +255,12 @@ def lexical_query(acl: bool, metadata: bool) -> TextClause:
     """
     return text(
         "WITH stats AS ("
-        f"  SELECT chunks FROM {TENANTS_TABLE} WHERE tenant = :tenant"
+        f"  SELECT sum(chunks) AS chunks FROM {TENANTS_TABLE} WHERE tenant = :tenant"
         "), weights AS ("
         "  SELECT q.term, (q.tf * ln(1 + (s.chunks - d.df + 0.5) / (d.df + 0.5)))::real AS w,"
         "    d.df <= :common * s.chunks AS distinctive"
         "  FROM unnest(CAST(:terms AS integer[]), CAST(:tfs AS integer[])) AS q(term, tf)"
-        f"  JOIN {TERMS_TABLE} d ON d.tenant = :tenant AND d.term = q.term AND d.df > 0"
+        f"  JOIN ({_DF}) d ON d.term = q.term"
         "  CROSS JOIN stats s"
         "), query AS MATERIALIZED ("
         "  SELECT CAST('{' || string_agg(term || ':' || w, ',' ORDER BY term)"

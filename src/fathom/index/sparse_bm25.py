@@ -16,6 +16,7 @@ on SciFact).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections import Counter
@@ -47,6 +48,7 @@ B = 0.75
 DIMENSIONS = 1_000_000_000
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def term_id(term: str) -> int:
     """The dimension of an analysed term: a stable 64-bit hash folded into 1 .. DIMENSIONS - 1.
 

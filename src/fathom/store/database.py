@@ -29,6 +29,7 @@ from fathom.index.backend import TransactionalIndex
 from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
 from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
+from fathom.store import change_log
 from fathom.store.conversations import erase_turns_citing
 from fathom.store.outbox import record_event
 from fathom.store.replicas import ReadReplicas
@@ -94,8 +95,6 @@ class StoredChunk:
     page: int | None = None
 
 
-# Arbitrary constant naming the PostgreSQL advisory lock that orders change-log writers.
-_CHANGE_LOG_LOCK = 0x66617468
 _MIGRATE_LOCK = 0x66617469
 _CONNECT_TIMEOUT_SECONDS = 5
 _LIBPQ_DRIVERS = {"psycopg", "psycopg2"}
@@ -392,7 +391,7 @@ class Store:
         """
         with self.session() as session:
             self._serialize_writes(session)
-            previous = self._head(session)
+            previous = change_log.head(session) if self._index_writer is not None else 0
             doc = session.scalars(
                 select(DocumentRow)
                 .where(DocumentRow.tenant_id == tenant, DocumentRow.source == source)
@@ -401,7 +400,6 @@ class Store:
             replaced = doc is not None
             if doc is not None and writer is not None:
                 check_write(writer, doc)
-            changes: list[ChangeRow] = []
             old_ids: list[int] = []
             if doc is not None and doc_id is not None and doc.id != doc_id:
                 raise Conflict("another document took this source meanwhile", code="document.conflict")
@@ -416,7 +414,7 @@ class Store:
                 )
                 session.add(doc)
             else:
-                old_ids = self._remove_chunks(session, doc.id, tenant, changes)
+                old_ids = change_log.remove_chunks(session, doc.id)
             doc.title = title
             doc.mime_type = mime_type
             doc.content_hash = content_hash
@@ -427,38 +425,37 @@ class Store:
             doc.updated_at = now
             session.flush()
             self._write_acl(session, doc.id, acl_users, acl_groups)
-            rows = [
-                ChunkRow(
-                    doc_id=doc.id,
-                    tenant_id=tenant,
-                    ordinal=c.ordinal,
-                    start_offset=c.start,
-                    end_offset=c.end,
-                    text=c.text,
-                    heading_path=list(c.heading_path),
-                    token_count=c.token_count,
-                    content_hash=c.content_hash,
-                    embedding_model=embedding_model,
-                    embedding=np.asarray(c.embedding, dtype=np.float32).tobytes(),
-                    minhash=np.asarray(c.minhash, dtype=np.uint64).tobytes(),
-                    page=c.page,
-                )
+            rows: list[dict[str, Any]] = [
+                {
+                    "doc_id": doc.id,
+                    "tenant_id": tenant,
+                    "ordinal": c.ordinal,
+                    "start_offset": c.start,
+                    "end_offset": c.end,
+                    "text": c.text,
+                    "heading_path": list(c.heading_path),
+                    "token_count": c.token_count,
+                    "content_hash": c.content_hash,
+                    "embedding_model": embedding_model,
+                    "embedding": np.asarray(c.embedding, dtype=np.float32).tobytes(),
+                    "minhash": np.asarray(c.minhash, dtype=np.uint64).tobytes(),
+                    "page": c.page,
+                }
                 for c in chunks
             ]
-            session.add_all(rows)
-            session.flush()
-            changes.extend(ChangeRow(chunk_id=row.id, op="add", tenant_id=tenant) for row in rows)
-            session.add_all(changes)
-            if self._index_writer is not None:
-                session.flush()
+            new_ids = change_log.insert_chunks(session, rows)
+            sequence = change_log.log_changes(
+                session, tenant, [(cid, "remove") for cid in old_ids] + [(cid, "add") for cid in new_ids]
+            )
+            if self._index_writer is not None and sequence:
                 added = [
                     _indexable(
-                        chunk_id=row.id,
+                        chunk_id=chunk_id,
                         doc_id=doc.id,
                         tenant=tenant,
-                        heading_path=row.heading_path,
-                        text=row.text,
-                        embedding=row.embedding,
+                        heading_path=draft.heading_path,
+                        text=draft.text,
+                        embedding=row["embedding"],
                         title=title,
                         source=source,
                         mime_type=mime_type,
@@ -466,9 +463,10 @@ class Store:
                         acl_users=acl_users,
                         acl_groups=acl_groups,
                     )
-                    for row in rows
+                    for chunk_id, draft, row in zip(new_ids, chunks, rows, strict=True)
                 ]
-                self._write_index(session, previous, dict.fromkeys(old_ids, tenant), added, changes)
+                removed = dict.fromkeys(old_ids, tenant)
+                self._index_writer.write(session.connection(), removed, added, previous, sequence)
             return doc.id, replaced
 
     def page_starts(self, tenant: str, doc_ids: Iterable[str]) -> dict[str, list[int]]:
@@ -508,48 +506,23 @@ class Store:
             ).one_or_none()
             if doc is None:
                 return False
-            previous = self._head(session)
-            changes: list[ChangeRow] = []
-            old_ids = self._remove_chunks(session, doc.id, tenant, changes)
-            session.add_all(changes)
+            previous = change_log.head(session) if self._index_writer is not None else 0
+            old_ids = change_log.remove_chunks(session, doc.id)
+            sequence = change_log.log_changes(session, tenant, [(cid, "remove") for cid in old_ids])
             # Conversation answers that quoted the document are erased with it.
             erase_turns_citing(session, doc.id)
             record_event(session, tenant, "document.deleted", {"document_id": doc.id, "source": doc.source})
             session.delete(doc)
-            if self._index_writer is not None and changes:
+            if self._index_writer is not None and sequence:
                 session.flush()
-                self._write_index(session, previous, dict.fromkeys(old_ids, tenant), [], changes)
+                removed = dict.fromkeys(old_ids, tenant)
+                self._index_writer.write(session.connection(), removed, [], previous, sequence)
             return True
 
-    def _head(self, session: Session) -> int:
-        """The change-log head this transaction follows (writers are serialised; only needed for
-        an index written in the same transaction)."""
-        if self._index_writer is None:
-            return 0
-        return int(session.execute(select(func.coalesce(func.max(ChangeRow.seq), 0))).scalar_one())
-
-    def _write_index(
-        self,
-        session: Session,
-        previous: int,
-        removed: dict[int, str],
-        added: list[IndexableChunk],
-        changes: list[ChangeRow],
-    ) -> None:
-        """Write the search rows of this change in the same transaction (see ``index_writer``)."""
-        assert self._index_writer is not None
-        sequence = max(change.seq for change in changes)
-        self._index_writer.write(session.connection(), removed, added, previous, sequence)
-
     def _serialize_writes(self, session: Session) -> None:
-        """Make change-log writers commit one at a time on PostgreSQL.
-
-        Indexes read the log up to the highest sequence they saw; with concurrent writers a
-        lower sequence could commit after a higher one and be skipped. SQLite already allows
-        one writer at a time.
-        """
-        if self.engine.dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
+        """Order this transaction among change-log writers (:mod:`fathom.store.change_log`): in
+        parallel when the search index is written in it, one at a time otherwise."""
+        change_log.serialize_writes(session, parallel=self._index_writer is not None)
 
     @staticmethod
     def _write_acl(session: Session, doc_id: str, users: Sequence[str], groups: Sequence[str]) -> None:
@@ -559,16 +532,6 @@ class Store:
             DocumentAclRow(doc_id=doc_id, token=token) for token in document_acl_tokens(users, groups)
         )
         session.flush()
-
-    @staticmethod
-    def _remove_chunks(session: Session, doc_id: str, tenant: str, changes: list[ChangeRow]) -> list[int]:
-        """Delete a document's chunks; their change-log rows go into ``changes``. Returns their ids."""
-        old_ids = list(session.scalars(select(ChunkRow.id).where(ChunkRow.doc_id == doc_id)).all())
-        if not old_ids:
-            return []
-        changes.extend(ChangeRow(chunk_id=cid, op="remove", tenant_id=tenant) for cid in old_ids)
-        session.execute(delete(ChunkRow).where(ChunkRow.doc_id == doc_id))
-        return old_ids
 
     # -- embeddings cache -----------------------------------------------------------
 
@@ -591,18 +554,24 @@ class Store:
     # -- change log and index feeds -------------------------------------------------
 
     def last_sequence(self) -> int:
+        """The highest sequence committed (with parallel writers, a lower one may still commit)."""
         with self.connection() as conn:
             return int(conn.execute(select(func.coalesce(func.max(ChangeRow.seq), 0))).scalar_one())
 
-    def changes_since(self, seq: int, limit: int = 20_000) -> ChangeBatch | None:
-        """The next change-log rows after ``seq``, reduced to each chunk's final state."""
+    def stable_sequence(self) -> int:
+        """The highest sequence at or below which every change has committed; waits for the
+        writers in flight (:func:`fathom.store.change_log.stable_head`)."""
+        return change_log.stable_head(self.engine)
+
+    def changes_since(self, seq: int, limit: int = 20_000, until: int | None = None) -> ChangeBatch | None:
+        """The next change-log rows after ``seq`` (up to ``until``), reduced to each chunk's final state."""
+        query = select(ChangeRow.seq, ChangeRow.chunk_id, ChangeRow.op, ChangeRow.tenant_id).where(
+            ChangeRow.seq > seq
+        )
+        if until is not None:
+            query = query.where(ChangeRow.seq <= until)
         with self.connection() as conn:
-            rows = conn.execute(
-                select(ChangeRow.seq, ChangeRow.chunk_id, ChangeRow.op, ChangeRow.tenant_id)
-                .where(ChangeRow.seq > seq)
-                .order_by(ChangeRow.seq)
-                .limit(limit)
-            ).all()
+            rows = conn.execute(query.order_by(ChangeRow.seq).limit(limit)).all()
         if not rows:
             return None
         last_op: dict[int, str] = {}
