@@ -7,30 +7,28 @@ leaves no half-visible document.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, make_url, select, text
 from sqlalchemy.engine import Connection, ExceptionContext
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from fathom.domain import Principal
-from fathom.errors import BackendUnavailable, Conflict, PermissionDenied, StorageFull
+from fathom.errors import Conflict, PermissionDenied, StorageFull
 from fathom.index.backend import TransactionalIndex
 from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
 from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
 from fathom.store import change_log
+from fathom.store.chunks import ChunkDraft, StoredChunk
 from fathom.store.conversations import erase_turns_citing
+from fathom.store.migrate import migrate_schema
 from fathom.store.outbox import record_event
 from fathom.store.replicas import ReadReplicas
 from fathom.store.schema import ChangeRow, ChunkRow, DocumentAclRow, DocumentRow, utcnow
@@ -62,68 +60,8 @@ _CHUNKS_FOR_READER = text(
 ).bindparams(bindparam("ids", expanding=True), bindparam("tokens", expanding=True))
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkDraft:
-    """A chunk ready to be stored: text, offsets, structure and its embedding."""
-
-    ordinal: int
-    start: int
-    end: int
-    text: str
-    heading_path: tuple[str, ...]
-    token_count: int
-    content_hash: str
-    embedding: np.ndarray
-    minhash: np.ndarray
-    page: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredChunk:
-    """A chunk as search results need it."""
-
-    chunk_id: int
-    doc_id: str
-    source: str
-    title: str
-    text: str
-    start: int
-    end: int
-    heading_path: tuple[str, ...]
-    ordinal: int
-    minhash: np.ndarray | None = None
-    page: int | None = None
-
-
-_MIGRATE_LOCK = 0x66617469
 _CONNECT_TIMEOUT_SECONDS = 5
 _LIBPQ_DRIVERS = {"psycopg", "psycopg2"}
-
-
-_REVISION = re.compile(r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*["']([^"']+)["']""", re.MULTILINE)
-
-
-def _migration_head() -> str | None:
-    """The newest migration's revision, read from the scripts' text (no alembic import).
-
-    None when it cannot be told for sure (not exactly one head, a script it cannot read):
-    then :meth:`Store.migrate` runs alembic as always.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    try:
-        for script in (Path(__file__).parent / "migrations" / "versions").glob("*.py"):
-            script_text = script.read_text(encoding="utf-8")
-            found: dict[str, str] = {m.group(1): m.group(2) for m in _REVISION.finditer(script_text)}
-            if "revision" not in found:
-                return None
-            revisions.add(found["revision"])
-            if "down_revision" in found:
-                parents.add(found["down_revision"])
-    except OSError:
-        return None
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -249,45 +187,8 @@ class Store:
     # -- lifecycle -----------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (safe to call on every open).
-
-        A store already at the newest migration is left alone without loading alembic and
-        the migration scripts (most of the cost of opening a store for ``fathom status``).
-        """
-        head = _migration_head()
-        if head is not None and self._schema_version() == head:
-            return
-        from alembic import command
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", "fathom.store:migrations")
-        lock = None
-        try:
-            if self._lock_dir is not None:
-                self._lock_dir.mkdir(parents=True, exist_ok=True)
-                lock = (self._lock_dir / "migrate.lock").open("w")
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            with self.engine.begin() as connection:
-                if connection.dialect.name == "postgresql":
-                    # Servers sharing one database migrate one at a time.
-                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-        except OperationalError as exc:
-            raise BackendUnavailable(f"cannot open the store at {self._safe_url()}") from exc
-        finally:
-            if lock is not None:
-                lock.close()
-
-    def _schema_version(self) -> str | None:
-        """The store's alembic revision, or None when unknown (new store, unreachable, several)."""
-        try:
-            with self.engine.connect() as connection:
-                rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-        except Exception:  # no table yet, or the database is not reachable: migrate() decides
-            return None
-        return str(rows[0][0]) if len(rows) == 1 else None
+        """Bring the schema to the newest migration (safe to call on every open)."""
+        migrate_schema(self.engine, self._lock_dir, self._safe_url())
 
     def close(self) -> None:
         self.engine.dispose()
