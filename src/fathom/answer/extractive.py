@@ -1,17 +1,31 @@
 """The extractive answerer: picks the best-supported sentences of the top chunks and cites them.
 
 No model generates text, so every answer sentence is a verbatim quote of a
-document. A sentence's *support* mixes how much of the question's informative
-vocabulary it (or its section heading and title) contains, weighted by IDF, with
-its embedding similarity to the question. When no sentence reaches the
-configured minimum, the answerer abstains rather than guess.
+document. Answering runs in two stages:
+
+1. A lexical first stage scores every sentence of the top chunks: how much of the
+   question's informative vocabulary it (or its section heading and title) contains,
+   weighted by IDF. A question that asks for a value ("chunk size", "rate limit", "phone
+   number") credits a sentence stating a number next to a question term or a unit word
+   ("512 tokens, 50 overlap") with the value words it does not spell out, plus a bonus.
+   Sentences that *echo* the question are dropped here: a question of the document, or
+   a sentence that adds (almost) no term the question does not already have, is never an
+   answer.
+2. Only the few best first-stage sentences (``embedded_candidates``) are embedded, in one
+   batch through a cache of sentence vectors, and a sentence's *support* mixes its
+   first-stage score with its embedding similarity to the question. One that is a
+   near-identical paraphrase of the question (similarity at or above
+   ``ECHO_SIMILARITY``) is an echo too.
+
+When no sentence reaches the configured minimum support, the answerer abstains rather
+than guess.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,7 +34,16 @@ from fathom.embed.base import Embedder
 from fathom.embed.cache import TextVectorCache
 from fathom.ingest.chunk import sentence_spans
 
-__all__ = ["ABSTAIN_MESSAGE", "QUESTION_WORDS", "ExtractiveAnswerer"]
+__all__ = [
+    "ABSTAIN_MESSAGE",
+    "ECHO_SIMILARITY",
+    "QUANTITY_WORDS",
+    "QUESTION_WORDS",
+    "UNIT_WORDS",
+    "ExtractiveAnswerer",
+    "echoes_question",
+    "states_a_value",
+]
 
 ABSTAIN_MESSAGE = "I could not find an answer to that in your documents."
 
@@ -135,9 +158,35 @@ QUESTION_WORDS = frozenset(
         "s",
     ]
 )
+# Words of a question that ask for a value: a sentence stating a number answers them.
+QUANTITY_WORDS = frozenset(
+    "size overlap number count limit rate latency budget length duration timeout price cost port "  # noqa: SIM905
+    "version percentage ratio threshold range dimension dimensions capacity memory temperature "
+    "hours hour minutes seconds days phone email address url many much long often big fast "
+    "old large small".split()
+)
+# Units a number is stated in ("512 tokens", "100ms", "1000 requests per minute").
+UNIT_WORDS = frozenset(
+    "token tokens char chars character characters word words byte bytes kb mb gb tb ms "  # noqa: SIM905
+    "millisecond milliseconds second seconds sec minute minutes min hour hours day days week "
+    "weeks month months year years request requests call calls user users page pages line lines "
+    "row rows dimension dimensions percent overlap step steps query queries core cores".split()
+)
+# A sentence at least this similar to the question (cosine) is a paraphrase of it.
+ECHO_SIMILARITY = 0.92
+# A sentence whose content terms are at most this share new to the question echoes it.
+_ECHO_NOVELTY = 0.2
+# Tokens between a number and the question term or unit it belongs to.
+_VALUE_WINDOW = 3
+_VALUE_BONUS = 0.15
 _MAX_SENTENCE_CHARS = 500
 _LEXICAL_WEIGHT = 0.65
-_MAX_EMBEDDED_CANDIDATES = 24
+# Sentences embedded per question, the best of the lexical first stage, at most
+# _SHORTLIST_PER_CHUNK of them from one chunk.
+EMBEDDED_CANDIDATES = 6
+_SHORTLIST_PER_CHUNK = 3
+# First stage: weight of a question term found only in the title or heading path.
+_CONTEXT_DISCOUNT = 0.75
 # Candidate sentence vectors kept (about 1.5 KiB each with a 384-dimension model).
 _SENTENCE_CACHE_SIZE = 8192
 
@@ -150,12 +199,47 @@ class _Candidate:
     end: int
     text: str
     terms: frozenset[str]
-    coverage: float
-    similarity: float
+    coverage: float  # first stage: IDF-weighted share of the question, value bonus included
+    similarity: float = 0.0
 
     @property
     def support(self) -> float:
-        return _LEXICAL_WEIGHT * self.coverage + (1 - _LEXICAL_WEIGHT) * max(self.similarity, 0.0)
+        lexical = min(self.coverage, 1.0)
+        return _LEXICAL_WEIGHT * lexical + (1 - _LEXICAL_WEIGHT) * max(self.similarity, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Question:
+    weights: dict[str, float]  # informative terms -> IDF
+    asks_value: bool  # it names a quantity ("size", "rate limit", "phone number")
+    value_terms: frozenset[str]  # its quantity words, answered by any stated value
+
+
+def echoes_question(sentence: str, content_terms: frozenset[str], question_terms: frozenset[str]) -> bool:
+    """Whether a sentence is the question (or a restatement of it) rather than an answer.
+
+    A sentence echoes when it is itself a question (ends with ``?``), or when at most
+    ``_ECHO_NOVELTY`` of its informative terms are new to the question: "Design a
+    production-grade RAG system for enterprise knowledge search." adds nothing to the
+    question it repeats. A sentence with no informative term is not judged here.
+    """
+    if sentence.rstrip().rstrip("\"'”’)").endswith("?"):
+        return True
+    if not content_terms or not question_terms:
+        return False
+    return len(content_terms - question_terms) < _ECHO_NOVELTY * len(content_terms)
+
+
+def states_a_value(tokens: Sequence[str], anchors: frozenset[str]) -> bool:
+    """Whether the analysed ``tokens`` hold a number within ``_VALUE_WINDOW`` tokens of an
+    anchor (a question term or a unit word): "512 tokens, 50 overlap", "Rate Limiting: 1000"."""
+    for i, token in enumerate(tokens):
+        if any(ch.isdigit() for ch in token):
+            near = tokens[max(0, i - _VALUE_WINDOW) : i + _VALUE_WINDOW + 1]
+            # "100ms" carries its unit inside the token.
+            if any(t in anchors for t in near if t != token) or token.lstrip("0123456789.,") in anchors:
+                return True
+    return False
 
 
 def _windows(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -176,7 +260,11 @@ def _windows(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 class ExtractiveAnswerer:
-    """Answers from the retrieved chunks with verbatim, cited sentences."""
+    """Answers from the retrieved chunks with verbatim, cited sentences.
+
+    Args:
+        embedded_candidates: sentences embedded per question after the lexical first stage.
+    """
 
     def __init__(
         self,
@@ -186,6 +274,7 @@ class ExtractiveAnswerer:
         *,
         max_sentences: int = 3,
         min_support: float = 0.45,
+        embedded_candidates: int = EMBEDDED_CANDIDATES,
     ) -> None:
         self._embedder = embedder
         # The same chunks come back for many questions: their sentences are embedded once.
@@ -194,21 +283,36 @@ class ExtractiveAnswerer:
         self._document_frequencies = document_frequencies
         self._max_sentences = max_sentences
         self._min_support = min_support
-        # Compared after stemming ("does" -> "doe"), so the stop list is stemmed the same way.
-        self._stop_terms = frozenset(t for word in QUESTION_WORDS for t in analyze(word))
+        self._embedded_candidates = max(1, embedded_candidates)
 
-    def _term_weights(self, question: str, tenant: str) -> dict[str, float]:
-        terms = [t for t in dict.fromkeys(self._analyze(question)) if t not in self._stop_terms]
-        if not terms:
-            return {}
-        total, frequencies = self._document_frequencies(tenant, terms)
-        return {t: math.log(1 + (total - frequencies[t] + 0.5) / (frequencies[t] + 0.5)) for t in terms}
+        # Compared after stemming ("does" -> "doe"), so the word lists are stemmed the same way.
+        def stems(words: frozenset[str]) -> frozenset[str]:
+            return frozenset(t for word in words for t in analyze(word))
+
+        self._stop_terms = stems(QUESTION_WORDS)
+        self._quantity_terms = stems(QUANTITY_WORDS)
+        self._unit_terms = stems(UNIT_WORDS)
+
+    def _question(self, question: str, tenant: str) -> _Question:
+        tokens = self._analyze(question)
+        terms = [t for t in dict.fromkeys(tokens) if t not in self._stop_terms]
+        weights: dict[str, float] = {}
+        if terms:
+            total, frequencies = self._document_frequencies(tenant, terms)
+            weights = {
+                t: math.log(1 + (total - frequencies[t] + 0.5) / (frequencies[t] + 0.5)) for t in terms
+            }
+        value_terms = frozenset(t for t in terms if t in self._quantity_terms)
+        # "how many", "how much", "how long": asked with stop words.
+        asks = bool(value_terms) or any(
+            a == "how" and b in self._quantity_terms for a, b in zip(tokens, tokens[1:], strict=False)
+        )
+        return _Question(weights, asks, value_terms)
 
     def answer(self, question: str, query_vector: np.ndarray, hits: Sequence[Hit], tenant: str) -> Answer:
         """Cited verbatim sentences from ``hits`` (term weights from ``tenant``'s statistics), or an
         abstention."""
-        weights = self._term_weights(question, tenant)
-        candidates = self._candidates(hits, weights, query_vector)
+        candidates = self._candidates(hits, self._question(question, tenant), query_vector)
         if not candidates:
             return Answer(ABSTAIN_MESSAGE, (), True, tuple(hits))
         ranked = sorted(candidates, key=lambda c: (-c.support, c.hit_rank, c.start))
@@ -256,10 +360,13 @@ class ExtractiveAnswerer:
         )
 
     def _candidates(
-        self, hits: Sequence[Hit], weights: dict[str, float], query_vector: np.ndarray
+        self, hits: Sequence[Hit], question: _Question, query_vector: np.ndarray
     ) -> list[_Candidate]:
+        weights = question.weights
+        question_terms = frozenset(weights)
         total_weight = sum(weights.values())
-        raw: list[tuple[int, Hit, int, int, str, frozenset[str], float]] = []
+        anchors = question_terms | self._unit_terms
+        first_stage: list[tuple[float, _Candidate]] = []
         seen_text: set[str] = set()
         for rank, hit in enumerate(hits):
             context = set(self._analyze(" ".join((hit.title, *hit.heading_path))))
@@ -274,22 +381,55 @@ class ExtractiveAnswerer:
                     if key in seen_text:
                         continue
                     seen_text.add(key)
-                    terms = frozenset(self._analyze(text))
-                    matched = sum(w for t, w in weights.items() if t in terms or t in context)
-                    coverage = matched / total_weight if total_weight else 0.0
-                    raw.append((rank, hit, hit.start + start, hit.start + end, text, terms, coverage))
-        if not raw:
+                    tokens = self._analyze(text)
+                    terms = frozenset(tokens)
+                    if echoes_question(text, terms - self._stop_terms, question_terms):
+                        continue
+                    said = {t for t in weights if t in terms}
+                    matched = said | {t for t in weights if t in context}
+                    bonus = 0.0
+                    if question.asks_value and states_a_value(tokens, anchors):
+                        # The stated value answers the quantity words it does not spell out.
+                        said |= question.value_terms
+                        matched |= question.value_terms
+                        bonus = _VALUE_BONUS
+                    coverage = _share(matched, weights, total_weight) + bonus
+                    # The first stage discounts a term only the heading carries: a section whose
+                    # title matches must not crowd its every line into the shortlist.
+                    prior = _share(said, weights, total_weight) + _CONTEXT_DISCOUNT * _share(
+                        matched - said, weights, total_weight
+                    )
+                    first_stage.append(
+                        (
+                            prior + bonus,
+                            _Candidate(rank, hit, hit.start + start, hit.start + end, text, terms, coverage),
+                        )
+                    )
+        if not first_stage:
             return []
-        if len(raw) > _MAX_EMBEDDED_CANDIDATES:
-            # Embedding sentences dominates answer latency; ones that cover little of the
-            # question cannot win, so only the best-covering sentences are embedded.
-            raw = sorted(raw, key=lambda r: (-r[6], r[0]))[:_MAX_EMBEDDED_CANDIDATES]
-        vectors = self._sentence_vectors([r[4] for r in raw])
+        # Embedding sentences dominates answer latency; ones the first stage ranks low
+        # cannot win, so only the best few are embedded.
+        first_stage.sort(key=lambda pc: (-pc[0], pc[1].hit_rank, pc[1].start))
+        shortlist: list[_Candidate] = []
+        per_hit: dict[int, int] = {}
+        for _, candidate in first_stage:
+            if len(shortlist) >= self._embedded_candidates:
+                break
+            if per_hit.get(candidate.hit_rank, 0) < _SHORTLIST_PER_CHUNK:
+                per_hit[candidate.hit_rank] = per_hit.get(candidate.hit_rank, 0) + 1
+                shortlist.append(candidate)
+        vectors = self._sentence_vectors([c.text for c in shortlist])
         similarities = vectors @ np.asarray(query_vector, dtype=np.float32)
         return [
-            _Candidate(rank, hit, start, end, text, terms, coverage, float(sim))
-            for (rank, hit, start, end, text, terms, coverage), sim in zip(raw, similarities, strict=True)
+            replace(candidate, similarity=float(sim))
+            for candidate, sim in zip(shortlist, similarities, strict=True)
+            # A near-identical paraphrase of the question is an echo, not an answer.
+            if float(sim) < ECHO_SIMILARITY
         ]
+
+
+def _share(terms: set[str], weights: dict[str, float], total: float) -> float:
+    return sum(weights[t] for t in terms) / total if total else 0.0
 
 
 def _redundant(a: _Candidate, b: _Candidate) -> bool:
