@@ -6,8 +6,9 @@ document. Answering runs in two stages:
 1. A lexical first stage scores every sentence of the top chunks: how much of the
    question's informative vocabulary it (or its section heading and title) contains,
    weighted by IDF. A question that asks for a value ("chunk size", "rate limit", "phone
-   number") credits a sentence stating a number next to a question term or a unit word
-   ("512 tokens, 50 overlap") with the value words it does not spell out, plus a bonus.
+   number") credits a sentence stating a number next to that word, or with a unit
+   ("512 tokens, 50 overlap") with the value words the number goes with, plus a bonus for
+   each of them.
    Sentences that *echo* the question are dropped here: a question of the document, or
    a sentence that adds (almost) no term the question does not already have, is never an
    answer.
@@ -39,10 +40,11 @@ __all__ = [
     "ECHO_SIMILARITY",
     "QUANTITY_WORDS",
     "QUESTION_WORDS",
+    "MAGNITUDE_WORDS",
     "UNIT_WORDS",
     "ExtractiveAnswerer",
     "echoes_question",
-    "states_a_value",
+    "stated_values",
 ]
 
 ABSTAIN_MESSAGE = "I could not find an answer to that in your documents."
@@ -165,12 +167,17 @@ QUANTITY_WORDS = frozenset(
     "hours hour minutes seconds days phone email address url many much long often big fast "
     "old large small".split()
 )
+# Value words a number with a unit answers without naming them ("512 tokens" is a size).
+MAGNITUDE_WORDS = frozenset(
+    "size number count length amount range many much long big large small capacity memory "  # noqa: SIM905
+    "duration budget".split()
+)
 # Units a number is stated in ("512 tokens", "100ms", "1000 requests per minute").
 UNIT_WORDS = frozenset(
     "token tokens char chars character characters word words byte bytes kb mb gb tb ms "  # noqa: SIM905
     "millisecond milliseconds second seconds sec minute minutes min hour hours day days week "
     "weeks month months year years request requests call calls user users page pages line lines "
-    "row rows dimension dimensions percent overlap step steps query queries core cores".split()
+    "row rows dimension dimensions percent step steps query queries core cores".split()
 )
 # A sentence at least this similar to the question (cosine) is a paraphrase of it.
 ECHO_SIMILARITY = 0.92
@@ -185,6 +192,10 @@ _LEXICAL_WEIGHT = 0.65
 # _SHORTLIST_PER_CHUNK of them from one chunk.
 EMBEDDED_CANDIDATES = 6
 _SHORTLIST_PER_CHUNK = 3
+# A document's own question that covers at least this share of the question (IDF-weighted)
+# sends the answerer on into the following chunk, at most _READ_ON_MAX times per question.
+_READ_ON_SHARE = 0.2
+_READ_ON_MAX = 2
 # First stage: weight of a question term found only in the title or heading path.
 _CONTEXT_DISCOUNT = 0.75
 # Candidate sentence vectors kept (about 1.5 KiB each with a 384-dimension model).
@@ -212,7 +223,7 @@ class _Candidate:
 class _Question:
     weights: dict[str, float]  # informative terms -> IDF
     asks_value: bool  # it names a quantity ("size", "rate limit", "phone number")
-    value_terms: frozenset[str]  # its quantity words, answered by any stated value
+    value_terms: frozenset[str]  # its quantity words (and "how many": "mani")
 
 
 def echoes_question(sentence: str, content_terms: frozenset[str], question_terms: frozenset[str]) -> bool:
@@ -230,16 +241,30 @@ def echoes_question(sentence: str, content_terms: frozenset[str], question_terms
     return len(content_terms - question_terms) < _ECHO_NOVELTY * len(content_terms)
 
 
-def states_a_value(tokens: Sequence[str], anchors: frozenset[str]) -> bool:
-    """Whether the analysed ``tokens`` hold a number within ``_VALUE_WINDOW`` tokens of an
-    anchor (a question term or a unit word): "512 tokens, 50 overlap", "Rate Limiting: 1000"."""
+def stated_values(
+    tokens: Sequence[str],
+    value_terms: frozenset[str],
+    magnitude_terms: frozenset[str],
+    unit_terms: frozenset[str],
+) -> frozenset[str]:
+    """The question's value words (``value_terms``) that the analysed sentence ``tokens`` give a
+    value for.
+
+    A number answers a value word within ``_VALUE_WINDOW`` tokens of it ("50 overlap",
+    "Overlap (10–20%)", "Rate Limiting: 1000"); a number with a unit ("512 tokens", "100ms")
+    also answers the generic magnitude words ("size", "length", "how many"), which a sentence
+    rarely spells out. "A 2x difference in chunk size" states no chunk size.
+    """
+    answered: set[str] = set()
     for i, token in enumerate(tokens):
-        if any(ch.isdigit() for ch in token):
-            near = tokens[max(0, i - _VALUE_WINDOW) : i + _VALUE_WINDOW + 1]
-            # "100ms" carries its unit inside the token.
-            if any(t in anchors for t in near if t != token) or token.lstrip("0123456789.,") in anchors:
-                return True
-    return False
+        if not any(ch.isdigit() for ch in token):
+            continue
+        near = [t for t in tokens[max(0, i - _VALUE_WINDOW) : i + _VALUE_WINDOW + 1] if t != token]
+        answered.update(t for t in near if t in value_terms)
+        # "100ms" carries its unit inside the token.
+        if any(t in unit_terms for t in near) or token.lstrip("0123456789.,-") in unit_terms:
+            answered.update(value_terms & magnitude_terms)
+    return frozenset(answered)
 
 
 def _windows(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -292,6 +317,7 @@ class ExtractiveAnswerer:
         self._stop_terms = stems(QUESTION_WORDS)
         self._quantity_terms = stems(QUANTITY_WORDS)
         self._unit_terms = stems(UNIT_WORDS)
+        self._magnitude_terms = stems(MAGNITUDE_WORDS)
 
     def _question(self, question: str, tenant: str) -> _Question:
         tokens = self._analyze(question)
@@ -302,17 +328,30 @@ class ExtractiveAnswerer:
             weights = {
                 t: math.log(1 + (total - frequencies[t] + 0.5) / (frequencies[t] + 0.5)) for t in terms
             }
-        value_terms = frozenset(t for t in terms if t in self._quantity_terms)
-        # "how many", "how much", "how long": asked with stop words.
-        asks = bool(value_terms) or any(
-            a == "how" and b in self._quantity_terms for a, b in zip(tokens, tokens[1:], strict=False)
-        )
-        return _Question(weights, asks, value_terms)
+        # "how many", "how much", "how long": the second word is a stop word ("mani") or not.
+        how = {
+            b for a, b in zip(tokens, tokens[1:], strict=False) if a == "how" and b in self._quantity_terms
+        }
+        value_terms = frozenset(t for t in terms if t in self._quantity_terms) | how
+        return _Question(weights, bool(value_terms), value_terms)
 
-    def answer(self, question: str, query_vector: np.ndarray, hits: Sequence[Hit], tenant: str) -> Answer:
+    def answer(
+        self,
+        question: str,
+        query_vector: np.ndarray,
+        hits: Sequence[Hit],
+        tenant: str,
+        *,
+        read_on: Callable[[Hit], Hit | None] | None = None,
+    ) -> Answer:
         """Cited verbatim sentences from ``hits`` (term weights from ``tenant``'s statistics), or an
-        abstention."""
-        candidates = self._candidates(hits, self._question(question, tenant), query_vector)
+        abstention.
+
+        ``read_on`` gives the text that follows a hit in its document (as a hit with exact
+        document offsets; None at the end or when it cannot be read): where a hit restates the
+        question, the answer is looked for there too.
+        """
+        candidates = self._candidates(hits, self._question(question, tenant), query_vector, read_on)
         if not candidates:
             return Answer(ABSTAIN_MESSAGE, (), True, tuple(hits))
         ranked = sorted(candidates, key=lambda c: (-c.support, c.hit_rank, c.start))
@@ -360,15 +399,21 @@ class ExtractiveAnswerer:
         )
 
     def _candidates(
-        self, hits: Sequence[Hit], question: _Question, query_vector: np.ndarray
+        self,
+        hits: Sequence[Hit],
+        question: _Question,
+        query_vector: np.ndarray,
+        read_on: Callable[[Hit], Hit | None] | None = None,
     ) -> list[_Candidate]:
         weights = question.weights
         question_terms = frozenset(weights)
         total_weight = sum(weights.values())
-        anchors = question_terms | self._unit_terms
         first_stage: list[tuple[float, _Candidate]] = []
         seen_text: set[str] = set()
-        for rank, hit in enumerate(hits):
+        work: list[tuple[int, Hit, bool]] = [(rank, hit, False) for rank, hit in enumerate(hits)]
+        read = 0
+        while work:
+            rank, hit, continued = work.pop(0)
             context = set(self._analyze(" ".join((hit.title, *hit.heading_path))))
             for a, b in sentence_spans(hit.text):
                 for start, end in _windows(hit.text, a, b):
@@ -383,16 +428,34 @@ class ExtractiveAnswerer:
                     seen_text.add(key)
                     tokens = self._analyze(text)
                     terms = frozenset(tokens)
-                    if echoes_question(text, terms - self._stop_terms, question_terms):
-                        continue
                     said = {t for t in weights if t in terms}
+                    if echoes_question(text, terms - self._stop_terms, question_terms):
+                        # The document asks (about) the question here: its answer follows, maybe
+                        # past the end of the chunk, so the answerer reads on into the next one.
+                        if (
+                            read_on is not None
+                            and not continued
+                            and read < _READ_ON_MAX
+                            and _share(said, weights, total_weight) >= _READ_ON_SHARE
+                        ):
+                            following = read_on(hit)
+                            if following is not None:
+                                read += 1
+                                work.append((rank, following, True))
+                        continue
                     matched = said | {t for t in weights if t in context}
                     bonus = 0.0
-                    if question.asks_value and states_a_value(tokens, anchors):
-                        # The stated value answers the quantity words it does not spell out.
-                        said |= question.value_terms
-                        matched |= question.value_terms
-                        bonus = _VALUE_BONUS
+                    values = (
+                        stated_values(tokens, question.value_terms, self._magnitude_terms, self._unit_terms)
+                        if question.asks_value
+                        else frozenset()
+                    )
+                    if values:
+                        # A stated value answers the quantity words it goes with; each value the
+                        # question asks for and the sentence gives earns the bonus.
+                        said |= values
+                        matched |= values
+                        bonus = _VALUE_BONUS * len(values)
                     coverage = _share(matched, weights, total_weight) + bonus
                     # The first stage discounts a term only the heading carries: a section whose
                     # title matches must not crowd its every line into the shortlist.
