@@ -85,7 +85,13 @@ def _child(home: Path) -> dict[str, Any]:
         started = time.perf_counter()
         fathom.search(row["question"], k=6)
         search_ms.append((time.perf_counter() - started) * 1000)
-    return {"wall_ms": passes, "cpu_ms": cpu, "search_ms": search_ms, "answers": answers, "ingest_s": ingest_s}
+    return {
+        "wall_ms": passes,
+        "cpu_ms": cpu,
+        "search_ms": search_ms,
+        "answers": answers,
+        "ingest_s": ingest_s,
+    }
 
 
 def _run_child(src: Path, home: Path) -> dict[str, Any]:
@@ -144,7 +150,8 @@ def _table(variants: dict[str, dict[str, Any]]) -> str:
         q = v["quality"]
         lines.append(
             f"| {name} | {v['ask_p50_cold_ms']:.0f} ms | {v['ask_p95_cold_ms']:.0f} ms "
-            f"| {v['ask_p50_warm_ms']:.0f} ms | {v['ask_cpu_p50_cold_ms']:.0f} ms | {v['search_p50_ms']:.0f} ms "
+            f"| {v['ask_p50_warm_ms']:.0f} ms | {v['ask_cpu_p50_cold_ms']:.0f} ms "
+            f"| {v['search_p50_ms']:.0f} ms "
             f"| {q['answer_correct']:.1%} | {q['answer_contains']:.1%} | {q['answer_cites_evidence']:.1%} "
             f"| {q['echo_rate']:.1%} | {q['evidence_hit_at_5']:.1%} |"
         )
@@ -152,7 +159,9 @@ def _table(variants: dict[str, dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--before-src", type=Path, default=Path("/work/main/src"))
     parser.add_argument("--homes", type=Path, default=Path("/tmp/fathom-ask-latency"))
@@ -172,7 +181,9 @@ def main() -> None:
     variants: dict[str, dict[str, Any]] = {}
     for name, results in runs.items():
 
-        def median(key: str, pass_name: str | None, q: float, results: list[dict[str, Any]] = results) -> float:
+        def median(
+            key: str, pass_name: str | None, q: float, results: list[dict[str, Any]] = results
+        ) -> float:
             values = [_percentile(r[key][pass_name] if pass_name else r[key], q) for r in results]
             return round(statistics.median(values), 1)
 
@@ -211,7 +222,9 @@ def main() -> None:
         if START in page and END in page:
             head, rest = page.split(START, 1)
             _, tail = rest.split(END, 1)
-            note = f"\n\n{os.cpu_count()} CPUs shared with other work, load average {load:.1f} (under load).\n"
+            note = (
+                f"\n\n{os.cpu_count()} CPUs shared with other work, load average {load:.1f} (under load).\n"
+            )
             DOC_PAGE.write_text(f"{head}{START}\n{table}{note}{END}{tail}", encoding="utf-8")
 
 
