@@ -24,6 +24,7 @@ than guess.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -200,6 +201,8 @@ _READ_ON_MAX = 2
 _CONTEXT_DISCOUNT = 0.75
 # Candidate sentence vectors kept (about 1.5 KiB each with a 384-dimension model).
 _SENTENCE_CACHE_SIZE = 8192
+# Chunk texts whose sentence spans are kept (segmenting is a few ms per answer otherwise).
+_SPANS_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +418,7 @@ class ExtractiveAnswerer:
         while work:
             rank, hit, continued = work.pop(0)
             context = set(self._analyze(" ".join((hit.title, *hit.heading_path))))
-            for a, b in sentence_spans(hit.text):
+            for a, b in _sentences(hit.text):
                 for start, end in _windows(hit.text, a, b):
                     text = hit.text[start:end]
                     words = text.split()
@@ -489,6 +492,12 @@ class ExtractiveAnswerer:
             # A near-identical paraphrase of the question is an echo, not an answer.
             if float(sim) < ECHO_SIMILARITY
         ]
+
+
+@functools.lru_cache(maxsize=_SPANS_CACHE_SIZE)
+def _sentences(text: str) -> tuple[tuple[int, int], ...]:
+    """Sentence spans of a chunk's text; the same chunks come back for many questions."""
+    return tuple(sentence_spans(text))
 
 
 def _share(terms: set[str], weights: dict[str, float], total: float) -> float:
