@@ -66,11 +66,23 @@ def _stems(text: str) -> frozenset[str]:
         # Any question of the document is a prompt, not an answer.
         ("How do you choose chunk size and chunking strategy?", "What chunk size is best?", True),
         ("Why does it fail?)", "What fails?", True),
-        # Restating the question with one filler term out of six is still an echo.
+        # Restating the question in other forms of its words is still an echo.
         (
-            "Production RAG design: chunk size and overlap recommendations explained",
-            "What chunk size and overlap does the production RAG design recommend explained?",
+            "Production RAG design: chunk sizes and overlaps recommended",
+            "What chunk size and overlap does the production RAG design recommend?",
             True,
+        ),
+        # Answers that mirror the question's wording add the answer itself.
+        ("Sea otters hold hands while they sleep.", "what do sea otters hold while they sleep", False),
+        (
+            "The observatory recorded 412 meteors in August.",
+            "How many meteors did the observatory record in August?",
+            False,
+        ),
+        (
+            "The code word for the harbour crane inspection is secretx9q.",
+            "What is the code word for the harbour crane inspection?",
+            False,
         ),
         # Answers add what the question lacks.
         (

@@ -10,8 +10,7 @@ document. Answering runs in two stages:
    ("512 tokens, 50 overlap") with the value words the number goes with, plus a bonus for
    each of them.
    Sentences that *echo* the question are dropped here: a question of the document, or
-   a sentence that adds (almost) no term the question does not already have, is never an
-   answer.
+   a sentence that adds no term the question does not already have, is never an answer.
 2. Only the few best first-stage sentences (``embedded_candidates``) are embedded, in one
    batch through a cache of sentence vectors, and a sentence's *support* mixes its
    first-stage score with its embedding similarity to the question. One that is a
@@ -180,10 +179,11 @@ UNIT_WORDS = frozenset(
     "weeks month months year years request requests call calls user users page pages line lines "
     "row rows dimension dimensions percent step steps query queries core cores".split()
 )
-# A sentence at least this similar to the question (cosine) is a paraphrase of it.
-ECHO_SIMILARITY = 0.92
-# A sentence whose content terms are at most this share new to the question echoes it.
-_ECHO_NOVELTY = 0.2
+# A sentence at least this similar to the question (cosine) is the question reworded: the
+# question itself scores 0.99 or more, while answers that mirror its wording reach 0.92
+# ("How many meteors did the observatory record in August?" against "The observatory
+# recorded 412 meteors in August.").
+ECHO_SIMILARITY = 0.97
 # Tokens between a number and the question term or unit it belongs to.
 _VALUE_WINDOW = 3
 _VALUE_BONUS = 0.15
@@ -232,16 +232,17 @@ class _Question:
 def echoes_question(sentence: str, content_terms: frozenset[str], question_terms: frozenset[str]) -> bool:
     """Whether a sentence is the question (or a restatement of it) rather than an answer.
 
-    A sentence echoes when it is itself a question (ends with ``?``), or when at most
-    ``_ECHO_NOVELTY`` of its informative terms are new to the question: "Design a
-    production-grade RAG system for enterprise knowledge search." adds nothing to the
-    question it repeats. A sentence with no informative term is not judged here.
+    A sentence echoes when it is itself a question (ends with ``?``), or when it has no
+    informative term the question lacks: "Design a production-grade RAG system for enterprise
+    knowledge search." adds nothing to the question it repeats, while "Sea otters hold hands
+    while they sleep." adds the answer ("hands") to "what do sea otters hold while they
+    sleep". A sentence with no informative term is not judged here.
     """
     if sentence.rstrip().rstrip("\"'”’)").endswith("?"):
         return True
     if not content_terms or not question_terms:
         return False
-    return len(content_terms - question_terms) < _ECHO_NOVELTY * len(content_terms)
+    return content_terms <= question_terms
 
 
 def stated_values(
