@@ -218,8 +218,9 @@ class _Candidate:
 
     @property
     def support(self) -> float:
-        lexical = min(self.coverage, 1.0)
-        return _LEXICAL_WEIGHT * lexical + (1 - _LEXICAL_WEIGHT) * max(self.similarity, 0.0)
+        # Not capped at 1: the value bonus of a sentence that also covers the whole question
+        # keeps it ahead of one that states a value but misses the question's subject.
+        return _LEXICAL_WEIGHT * self.coverage + (1 - _LEXICAL_WEIGHT) * max(self.similarity, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +379,7 @@ class ExtractiveAnswerer:
         sentences: list[SentenceSupport] = []
         for n, candidate in enumerate(chosen, start=1):
             parts.append(f"{candidate.text} [{n}]")
-            sentences.append(SentenceSupport(candidate.text, (n,), candidate.support, True))
+            sentences.append(SentenceSupport(candidate.text, (n,), min(candidate.support, 1.0), True))
             citations.append(
                 Citation(
                     n=n,
