@@ -454,7 +454,7 @@ def eval_qa(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Evidence hit@1/@5, answer-contains rate and abstention precision/recall on the current home."""
+    """Evidence hit@1/@5, answer-level scores and abstention precision/recall on the current home."""
     from fathom.eval.qa import evaluate_qa
 
     with errors(), _eval_progress(not as_json) as callback:
@@ -469,6 +469,9 @@ def eval_qa(
                 ("evidence hit@1", _rate(report.evidence_hit_at_1)),
                 ("evidence hit@5", _rate(report.evidence_hit_at_5)),
                 ("answer contains", _rate(report.answer_contains)),
+                ("answer cites evidence", _rate(report.answer_cites_evidence)),
+                ("answer correct (no echo)", _rate(report.answer_correct)),
+                ("question echoes", _rate(report.echo_rate)),
                 ("abstention precision", _rate(report.abstention_precision)),
                 ("abstention recall", _rate(report.abstention_recall)),
                 ("ask p50 / p95", f"{report.p50_ms:.0f} / {report.p95_ms:.0f} ms"),

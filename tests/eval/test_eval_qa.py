@@ -9,7 +9,7 @@ import pytest
 
 from fathom import Fathom
 from fathom.errors import ConfigError
-from fathom.eval.qa import evaluate_qa, load_golden
+from fathom.eval.qa import evaluate_qa, load_golden, score_answer
 
 pytestmark = [pytest.mark.integration]
 
@@ -57,6 +57,41 @@ def test_qa_eval_scores_evidence_answers_and_abstentions(fathom: Fathom, tmp_pat
     by_id = {r.id: r for r in report.results}
     assert by_id["mars"].abstained and by_id["hours"].evidence_cited
     assert set(report.to_dict()) >= {"evidence_hit_at_1", "abstention_precision", "p50_ms"}
+    # Answer-level scores: the cited sentences hold the gold evidence, no echo of the question.
+    assert report.answer_cites_evidence == 1.0 and report.answer_correct == 1.0
+    assert report.echo_rate == 0.0
+    assert by_id["tea"].cites_evidence and by_id["tea"].correct and not by_id["tea"].echo
+    assert {"answer_cites_evidence", "answer_correct", "echo_rate"} <= set(report.to_dict())
+
+
+def test_answer_scores_count_a_question_echo_as_wrong_whatever_else_it_holds():
+    question = "Design a production-grade RAG system for enterprise knowledge search"
+    echo = "Design a production-grade RAG system for enterprise knowledge search."
+    answer = f"{echo} [1] Use hybrid search and re-ranking. [2]"
+    score = score_answer(
+        question, answer, [echo, "Use hybrid search and re-ranking."], ["hybrid search"], "hybrid search"
+    )
+    assert score.echo and score.contains and score.cites_evidence
+    assert not score.correct
+
+
+def test_answer_scores_need_the_evidence_inside_a_cited_sentence():
+    quote = "Rate Limiting: 1000 requests per minute per API key"
+    score = score_answer(
+        "What rate limit is enforced?", f"{quote} [1]", [quote], ["1000"], "1000 requests per minute"
+    )
+    assert score.cites_evidence and score.correct and not score.echo
+    # The key phrase without the evidence sentence: contains, but does not cite the evidence.
+    other = score_answer(
+        "What rate limit is enforced?",
+        "Up to 1000 users. [1]",
+        ["Up to 1000 users."],
+        ["1000"],
+        "1000 requests per minute",
+    )
+    assert other.contains and not other.cites_evidence
+    # An abstention scores nothing here (the abstention figures judge it).
+    assert score_answer("q?", "I could not find it.", [], ["x"], "x", abstained=True).correct is False
 
 
 def test_golden_file_errors_are_clear(tmp_path: Path):

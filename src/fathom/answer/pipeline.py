@@ -21,7 +21,7 @@ from fathom.answer.verify import Verifier
 from fathom.config import Settings
 from fathom.domain import Answer, AnswerDelta, Hit, Principal, QueryTransformTrace
 from fathom.embed.base import Embedder
-from fathom.errors import InvalidQuery
+from fathom.errors import FathomError, InvalidQuery
 from fathom.index.backend import SearchBackend
 from fathom.index.lexical import analyze
 from fathom.llm.base import EXTRACTIVE, create_provider
@@ -211,10 +211,26 @@ class AnswerPipeline:
         hits = search.top_hits(trace, limit, where)
         extractive = self.extractive()
 
+        def read_on(hit: Hit) -> Hit | None:
+            """The text after ``hit`` in its document, up to the end of the next chunk."""
+            if self._reader is None:
+                return None
+            try:
+                passage = self._reader.passage(principal, hit.doc_id, hit.start, hit.end, neighbours=1)
+            except FathomError:
+                return None
+            if passage.end <= hit.end:
+                return None
+            # Cited under the chunk it continues, like the agent's wider reads; no page claimed.
+            return replace(
+                hit, start=hit.end, end=passage.end, text=passage.text[hit.end - passage.start :], page=None
+            )
+
         def extract() -> Answer:
             with self._telemetry.stage("extractive"):
                 return _with_pages(
-                    extractive.answer(question, trace.query_vector, hits, principal.tenant), hits
+                    extractive.answer(question, trace.query_vector, hits, principal.tenant, read_on=read_on),
+                    hits,
                 )
 
         if llm is None:

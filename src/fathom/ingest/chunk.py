@@ -10,11 +10,11 @@ own travels with the text that follows it.
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fathom.ingest.document import Block
+from fathom.ingest.sentences import sentence_spans
 
 __all__ = ["ChunkSpan", "chunk_document", "sentence_spans"]
 
@@ -25,30 +25,6 @@ class ChunkSpan:
     end: int
     heading_path: tuple[str, ...]
     token_count: int
-
-
-# A sentence ends at . ! ? (optionally followed by quotes/brackets) and whitespace, or at a newline.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
-
-
-def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Sentence (or line) spans inside ``text[start:end]``, trimmed of surrounding whitespace."""
-    end = len(text) if end is None else end
-    spans: list[tuple[int, int]] = []
-    cursor = start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        spans.append((cursor, match.start()))
-        cursor = match.end()
-    spans.append((cursor, end))
-    out = []
-    for a, b in spans:
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b > a:
-            out.append((a, b))
-    return out
 
 
 class _TokenCounter:
