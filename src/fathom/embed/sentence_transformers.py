@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections import OrderedDict
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import structlog
 
+from fathom.embed.cache import TextVectorCache
 from fathom.errors import ConfigError
 
 __all__ = [
@@ -129,9 +129,7 @@ class SentenceTransformerEmbedder:
         self._dim = int(dim)
         self._max_tokens = int(self._model.max_seq_length or 512)
         self._tokenizer = self._model.tokenizer
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._query_cache_size = max(0, query_cache_size)
-        self._lock = threading.Lock()
+        self._queries = TextVectorCache(self._embed_missing_queries, query_cache_size)
         # Queries may run through an int8 copy of the model: about twice as fast for one
         # short text on a CPU, while documents keep full-precision vectors.
         self._query_model: Any = self._model
@@ -206,26 +204,13 @@ class SentenceTransformerEmbedder:
         Cached queries are not run again; the rest go through the model in one forward pass
         (float32), or one pass each (int8, see :attr:`batches_queries`).
         """
-        found: dict[str, np.ndarray] = {}
-        with self._lock:
-            for text in texts:
-                cached = self._query_cache.get(text)
-                if cached is not None:
-                    self._query_cache.move_to_end(text)
-                    found[text] = cached
-        missing = [text for text in dict.fromkeys(texts) if text not in found]
-        if missing:
-            if len(missing) == 1 or self.batches_queries:
-                computed = list(self._forward(missing))
-            else:
-                computed = [self._forward([text])[0] for text in missing]
-            with self._lock:
-                for text, vector in zip(missing, computed, strict=True):
-                    found[text] = vector
-                    self._query_cache[text] = vector
-                while len(self._query_cache) > self._query_cache_size:
-                    self._query_cache.popitem(last=False)
-        return np.stack([found[text] for text in texts])
+        return self._queries(texts)
+
+    def _embed_missing_queries(self, texts: list[str]) -> np.ndarray:
+        """The queries the cache does not hold, through the model."""
+        if len(texts) == 1 or self.batches_queries:
+            return self._forward(texts)
+        return np.stack([self._forward([text])[0] for text in texts])
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         """Texts straight through the query model, padded to the longest: ``encode`` sorts,
