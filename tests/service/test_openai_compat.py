@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,19 +49,6 @@ class Site:
             return fathom.keys.create(tenant="acme", user="bob")[0]
 
 
-def _upload(url: str, key: str, text: str, source: str) -> None:
-    headers = {"Authorization": f"Bearer {key}"}
-    job = httpx.post(f"{url}/v1/documents", json={"text": text, "source": source}, headers=headers).json()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{url}/v1/jobs/{job['job_id']}", headers=headers).json()["status"]
-        if status == "succeeded":
-            return
-        assert status != "failed"
-        time.sleep(0.1)
-    raise AssertionError("the upload did not finish")
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     home = tmp_path_factory.mktemp("openai") / "home"
@@ -76,8 +62,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     }
     server = ServerProcess(home, env).wait_ready(timeout=180)
     try:
-        _upload(server.url, acme, CLOUDNOVA, "cloudnova.md")
-        _upload(server.url, acme, NEUROSTACK, "neurostack.md")
+        server.upload(acme, "cloudnova.md", text=CLOUDNOVA)
+        server.upload(acme, "neurostack.md", text=NEUROSTACK)
         site = Site(server, home, acme, other)
         yield site
         for client in site.clients:
