@@ -171,6 +171,10 @@ def test_errors_come_in_openais_envelope_with_fathoms_codes(site: Site):
     with pytest.raises(openai.UnprocessableEntityError) as last:
         client.chat.completions.create(model="fathom", messages=[{"role": "assistant", "content": "Hi."}])
     assert last.value.code == "chat.no_question"
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    with pytest.raises(openai.UnprocessableEntityError) as picture:
+        client.chat.completions.create(model="fathom", messages=[{"role": "user", "content": [image]}])
+    assert picture.value.code == "request.invalid"
     for stream in (False, True):  # refused before any chunk is sent, streaming or not
         with pytest.raises(openai.UnprocessableEntityError) as long:
             client.chat.completions.create(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from fathom.guard.fields import Filters
 from fathom.service.schemas import AskOut
@@ -20,6 +20,7 @@ __all__ = [
     "ChatChoiceOut",
     "ChatCompletionIn",
     "ChatCompletionOut",
+    "AssistantMessageIn",
     "ChatMessageIn",
     "ChatMessageOut",
     "ChatOptionsIn",
@@ -27,6 +28,7 @@ __all__ = [
     "ModelList",
     "ModelOut",
     "OpenAIErrorOut",
+    "UserMessageIn",
     "openai_error_responses",
 ]
 
@@ -36,8 +38,17 @@ _MAX_MESSAGES = 200
 _MAX_CONTENT = 65536
 
 
+class TextPartIn(BaseModel):
+    """A text part of a user's message (fathom answers text questions only)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text"]
+    text: str = Field(min_length=1, max_length=_MAX_CONTENT)
+
+
 class ContentPartIn(BaseModel):
-    """One part of a message's content; fathom reads text parts only."""
+    """A part of another message's content; text parts are read, others ignored."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -45,14 +56,24 @@ class ContentPartIn(BaseModel):
     text: str | None = Field(default=None, max_length=_MAX_CONTENT)
 
 
-class ChatMessageIn(BaseModel):
-    """A message of the conversation. ``user`` and ``assistant`` messages are its history; the
-    last one must be the user's question. ``system``/``developer`` and tool messages are ignored:
-    the answer comes from the documents, not from instructions."""
+class UserMessageIn(BaseModel):
+    """A question: the last user message is the one answered, earlier ones are history."""
 
     model_config = ConfigDict(extra="allow")
 
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    role: Literal["user"]
+    content: (
+        Annotated[str, Field(min_length=1, max_length=_MAX_CONTENT)]
+        | Annotated[list[TextPartIn], Field(min_length=1, max_length=_MAX_MESSAGES)]
+    )
+
+
+class AssistantMessageIn(BaseModel):
+    """An earlier answer: history for the question after it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["assistant"]
     content: (
         Annotated[str, Field(max_length=_MAX_CONTENT)]
         | Annotated[list[ContentPartIn], Field(max_length=_MAX_MESSAGES)]
@@ -60,10 +81,23 @@ class ChatMessageIn(BaseModel):
     ) = None
 
 
+class OtherMessageIn(BaseModel):
+    """``system``, ``developer`` and tool messages: accepted and ignored (answers come from the
+    documents, not from instructions)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "tool", "function"]
+    content: Any = None
+
+
+ChatMessageIn = Annotated[UserMessageIn | AssistantMessageIn | OtherMessageIn, Field(discriminator="role")]
+
+
 class StreamOptionsIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    include_usage: bool = Field(default=False, description="Send a last chunk with `usage`.")
+    include_usage: StrictBool = Field(default=False, description="Send a last chunk with `usage`.")
 
 
 class ChatOptionsIn(BaseModel):
@@ -85,8 +119,14 @@ class ChatCompletionIn(BaseModel):
         description="`fathom` (one retrieval, one answer) or `fathom-agent` (agent mode).",
         examples=["fathom"],
     )
-    messages: list[ChatMessageIn] = Field(min_length=1, max_length=_MAX_MESSAGES)
-    stream: bool | None = Field(default=False, description="Answer as `chat.completion.chunk` events.")
+    messages: list[ChatMessageIn] = Field(
+        min_length=1,
+        max_length=_MAX_MESSAGES,
+        description="The conversation: the last `user` message is the question, earlier `user` and "
+        "`assistant` messages its history.",
+        json_schema_extra={"contains": {"type": "object", "properties": {"role": {"const": "user"}}}},
+    )
+    stream: StrictBool | None = Field(default=False, description="Answer as `chat.completion.chunk` events.")
     stream_options: StreamOptionsIn | None = None
     n: int | None = Field(default=1, ge=1, le=1, description="Only one choice is given.")
     fathom: ChatOptionsIn | None = Field(default=None, description="fathom's options: `k`, `filters`.")

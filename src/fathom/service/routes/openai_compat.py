@@ -32,6 +32,7 @@ from fathom.errors import FathomError, InvalidQuery, NotFound
 from fathom.service.deps import Caller, CallerDep, Service, ServiceDep
 from fathom.service.errors import openai_error_body, request_id_of, status_for
 from fathom.service.openai_schemas import (
+    AssistantMessageIn,
     ChatChoiceOut,
     ChatCompletionIn,
     ChatCompletionOut,
@@ -40,6 +41,7 @@ from fathom.service.openai_schemas import (
     ChatUsageOut,
     ModelList,
     ModelOut,
+    UserMessageIn,
     openai_error_responses,
 )
 from fathom.service.routes.search import finish_answer
@@ -97,47 +99,38 @@ def _unknown_model(model_id: str) -> str:
     return f"no model {shown!r}; this server has {', '.join(MODELS)}"
 
 
-def _text(message: ChatMessageIn) -> str:
+def _text(message: UserMessageIn | AssistantMessageIn) -> str:
     if message.content is None:
         return ""
     if isinstance(message.content, str):
         return message.content
-    parts = []
-    for part in message.content:
-        if part.type != "text":
-            raise InvalidQuery(
-                f"content of type {part.type[:32]!r} is not supported; send text",
-                code="chat.unsupported_content",
-            )
-        parts.append(part.text or "")
-    return "\n".join(parts)
+    return "\n".join(part.text or "" for part in message.content if part.type == "text")
 
 
 def history_of(messages: list[ChatMessageIn]) -> tuple[str, list[tuple[str, str]]]:
-    """The question (the last message, a user's) and the ``(question, answer)`` turns before it.
+    """The question (the last user message) and the ``(question, answer)`` turns before it.
 
     Raises:
-        InvalidQuery: the last message is not a user's (``chat.no_question``), or has content
-            other than text.
+        InvalidQuery: no user message (``chat.no_question``).
     """
-    said = [(m.role, _text(m)) for m in messages if m.role in ("user", "assistant")]
-    if not said or messages[-1].role != "user":
-        raise InvalidQuery("the last message must be the user's question", code="chat.no_question")
-    question = said[-1][1]
+    said = [m for m in messages if isinstance(m, UserMessageIn | AssistantMessageIn)]
+    last = max((i for i, m in enumerate(said) if isinstance(m, UserMessageIn)), default=None)
+    if last is None:
+        raise InvalidQuery("the messages hold no user message to answer", code="chat.no_question")
     turns: list[tuple[str, str]] = []
     asked: str | None = None
-    for role, text in said[:-1]:
-        if role == "user":
+    for message in said[:last]:
+        if isinstance(message, UserMessageIn):
             if asked is not None:  # two questions in a row: the first got no answer
                 turns.append((asked, ""))
-            asked = text
+            asked = _text(message)
         else:
-            answer = text.split(f"\n\n{SOURCES_HEADING}\n", 1)[0]
+            answer = _text(message).split(f"\n\n{SOURCES_HEADING}\n", 1)[0]
             turns.append((asked or "", answer))
             asked = None
     if asked is not None:
         turns.append((asked, ""))
-    return question, turns
+    return _text(said[last]), turns
 
 
 def _where(citation: Citation) -> str:
@@ -170,7 +163,18 @@ _STREAM_DOC = {
     "200": {
         "content": {
             "text/event-stream": {
-                "schema": {"type": "string"},
+                # Each event (OpenAPI 3.1 reads `schema` as one event of the stream).
+                "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "data": {
+                            "type": "string",
+                            "description": "A `chat.completion.chunk` as JSON, a chunk holding `error`, "
+                            "or `[DONE]` last.",
+                        }
+                    },
+                },
                 "example": 'data: {"id": "chatcmpl-…", "object": "chat.completion.chunk", '
                 '"created": 1767225600, "model": "fathom", "choices": [{"index": 0, '
                 '"delta": {"role": "assistant", "content": ""}, '
@@ -186,7 +190,7 @@ _STREAM_DOC = {
     "/chat/completions",
     response_model=ChatCompletionOut,
     summary="Answer the last user message, with citations (OpenAI-compatible)",
-    description="OpenAI's Chat Completions API. The last message must be the user's question; earlier "
+    description="OpenAI's Chat Completions API. The last `user` message is the question; earlier "
     "`user` and `assistant` messages are the conversation it follows (a follow-up is made standalone "
     "first, as in `POST /v1/conversations/{id}/messages`; nothing is stored). The reply's content is "
     "the verified answer with `[n]` markers and its numbered sources; `fathom` holds the answer as "
