@@ -32,10 +32,12 @@ __all__ = [
     "openai_error_responses",
 ]
 
-# Bounds that keep a request within max_request_bytes' spirit; fathom's own query limit
-# (max_query_chars) applies to the last user message.
-_MAX_MESSAGES = 200
-_MAX_CONTENT = 65536
+# A text's bound in the schema, so that a request at that bound still fits the default
+# max_request_bytes (64 KiB). How many messages and parts a request holds is bounded by
+# max_request_bytes alone (413 before the body is read): a schema bound on them could not be
+# reached without passing that limit. fathom's own query limit (max_query_chars, 2000 by
+# default) applies to the question, and a follow-up's rewrite reads the last turns only.
+_MAX_CONTENT = 8192
 
 
 class TextPartIn(BaseModel):
@@ -64,7 +66,7 @@ class UserMessageIn(BaseModel):
     role: Literal["user"]
     content: (
         Annotated[str, Field(min_length=1, max_length=_MAX_CONTENT)]
-        | Annotated[list[TextPartIn], Field(min_length=1, max_length=_MAX_MESSAGES)]
+        | Annotated[list[TextPartIn], Field(min_length=1)]
     )
 
 
@@ -74,11 +76,7 @@ class AssistantMessageIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["assistant"]
-    content: (
-        Annotated[str, Field(max_length=_MAX_CONTENT)]
-        | Annotated[list[ContentPartIn], Field(max_length=_MAX_MESSAGES)]
-        | None
-    ) = None
+    content: Annotated[str, Field(max_length=_MAX_CONTENT)] | list[ContentPartIn] | None = None
 
 
 class OtherMessageIn(BaseModel):
@@ -121,7 +119,6 @@ class ChatCompletionIn(BaseModel):
     )
     messages: list[ChatMessageIn] = Field(
         min_length=1,
-        max_length=_MAX_MESSAGES,
         description="The conversation: the last `user` message is the question, earlier `user` and "
         "`assistant` messages its history.",
         json_schema_extra={"contains": {"type": "object", "properties": {"role": {"const": "user"}}}},
