@@ -99,6 +99,17 @@ def test_a_completion_answers_with_citations_in_the_text_and_the_extension(site:
     assert completion.usage is not None and completion.usage.total_tokens == 0  # extractive: no LLM tokens
 
 
+def test_fathom_agent_is_agent_mode_which_without_an_llm_says_so(site: Site):
+    completion = site.client().chat.completions.create(
+        model="fathom-agent", messages=[{"role": "user", "content": "What is CloudNova's support email?"}]
+    )
+    assert completion.model == "fathom-agent" and "ops@cloudnova.ai" in (
+        completion.choices[0].message.content or ""
+    )
+    notes = (completion.model_extra or {})["fathom"]["notes"]
+    assert any("agent mode needs an LLM" in note for note in notes), notes
+
+
 def test_earlier_messages_are_the_conversation_a_follow_up_is_read_in(site: Site):
     client = site.client()
     first = client.chat.completions.create(
