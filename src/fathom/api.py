@@ -11,6 +11,7 @@ import structlog
 
 from fathom.answer.agent import AgentLimits
 from fathom.answer.conversation import ConversationService
+from fathom.answer.followup import HistoryTurn
 from fathom.answer.pipeline import AnswerPipeline, AskMode, final_answer
 from fathom.answer.usage import TokenLedger
 from fathom.config import Settings, load_settings
@@ -520,6 +521,19 @@ class Fathom:
         follow-up is made standalone from the history first (``Answer.rewrite`` says how)."""
         who = self._principal(principal)
         return self.conversations.ask_stream(who, conversation_id, question, key_id=key_id, **options)
+
+    def ask_after_stream(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]],
+        *,
+        principal: Principal | None = None,
+        **options: Any,
+    ) -> Iterator[AnswerDelta | Answer]:
+        """Like :meth:`converse_stream` with a history the caller keeps (``(question, answer)``
+        pairs, oldest first) instead of a stored conversation; nothing is stored."""
+        turns = [HistoryTurn(question, answer) for question, answer in history]
+        return self.conversations.answer_followup(self._principal(principal), question, turns, **options)
 
     def converse(self, conversation_id: str, question: str, **options: Any) -> Answer:
         """:meth:`converse_stream`, returning only the final answer."""

@@ -46,7 +46,7 @@ class Tracing:
     def __init__(self) -> None:
         if _MISSING:
             raise ConfigError(
-                "tracing is on but OpenTelemetry is not installed: pip install 'fathom[otel]'",
+                "tracing is on but OpenTelemetry is not installed: pip install 'fathom-search[otel]'",
                 code="config.tracing_unavailable",
             )
         resource = Resource.create({SERVICE_VERSION: __version__})

@@ -162,8 +162,10 @@ class McpClient:
         """Call a tool that must fail; its error object (code, message, request_id)."""
         result = self.call(name, arguments)
         assert result.isError, result.content
-        assert result.structuredContent is not None
-        error = result.structuredContent["error"]
+        # Per the MCP spec: text content only, nothing that the tool's output schema would refuse.
+        assert result.structuredContent is None and len(result.content) == 1
+        assert result.meta is not None
+        error = result.meta["fathom/error"]
         text = result.content[0]
         assert isinstance(text, types.TextContent)
         assert text.text.startswith(f"[{error['code']}] {error['message']}")

@@ -179,7 +179,8 @@ def test_tool_errors_carry_the_request_id_of_the_http_request(app_client: tuple[
     result = response.json()["result"]
     assert result["isError"] is True
     error = {"code": "document.not_found", "message": "no document 'missing'", "request_id": "trace-me-42"}
-    assert result["structuredContent"] == {"error": error}
+    assert result["_meta"] == {"fathom/error": error} and "structuredContent" not in result
+    assert result["content"] == [{"type": "text", "text": "[document.not_found] no document 'missing'"}]
     assert response.headers["x-request-id"] == "trace-me-42"
 
 

@@ -62,6 +62,29 @@ class ServerProcess:
             time.sleep(0.1)
         raise AssertionError("fathom serve did not become ready")
 
+    def upload(self, key: str, source: str, *, text: str | None = None, data: bytes | None = None) -> None:
+        """Upload a document (JSON text, or a file's bytes) with ``key`` and wait for its job."""
+        headers = {"Authorization": f"Bearer {key}"}
+        if text is not None:
+            response = httpx.post(
+                f"{self.url}/v1/documents", json={"text": text, "source": source}, headers=headers
+            )
+        else:
+            files = {"file": (source.rsplit("/", 1)[-1], data or b"")}
+            response = httpx.post(
+                f"{self.url}/v1/documents", files=files, data={"source": source}, headers=headers
+            )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            job = httpx.get(f"{self.url}/v1/jobs/{job_id}", headers=headers).json()
+            if job["status"] == "succeeded":
+                return
+            assert job["status"] != "failed", job
+            time.sleep(0.1)
+        raise AssertionError(f"the upload of {source} did not finish")
+
     def kill(self) -> None:
         """SIGKILL the server and everything it started: no cleanup runs."""
         if self.process.poll() is None:

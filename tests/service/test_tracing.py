@@ -163,7 +163,7 @@ def test_tracing_without_the_otel_extra_is_a_clear_config_error(tmp_path, monkey
     with pytest.raises(ConfigError) as raised:
         Telemetry.from_settings(load_settings(tmp_path, tracing=True))
     assert raised.value.code == "config.tracing_unavailable"
-    assert "fathom[otel]" in raised.value.message
+    assert "fathom-search[otel]" in raised.value.message
 
 
 def test_a_query_transform_is_a_span_with_its_own_generation(serve, otlp: OtlpReceiver):

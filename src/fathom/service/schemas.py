@@ -156,6 +156,7 @@ class HitOut(BaseModel):
     start: int
     end: int
     heading_path: list[str]
+    page: int | None = Field(default=None, description="1-based page or slide, for paged documents.")
 
     @classmethod
     def of(cls, hit: Hit) -> HitOut:

