@@ -80,12 +80,17 @@ def test_the_owner_and_admins_may_replace_a_document_and_other_readers_may_not(s
     assert document["content_hash"] == hashlib.sha256(POLICY.encode()).hexdigest()
 
 
-def test_a_key_without_a_user_owns_nothing(served: Served):
+def test_a_key_without_a_user_owns_what_it_created_and_no_other_key_does(served: Served):
+    # Before roles a key without a user owned nothing (not even its own uploads); since
+    # 0008_roles_keys the document records the key's id as its owner, as issue 15 asks.
     first = served.key(user=None)
     second = served.key(user=None)
-    served.upload(first, text=POLICY, source="shared.md")
+    doc_id = served.upload(first, text=POLICY, source="shared.md")["document_id"]
     _assert_write_denied(_post(served, second, text=HIJACK, source="shared.md", acl={"users": ["x"]}))
-    _assert_write_denied(_post(served, first, text=HIJACK, source="shared.md"))
+    denied = served.client.delete(f"/v1/documents/{doc_id}", headers=second)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "document.delete_denied"
+    served.upload(first, text=POLICY + "\nRevised.\n", source="shared.md")
+    assert served.client.get(f"/v1/documents/{doc_id}", headers=second).json()["owner"].startswith("key:")
 
 
 def test_a_reader_may_send_the_same_text_and_acl_again_since_it_changes_nothing(served: Served):
