@@ -182,11 +182,11 @@ def test_keys_are_named_by_an_unambiguous_start_of_their_id(tmp_path: Path):
     # Fewer than 4 characters is too easy to mistype: never taken as the start of an id.
     too_short = runner.invoke(app, ["keys", "revoke", keys[0].key_id[:3], "--home", home])
     assert too_short.exit_code == 1 and "key.not_found" in too_short.output
-    with Fathom(home=home, embedder="hash:64") as fathom:
-        with fathom.store.session() as session:  # two ids that share their first 6 digits
-            first, second = (session.get(ApiKeyRow, k.key_id) for k in keys[:2])
-            assert first is not None and second is not None
-            first.id, second.id = "abcdef" + first.id[6:], "abcdef" + second.id[6:]
+    # Two ids that share their first 6 digits.
+    with Fathom(home=home, embedder="hash:64") as fathom, fathom.store.session() as session:
+        first, second = (session.get(ApiKeyRow, k.key_id) for k in keys[:2])
+        assert first is not None and second is not None
+        first.id, second.id = "abcdef" + first.id[6:], "abcdef" + second.id[6:]
     ambiguous = runner.invoke(app, ["keys", "revoke", "ABCDEF", "--home", home])
     assert ambiguous.exit_code == 1 and "key.ambiguous" in ambiguous.output
     assert not any(k["revoked"] for k in _keys(home))
