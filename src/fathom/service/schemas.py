@@ -439,8 +439,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route may answer with."""
     descriptions = {
         400: "The body could not be read (e.g. malformed JSON).",
-        401: "No valid API key.",
-        403: "Readable, but not allowed to change.",
+        401: "No valid API key (`auth.invalid_key`, `auth.key_expired`, ...) or token.",
+        403: "Not allowed: readable but not writable by the caller's role, ownership and write ACL "
+        "(`document.write_denied`, `document.delete_denied`), an admin-only route, or a key used "
+        "outside its scopes (`auth.scope_missing`).",
         404: "No such thing, or one the caller may not read.",
         409: "Conflicts with existing state.",
         413: "The body is larger than the route's limit (max_upload_bytes for uploads, "

@@ -212,7 +212,7 @@ async def upload_document(
     "",
     response_model=DocumentList,
     summary="List the documents the caller may read",
-    responses=error_responses(401, 429),
+    responses=error_responses(401, 403, 429),
 )
 def list_documents(fathom: FathomDep, principal: PrincipalDep) -> DocumentList:
     return DocumentList(documents=[DocumentOut.of(doc) for doc in fathom.documents(principal=principal)])
@@ -222,7 +222,7 @@ def list_documents(fathom: FathomDep, principal: PrincipalDep) -> DocumentList:
     "/{document_id}",
     response_model=DocumentOut,
     summary="One document's details",
-    responses=error_responses(401, 404, 429),
+    responses=error_responses(401, 403, 404, 429),
 )
 def get_document(document_id: str, fathom: FathomDep, principal: PrincipalDep) -> DocumentOut:
     return DocumentOut.of(fathom.document(document_id, principal=principal))
@@ -237,7 +237,7 @@ def get_document(document_id: str, fathom: FathomDep, principal: PrincipalDep) -
     "and page. The same tenant and ACL rules as every read: a document the caller may not read is a "
     "404, and so are offsets outside the document's chunks and an empty range (`end` not after "
     "`start`: code `passage.invalid_range`).",
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(401, 403, 404, 422, 429),
 )
 def get_passage(
     document_id: str,
