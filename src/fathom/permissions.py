@@ -73,7 +73,8 @@ class DocumentAccess:
 
 def highest_role(roles: Sequence[str]) -> str | None:
     """The highest of ``roles`` that fathom knows (None: none of them)."""
-    ranked = [role for role in ROLES if role in set(roles)]
+    given = set(roles)
+    ranked = [role for role in ROLES if role in given]
     return ranked[-1] if ranked else None
 
 

@@ -16,13 +16,16 @@ outcome written out by hand in ``WRITE_OUTCOMES`` and ``FEEDBACK_OUTCOMES``.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.service.conftest import Served
+from tests.service.shared import postgres_schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -352,11 +355,28 @@ def _outcome(response: Any) -> str:
     return f"{response.status_code} {response.json()['error']['code']}"
 
 
-@pytest.fixture
-def writers(serve: Callable[..., Served]) -> tuple[Served, dict[str, dict[str, str]]]:
-    served = serve(rate_limit_per_minute=0)
-    keys = {name: served.key(**{"tenant": "acme", **spec}) for name, spec in WRITERS.items()}
-    return served, keys
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writers(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Served, dict[str, dict[str, str]]]]:
+    """The write matrix's app, its store on SQLite or in a fresh PostgreSQL schema (the write
+    checks run in the store's transaction, with the document's row locked)."""
+    from fastapi.testclient import TestClient
+
+    from fathom import Fathom
+    from fathom.service import create_app
+
+    with contextlib.ExitStack() as stack:
+        database = {}
+        if request.param == "postgresql":
+            database = {"database_url": stack.enter_context(postgres_schema())}
+        fathom = stack.enter_context(
+            Fathom(home=tmp_path / "home", embedder="hash:64", rate_limit_per_minute=0, **database)
+        )
+        client = stack.enter_context(TestClient(create_app(fathom=fathom), raise_server_exceptions=False))
+        served = Served(client, fathom)
+        keys = {name: served.key(**{"tenant": "acme", **spec}) for name, spec in WRITERS.items()}
+        yield served, keys
 
 
 def _body(source: str, document: str, operation: str, text: str = "") -> dict[str, Any]:
