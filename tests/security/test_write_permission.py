@@ -336,3 +336,22 @@ def test_an_editor_named_in_the_write_acl_replaces_and_deletes_and_may_hand_it_o
     assert document["owner"] == "erin" and document["write_acl"] == {"users": ["zed"], "groups": []}
     _assert_write_denied(_post(served, gail, text=HIJACK, source="plan.md"))  # no longer named
     assert served.client.delete(f"/v1/documents/{doc_id}", headers=zed).status_code == 200
+
+
+def test_mcp_ingest_text_sets_a_write_acl_that_lets_a_granted_editor_replace(served: Served):
+    erin = served.key(user="erin")
+    gail = served.key(user="gail", groups=("writers",))
+    zed = served.key(user="zed")
+    created = call_tool(
+        served.client, erin, "ingest_text", {"text": POLICY, "source": "mcp.md", "write_groups": ["writers"]}
+    )
+    assert created["isError"] is False and created["structuredContent"]["status"] == "succeeded"
+    refused = call_tool(served.client, zed, "ingest_text", {"text": HIJACK, "source": "mcp.md"})
+    assert refused["structuredContent"]["error"]["code"] == "document.write_denied"
+    replaced = call_tool(
+        served.client, gail, "ingest_text", {"text": POLICY + "\nGail.\n", "source": "mcp.md"}
+    )
+    assert replaced["isError"] is False, replaced
+    stored = served.fathom.store.find_document("acme", "mcp.md")
+    assert stored is not None and stored.owner_user == "erin" and stored.write_groups == ["writers"]
+    assert stored.text.endswith("Gail.")
