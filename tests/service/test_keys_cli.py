@@ -191,6 +191,8 @@ def test_keys_are_named_by_an_unambiguous_start_of_their_id(tmp_path: Path):
     assert ambiguous.exit_code == 1 and "key.ambiguous" in ambiguous.output
     assert not any(k["revoked"] for k in _keys(home))
     target = keys[5].key_id
-    revoked = runner.invoke(app, ["keys", "revoke", target[:12], "--home", home])
+    revoked = runner.invoke(
+        app, ["keys", "revoke", target[:12] + "…", "--home", home]
+    )  # as a narrow table cuts it
     assert revoked.exit_code == 0 and target in revoked.stdout
     assert [k["key_id"] for k in _keys(home) if k["revoked"]] == [target]

@@ -238,13 +238,14 @@ class KeyRegistry:
 
 
 def _resolve(session: Session, key_ref: str) -> ApiKeyRow:
-    """The key named by its id, its prefix, or (at least 4 characters) the start of its id.
+    """The key named by its id, its prefix, or (at least 4 characters) the start of its id (a
+    trailing ``…``, as a narrow ``fathom keys list`` table cuts ids, is ignored).
 
     Raises:
         NotFound: no such key (``key.not_found``).
         Conflict: the start of an id that several keys share (``key.ambiguous``).
     """
-    ref = key_ref.strip().lower()
+    ref = key_ref.strip().rstrip("…").rstrip(".").lower()
     row = session.scalars(
         select(ApiKeyRow).where((ApiKeyRow.id == ref) | (ApiKeyRow.prefix == ref))
     ).one_or_none()
