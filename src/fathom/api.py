@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from fathom import permissions
 from fathom.answer.agent import AgentLimits
 from fathom.answer.conversation import ConversationService
 from fathom.answer.followup import HistoryTurn
@@ -39,7 +40,6 @@ from fathom.errors import (
     FathomError,
     InvalidQuery,
     NotFound,
-    PermissionDenied,
     StorageFull,
 )
 from fathom.index.backend import TransactionalIndex
@@ -56,7 +56,7 @@ from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
 from fathom.status import store_status
 from fathom.store.conversations import ConversationStore
-from fathom.store.database import Store
+from fathom.store.database import Store, document_access
 from fathom.store.feedback import FeedbackLog
 from fathom.store.jobs import ClaimedJob, JobQueue
 from fathom.store.keys import KeyRegistry
@@ -196,8 +196,13 @@ class Fathom:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _principal(self, principal: Principal | None) -> Principal:
-        return principal or Principal(tenant=self.settings.tenant, admin=True)
+    def _principal(self, principal: Principal | None, scope: str | None = None) -> Principal:
+        """The caller (None: the tenant's admin, for the CLI and embedded use), refused when its
+        credential lacks ``scope`` (``auth.scope_missing``)."""
+        who = principal or Principal(tenant=self.settings.tenant, admin=True)
+        if scope is not None:
+            permissions.require_scope(who, scope)
+        return who
 
     # -- writing --------------------------------------------------------------------------
 
@@ -290,21 +295,23 @@ class Fathom:
     def delete(self, source_or_id: str, *, principal: Principal | None = None) -> str:
         """Delete a document by its source (a path is resolved) or its id; returns the doc id.
 
-        Only admins delete; a document the principal may not read does not exist for it.
+        Admins delete any document of their tenant; editors the ones they own or whose write
+        ACL names them (:mod:`fathom.permissions`). A document the principal may not read does
+        not exist for it.
 
         Raises:
             NotFound: no such document, or one the principal may not read.
-            PermissionDenied: the principal may read the document but is not an admin.
+            PermissionDenied: the principal may read the document but not delete it
+                (``document.delete_denied``), or its credential lacks the ``write`` scope.
         """
         who = self._principal(principal)
         tenant = who.tenant
         doc = self.store.get_document(tenant, source_or_id) or self.store.find_document(tenant, source_or_id)
         if doc is None and not source_or_id.startswith(("http://", "https://")):
             doc = self.store.find_document(tenant, str(Path(source_or_id).expanduser().resolve()))
-        if doc is None or not who.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ()):
+        if doc is None:
             raise NotFound(f"no document {source_or_id!r}", code="document.not_found")
-        if not who.admin:
-            raise PermissionDenied("only an admin key may delete documents", code="document.delete_denied")
+        permissions.check_delete(who, document_access(doc), source_or_id)
         if not self.store.delete_document(tenant, doc.id):
             raise NotFound(f"no document {source_or_id!r}", code="document.not_found")
         self.indexer.catch_up()
@@ -323,21 +330,26 @@ class Fathom:
         acl_groups: Sequence[str] = (),
         principal: Principal | None = None,
         idempotency: tuple[str, str, str] | None = None,
+        write_acl: tuple[Sequence[str], Sequence[str]] | None = None,
     ) -> tuple[JobInfo, bool]:
         """Queue a document for ingestion; a worker (:meth:`run_job`) commits it later.
 
         An empty ACL makes the document readable by the whole tenant. A new document is owned
-        by the principal's user; replacing an existing one (or its ACL) needs its owner or an
-        admin, checked here and again when the worker commits. Returns the job and whether it
-        is new (False when ``idempotency`` matched an earlier request).
+        by the principal's user (its key when it has no user) and needs an editor or admin;
+        replacing an existing one (or its ACLs) needs its owner, an editor in its write ACL or
+        an admin (:mod:`fathom.permissions`), checked here and again when the worker commits.
+        ``write_acl`` (users, groups) sets the write ACL (None keeps a replaced document's).
+        Returns the job and whether it is new (False when ``idempotency`` matched an earlier
+        request).
 
         Raises:
             LimitExceeded: the content is larger than ``max_upload_bytes``, or the tenant's
                 waiting uploads would pass ``job_tenant_max_queued_bytes``.
             Conflict: the source belongs to a document the principal may not read, or the
                 idempotency key was used for another request.
-            PermissionDenied: the principal may read the document at ``source`` but neither
-                owns it nor is an admin (``document.write_denied``).
+            PermissionDenied: the principal is a reader, or may read the document at ``source``
+                but may not write it (``document.write_denied``), or its credential lacks the
+                ``write`` scope (``auth.scope_missing``).
         """
         return self.uploads.submit(
             self._principal(principal),
@@ -348,6 +360,7 @@ class Fathom:
             acl_users=acl_users,
             acl_groups=acl_groups,
             idempotency=idempotency,
+            write_acl=write_acl,
         )
 
     def run_job(self, job: ClaimedJob) -> FileOutcome:
@@ -365,7 +378,7 @@ class Fathom:
         Raises:
             NotFound: no such job, or one the principal may not see.
         """
-        return self.uploads.job(self._principal(principal), job_id)
+        return self.uploads.job(self._principal(principal, "search"), job_id)
 
     def sync(self, directory: str | Path, *, progress: ProgressCallback | None = None) -> IngestReport:
         """Make the store mirror a folder: add new files, update changed ones, delete removed ones."""
@@ -442,7 +455,7 @@ class Fathom:
         A transform that fails falls back to the query as given; its trace says why.
         """
         return self.searching.search(
-            query, self._principal(principal), k=k, filters=filters, transform=transform
+            query, self._principal(principal, "search"), k=k, filters=filters, transform=transform
         )
 
     def ask(
@@ -485,7 +498,12 @@ class Fathom:
         that verification removed are absent from it.
         """
         return self.answering.ask_stream(
-            question, self._principal(principal), k=k, filters=filters, mode=mode, agent_limits=agent_limits
+            question,
+            self._principal(principal, "ask"),
+            k=k,
+            filters=filters,
+            mode=mode,
+            agent_limits=agent_limits,
         )
 
     # -- conversations (owned by the principal, through key_id when it has no user) --------
@@ -494,19 +512,19 @@ class Fathom:
         self, *, principal: Principal | None = None, key_id: str | None = None
     ) -> Conversation:
         """Start a conversation; continue it with :meth:`converse_stream`."""
-        return self.conversations.start(self._principal(principal), key_id)
+        return self.conversations.start(self._principal(principal, "ask"), key_id)
 
     def conversation(
         self, conversation_id: str, *, principal: Principal | None = None, key_id: str | None = None
     ) -> Conversation:
         """A conversation with its turns (raises ``NotFound`` for anyone but its owner)."""
-        return self.conversations.get(self._principal(principal), conversation_id, key_id)
+        return self.conversations.get(self._principal(principal, "ask"), conversation_id, key_id)
 
     def delete_conversation(
         self, conversation_id: str, *, principal: Principal | None = None, key_id: str | None = None
     ) -> None:
         """Delete a conversation and its turns (raises ``NotFound`` for anyone but its owner)."""
-        self.conversations.delete(self._principal(principal), conversation_id, key_id)
+        self.conversations.delete(self._principal(principal, "ask"), conversation_id, key_id)
 
     def converse_stream(
         self,
@@ -519,7 +537,7 @@ class Fathom:
     ) -> Iterator[AnswerDelta | Answer]:
         """Like :meth:`ask_stream` (same options), for the next message of a conversation: a
         follow-up is made standalone from the history first (``Answer.rewrite`` says how)."""
-        who = self._principal(principal)
+        who = self._principal(principal, "ask")
         return self.conversations.ask_stream(who, conversation_id, question, key_id=key_id, **options)
 
     def ask_after_stream(
@@ -533,7 +551,7 @@ class Fathom:
         """Like :meth:`converse_stream` with a history the caller keeps (``(question, answer)``
         pairs, oldest first) instead of a stored conversation; nothing is stored."""
         turns = [HistoryTurn(question, answer) for question, answer in history]
-        return self.conversations.answer_followup(self._principal(principal), question, turns, **options)
+        return self.conversations.answer_followup(self._principal(principal, "ask"), question, turns, **options)
 
     def converse(self, conversation_id: str, question: str, **options: Any) -> Answer:
         """:meth:`converse_stream`, returning only the final answer."""
@@ -557,11 +575,13 @@ class Fathom:
         principal: Principal | None = None,
     ) -> Passage:
         """The quote at ``[start, end)`` of a document in context (see :meth:`DocumentReader.passage`)."""
-        return self.reader.passage(self._principal(principal), doc_id, start, end, neighbours=neighbours)
+        return self.reader.passage(
+            self._principal(principal, "search"), doc_id, start, end, neighbours=neighbours
+        )
 
     def documents(self, *, principal: Principal | None = None) -> list[DocumentInfo]:
         """Every document of the principal's tenant that it may read, by source."""
-        return self.reader.documents(self._principal(principal))
+        return self.reader.documents(self._principal(principal, "search"))
 
     def document(self, doc_id: str, *, principal: Principal | None = None) -> DocumentInfo:
         """One document's details, without its text.
@@ -569,11 +589,11 @@ class Fathom:
         Raises:
             NotFound: no such document, or one the principal may not read.
         """
-        return self.reader.document(self._principal(principal), doc_id)
+        return self.reader.document(self._principal(principal, "search"), doc_id)
 
     def document_text(self, doc_id: str, *, principal: Principal | None = None) -> str:
         """The extracted text of a document: the text every offset and quote refers to."""
-        return self.reader.readable(self._principal(principal), doc_id).text
+        return self.reader.readable(self._principal(principal, "search"), doc_id).text
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -582,7 +602,7 @@ class Fathom:
     ) -> str:
         """Remember that the principal received ``answer`` (ids and usage, never text) through the
         API key ``key_id`` (None outside the service); returns its answer id."""
-        return self.feedback_log.record(self._principal(principal), answer, key_id=key_id)
+        return self.feedback_log.record(self._principal(principal, "ask"), answer, key_id=key_id)
 
     def add_feedback(
         self,
@@ -605,7 +625,9 @@ class Fathom:
         """
         if rating not in ("up", "down"):
             raise InvalidQuery("rating must be 'up' or 'down'", code="feedback.invalid_rating")
-        return self.feedback_log.add(self._principal(principal), answer_id, rating, comment, key_id=key_id)
+        return self.feedback_log.add(
+            self._principal(principal, "ask"), answer_id, rating, comment, key_id=key_id
+        )
 
     def status(self) -> StoreStatus:
         """Counts, index positions and disk use of this home."""

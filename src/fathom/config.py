@@ -531,6 +531,11 @@ class Settings(BaseSettings):
         description="Role claim values mapped to fathom roles, e.g. {'fathom-admins': 'admin'}; the values "
         "'reader', 'editor' and 'admin' map to themselves.",
     )
+    oidc_default_role: Literal["reader", "editor", "admin"] = Field(
+        default="reader",
+        description="Role of a token whose role claim is absent or names no known role (least "
+        "privilege: search and ask only).",
+    )
     oidc_client_id: str | None = Field(
         default=None,
         description="Client id of the web page's public client (authorization code with PKCE, no "

@@ -24,6 +24,8 @@ __all__ = [
     "JobInfo",
     "Passage",
     "Principal",
+    "ROLES",
+    "SCOPES",
     "QueryTransformTrace",
     "QuestionRewrite",
     "SearchResult",
@@ -38,6 +40,12 @@ __all__ = [
 ]
 
 
+# Per-tenant roles, lowest first (:mod:`fathom.permissions` decides what each may do).
+ROLES: tuple[str, ...] = ("reader", "editor", "admin")
+# What a credential may be used for (None on a principal: every scope).
+SCOPES: tuple[str, ...] = ("search", "ask", "write", "admin")
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is asking: reads are filtered to what this principal may see.
@@ -45,12 +53,34 @@ class Principal:
     A document with an empty ACL is readable by the whole tenant; otherwise the
     principal's user or one of its groups must be listed. ``admin`` sees every
     document of its tenant.
+
+    ``role`` is ``reader``, ``editor`` or ``admin`` (see :mod:`fathom.permissions`); ``admin``
+    is kept equal to ``role == "admin"`` (``admin=True`` is the older spelling of the admin
+    role, and a principal built without a role is an editor, what a non-admin key could do
+    before roles). ``scopes`` narrows what the credential may be used for (None: everything);
+    ``key_id`` is the API key it came with (owner of the documents a key without a user creates).
     """
 
     tenant: str = "default"
     user: str | None = None
     groups: tuple[str, ...] = ()
     admin: bool = False
+    role: str = "editor"
+    scopes: frozenset[str] | None = None
+    key_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role {self.role!r}; expected one of {', '.join(ROLES)}")
+        if self.admin and self.role == "reader":
+            raise ValueError("a principal cannot be both an admin and a reader")
+        if self.admin or self.role == "admin":
+            object.__setattr__(self, "admin", True)
+            object.__setattr__(self, "role", "admin")
+        if self.scopes is not None:
+            unknown = set(self.scopes) - set(SCOPES)
+            if unknown:
+                raise ValueError(f"unknown scopes {sorted(unknown)}; expected some of {', '.join(SCOPES)}")
 
     def can_read(self, tenant: str, users: Sequence[str], groups: Sequence[str]) -> bool:
         """Whether a document of ``tenant`` with this ACL (users, groups) is visible to this principal.
@@ -64,19 +94,9 @@ class Principal:
             return True
         return (bool(self.user) and self.user in users) or any(g in groups for g in self.groups)
 
-    def can_write(self, tenant: str, owner_user: str | None) -> bool:
-        """Whether this principal may replace a document of ``tenant`` owned by ``owner_user``
-        (its text, title, metadata or ACL), given that it may read it.
-
-        Admins may; otherwise only the owner, matched by user name within the tenant. A principal
-        without a user owns nothing, and a document without an owner (created by the CLI, by a
-        key without a user, or before owners were recorded) is replaced by admins only.
-        """
-        if tenant != self.tenant:
-            return False
-        if self.admin:
-            return True
-        return self.user is not None and owner_user is not None and owner_user == self.user
+    def has_scope(self, scope: str) -> bool:
+        """Whether the credential may be used for ``scope`` (one of :data:`SCOPES`)."""
+        return self.scopes is None or scope in self.scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,11 +562,17 @@ class DocumentInfo:
     updated_at: str
     acl_users: tuple[str, ...] = ()
     acl_groups: tuple[str, ...] = ()
+    # Who created it: its user, ``key:<key id>`` for a key without a user, None when unknown.
+    owner: str | None = None
+    # Who else may replace it, change its ACLs or delete it (beside its owner and admins).
+    write_users: tuple[str, ...] = ()
+    write_groups: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["acl"] = {"users": list(self.acl_users), "groups": list(self.acl_groups)}
-        del data["acl_users"], data["acl_groups"]
+        data["write_acl"] = {"users": list(self.write_users), "groups": list(self.write_groups)}
+        del data["acl_users"], data["acl_groups"], data["write_users"], data["write_groups"]
         return data
 
 
@@ -587,10 +613,18 @@ class ApiKeyInfo:
     admin: bool
     created_at: str
     revoked: bool
+    role: str = "editor"
+    # None: every scope.
+    scopes: tuple[str, ...] | None = None
+    expires_at: str | None = None
+    expired: bool = False
+    # After a rotation: until when the previous secret still works (None: it does not).
+    previous_valid_until: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["groups"] = list(self.groups)
+        data["scopes"] = list(self.scopes) if self.scopes is not None else None
         return data
 
 

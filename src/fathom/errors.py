@@ -11,6 +11,7 @@ either.
     ├── InvalidQuery           a query fathom refuses (empty, too long)
     ├── NotFound               no such document (or one the caller may not read)
     ├── Unauthorized           no valid API key (HTTP 401)
+    │   └── KeyExpired         the API key was valid but its expiry has passed
     ├── PermissionDenied       the caller may read the thing but not change it (HTTP 403)
     ├── Conflict               the request clashes with existing state (HTTP 409)
     ├── BackendUnavailable     a store, index or model could not be reached
@@ -28,6 +29,7 @@ __all__ = [
     "FathomError",
     "IngestError",
     "InvalidQuery",
+    "KeyExpired",
     "LimitExceeded",
     "NotFound",
     "PermissionDenied",
@@ -94,6 +96,12 @@ class ProviderError(FathomError):
 
 class Unauthorized(FathomError):
     code = "auth.invalid_key"
+
+
+class KeyExpired(Unauthorized):
+    """The API key (or, after a rotation, its previous secret) is past its expiry."""
+
+    code = "auth.key_expired"
 
 
 class PermissionDenied(FathomError):

@@ -102,7 +102,24 @@ def test_claims_are_read_by_dotted_path_when_no_claim_has_the_dotted_name():
         ("eng", "ops"),
         "admin",
     )
-    assert principal.admin  # TODO(roles): Principal.role once the governance branch lands
+    assert principal.role == "admin" and principal.admin
+
+
+@pytest.mark.parametrize(
+    ("claims", "default_role", "role"),
+    [
+        ({"sub": "alice", "tenant": "acme"}, "reader", "reader"),
+        ({"sub": "alice", "tenant": "acme", "role": "owner"}, "reader", "reader"),
+        ({"sub": "alice", "tenant": "acme"}, "editor", "editor"),
+        ({"sub": "alice", "tenant": "acme", "role": "editor"}, "reader", "editor"),
+        ({"sub": "alice", "tenant": "acme", "role": ["reader", "admin"]}, "reader", "admin"),
+    ],
+)
+def test_the_principal_gets_the_claimed_role_else_the_default_role(
+    claims: dict[str, Any], default_role: str, role: str
+):
+    principal, _ = ClaimMapping(default_role=default_role).identity(claims)
+    assert principal.role == role and principal.admin == (role == "admin")
 
 
 def test_a_fixed_tenant_ignores_the_tenant_claim():

@@ -1,8 +1,10 @@
 """Security item 4: read access is not enough to replace a document or change its ACL.
 
-A document has an owner (the user of the key that created it). Replacing it (text, title,
-metadata or ACL) needs that owner or an admin of the tenant; a reader gets a 403
-``document.write_denied`` and nothing changes. The check runs when the upload is accepted and
+A document has an owner (the user of the key that created it, or the key itself when it has no
+user). Replacing it (text, title, metadata or ACLs) needs an editor that owns it or is named in
+its write ACL, or an admin of the tenant; anyone else gets a 403 ``document.write_denied`` and
+nothing changes; a reader never writes, and a key without the ``write`` scope gets
+``auth.scope_missing`` (:mod:`fathom.permissions`). The check runs when the upload is accepted and
 again when the worker commits, since the document may change hands in between. A document the
 uploader may not read at all stays a 409 ``document.source_taken``.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from sqlalchemy import select
 from fathom import Fathom
 from fathom.domain import FileOutcome, Principal
 from fathom.errors import PermissionDenied
-from fathom.store.schema import FeedbackRow
+from fathom.store.schema import ApiKeyRow, FeedbackRow
 from tests.security.conftest import Served, call_tool
 from tests.service.shared import postgres_schema
 
@@ -80,12 +83,17 @@ def test_the_owner_and_admins_may_replace_a_document_and_other_readers_may_not(s
     assert document["content_hash"] == hashlib.sha256(POLICY.encode()).hexdigest()
 
 
-def test_a_key_without_a_user_owns_nothing(served: Served):
+def test_a_key_without_a_user_owns_what_it_created_and_no_other_key_does(served: Served):
+    # Before roles a key without a user owned nothing (not even its own uploads); since
+    # 0008_roles_keys the document records the key's id as its owner, as issue 15 asks.
     first = served.key(user=None)
     second = served.key(user=None)
-    served.upload(first, text=POLICY, source="shared.md")
+    doc_id = served.upload(first, text=POLICY, source="shared.md")["document_id"]
     _assert_write_denied(_post(served, second, text=HIJACK, source="shared.md", acl={"users": ["x"]}))
-    _assert_write_denied(_post(served, first, text=HIJACK, source="shared.md"))
+    denied = served.client.delete(f"/v1/documents/{doc_id}", headers=second)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "document.delete_denied"
+    served.upload(first, text=POLICY + "\nRevised.\n", source="shared.md")
+    assert served.client.get(f"/v1/documents/{doc_id}", headers=second).json()["owner"].startswith("key:")
 
 
 def test_a_reader_may_send_the_same_text_and_acl_again_since_it_changes_nothing(served: Served):
@@ -223,3 +231,127 @@ def test_documents_stored_before_owners_were_recorded_are_replaced_by_admins_onl
             _submit(upgraded, ALICE, HIJACK, "notes.md")
         assert denied.value.code == "document.write_denied"
         assert _run(upgraded, _submit(upgraded, ADMIN, HIJACK, "notes.md")).status == "updated"
+
+
+def test_keys_documents_and_jobs_from_before_roles_keep_what_they_could_do(
+    tmp_path: Path, database: dict[str, str]
+):
+    home = tmp_path / "home"
+    with Fathom(home=home, embedder="hash:64", **database) as old:
+        admin_key, _ = old.keys.create(tenant="acme", user="root", admin=True)
+        alice_key, _ = old.keys.create(tenant="acme", user="alice")
+        assert _run(old, _submit(old, ALICE, POLICY, "notes.md")).status == "added"
+        pending = _submit(old, ADMIN, POLICY + "\nReviewed.\n", "notes.md")  # queued before the upgrade
+        config = Config()
+        config.set_main_option("script_location", "fathom.store:migrations")
+        with old.store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0007_webhooks_usage")
+    with Fathom(home=home, embedder="hash:64", **database) as upgraded:  # opening migrates it
+        _, root = upgraded.keys.authenticate(admin_key)
+        _, alice = upgraded.keys.authenticate(alice_key)
+        assert (root.role, root.admin, root.scopes) == ("admin", True, None)
+        assert (alice.role, alice.admin, alice.scopes) == ("editor", False, None)
+        assert [(k.role, k.expires_at) for k in upgraded.keys.list()] == [("admin", None), ("editor", None)]
+        stored = upgraded.store.find_document("acme", "notes.md")
+        assert stored is not None and (stored.owner_user, stored.owner_key, stored.write_users) == (
+            "alice",
+            None,
+            None,
+        )
+        # The job an admin queued before the upgrade still commits as an admin ...
+        assert _run(upgraded, pending).status == "updated"
+        # ... and a key without the admin flag is an editor: it replaces its own document.
+        assert _run(upgraded, _submit(upgraded, alice, HIJACK, "notes.md")).status == "updated"
+        with pytest.raises(PermissionDenied) as denied:
+            _submit(upgraded, BOB, POLICY, "notes.md")
+        assert denied.value.code == "document.write_denied"
+
+
+# -- roles, scopes and expiry over HTTP and MCP ------------------------------------------------
+
+
+def test_a_reader_searches_and_asks_but_adds_nothing(served: Served):
+    admin = served.key(user="root", admin=True)
+    reader = served.key(user="rita", role="reader")
+    served.upload(admin, text=POLICY, source="policy.md")
+    _assert_write_denied(_post(served, reader, text=HIJACK, source="new.md"))
+    _assert_write_denied(_post(served, reader, text=HIJACK, source="policy.md"))
+    hits = served.client.post("/v1/search", json={"query": "travel desk"}, headers=reader)
+    assert hits.status_code == 200 and hits.json()["hits"]
+    asked = served.client.post("/v1/ask", json={"query": "How do I book trains?"}, headers=reader)
+    assert asked.status_code == 200
+    rated = served.client.post(
+        "/v1/feedback", json={"answer_id": asked.json()["answer_id"], "rating": "up"}, headers=reader
+    )
+    assert rated.status_code == 201
+    result = call_tool(served.client, reader, "ingest_text", {"text": HIJACK, "source": "mcp.md"})
+    assert result["isError"] is True
+    assert result["structuredContent"]["error"]["code"] == "document.write_denied"
+    assert served.fathom.store.find_document("acme", "mcp.md") is None
+
+
+def test_a_read_only_key_is_refused_every_write_with_scope_missing(served: Served):
+    admin = served.key(user="root", admin=True)
+    integration = served.key(user=None, role="admin", scopes=("search", "ask"))
+    doc_id = served.upload(admin, text=POLICY, source="policy.md")["document_id"]
+    for response in (
+        _post(served, integration, text=HIJACK, source="policy.md"),
+        _post(served, integration, text=HIJACK, source="new.md"),
+        served.client.delete(f"/v1/documents/{doc_id}", headers=integration),
+        served.client.get("/v1/webhooks", headers=integration),
+    ):
+        assert response.status_code == 403, response.text
+        assert response.json()["error"]["code"] == "auth.scope_missing"
+    assert served.client.get(f"/v1/documents/{doc_id}", headers=integration).status_code == 200
+    search_only = served.key(user="sam", scopes=("search",))
+    refused = served.client.post("/v1/ask", json={"query": "trains"}, headers=search_only)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "auth.scope_missing"
+
+
+def test_an_expired_key_gets_a_401_with_its_own_code(served: Served):
+    key, info = served.fathom.keys.create(tenant="acme", user="alice", expires_at=None)
+    headers = {"Authorization": f"Bearer {key}"}
+    assert served.client.get("/v1/documents", headers=headers).status_code == 200
+    with served.fathom.store.session() as session:
+        row = session.get(ApiKeyRow, info.key_id)
+        assert row is not None
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    response = served.client.get("/v1/documents", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "auth.key_expired"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_an_editor_named_in_the_write_acl_replaces_and_deletes_and_may_hand_it_on(served: Served):
+    erin = served.key(user="erin")
+    gail = served.key(user="gail", groups=("writers",))
+    zed = served.key(user="zed")
+    doc_id = served.upload(erin, text=POLICY, source="plan.md", write_acl={"groups": ["writers"]})[
+        "document_id"
+    ]
+    _assert_write_denied(_post(served, zed, text=HIJACK, source="plan.md"))
+    served.upload(gail, text=POLICY + "\nGail's edit.\n", source="plan.md", write_acl={"users": ["zed"]})
+    document = served.client.get(f"/v1/documents/{doc_id}", headers=zed).json()
+    assert document["owner"] == "erin" and document["write_acl"] == {"users": ["zed"], "groups": []}
+    _assert_write_denied(_post(served, gail, text=HIJACK, source="plan.md"))  # no longer named
+    assert served.client.delete(f"/v1/documents/{doc_id}", headers=zed).status_code == 200
+
+
+def test_mcp_ingest_text_sets_a_write_acl_that_lets_a_granted_editor_replace(served: Served):
+    erin = served.key(user="erin")
+    gail = served.key(user="gail", groups=("writers",))
+    zed = served.key(user="zed")
+    created = call_tool(
+        served.client, erin, "ingest_text", {"text": POLICY, "source": "mcp.md", "write_groups": ["writers"]}
+    )
+    assert created["isError"] is False and created["structuredContent"]["status"] == "succeeded"
+    refused = call_tool(served.client, zed, "ingest_text", {"text": HIJACK, "source": "mcp.md"})
+    assert refused["structuredContent"]["error"]["code"] == "document.write_denied"
+    replaced = call_tool(
+        served.client, gail, "ingest_text", {"text": POLICY + "\nGail.\n", "source": "mcp.md"}
+    )
+    assert replaced["isError"] is False, replaced
+    stored = served.fathom.store.find_document("acme", "mcp.md")
+    assert stored is not None and stored.owner_user == "erin" and stored.write_groups == ["writers"]
+    assert stored.text.endswith("Gail.")

@@ -39,8 +39,12 @@ class Served:
         user: str | None = "alice",
         groups: tuple[str, ...] = (),
         admin: bool = False,
+        role: str | None = None,
+        scopes: tuple[str, ...] | None = None,
     ) -> dict[str, str]:
-        key, _ = self.fathom.keys.create(tenant=tenant, user=user, groups=groups, admin=admin)
+        key, _ = self.fathom.keys.create(
+            tenant=tenant, user=user, groups=groups, admin=admin, role=role, scopes=scopes
+        )
         return {"Authorization": f"Bearer {key}"}
 
     def wait_job(self, job_id: str, headers: dict[str, str], timeout: float = 60.0) -> dict[str, Any]:

@@ -196,6 +196,20 @@ def test_errors_come_in_openais_envelope_with_fathoms_codes(site: Site):
         assert isinstance(body, dict) and set(body) == {"message", "type", "param", "code", "request_id"}
 
 
+def test_a_key_without_the_ask_scope_gets_no_completion(site: Site):
+    with Fathom(home=site.home, embedder="hash:64") as fathom:
+        search_only = fathom.keys.create(tenant="acme", user="dave", scopes=["search"])[0]
+    client = site.client(search_only)
+    for stream in (False, True):
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            client.chat.completions.create(
+                model="fathom",
+                messages=[{"role": "user", "content": "What is CloudNova's support email?"}],
+                stream=stream,
+            )
+        assert refused.value.code == "auth.scope_missing"
+
+
 def test_the_keys_request_budget_applies(site: Site):
     client = site.client(site.new_key())
     for _ in range(BURST):

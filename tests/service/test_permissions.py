@@ -6,17 +6,26 @@ Each document carries a secret marker in its source, title and text. Whatever th
 principal that may not read a document never sees its marker, and gets a 404 where it names
 the document; a principal that may read it finds it. The expected access is written out by
 hand below, not computed by fathom's own rule.
+
+The second matrix is roles x write operations: 10 principals (each role; owners, write-ACL
+grantees by user and by group, a reader with the owner's name, read-only scoped keys, another
+tenant's admin) x 2 documents (tenant-wide and restricted, both with a write ACL) x 3 operations
+(replace, ACL change, delete), plus each principal rating two answers: 80 calls, each expected
+outcome written out by hand in ``WRITE_OUTCOMES`` and ``FEEDBACK_OUTCOMES``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.service.conftest import Served
+from tests.service.shared import postgres_schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -263,3 +272,201 @@ def test_admins_delete_their_tenants_documents_and_nobody_finds_them_after(world
             _assert_not_found(response, f"{principal} gets deleted {document}")
             hits = served.client.post("/v1/search", json={"query": question(document)}, headers=headers)
             assert marker(document) not in hits.text
+
+
+# -- roles x write operations ------------------------------------------------------------------
+#
+# Every principal below replaces, re-ACLs and deletes its own fresh copy of each of two
+# documents of tenant acme (created by the editor erin, so erin owns them), and rates two answers.
+# The expected outcome of every call is written out by hand: fathom's rule is not consulted.
+
+WRITERS: dict[str, dict[str, Any]] = {
+    "admin": {"user": "root", "role": "admin"},
+    "owner": {"user": "erin", "role": "editor"},
+    "user-grant": {"user": "gus", "role": "editor"},
+    "group-grant": {"user": "gail", "groups": ("writers",), "role": "editor"},
+    "editor": {"user": "ed", "role": "editor"},
+    "reader-owner": {"user": "erin", "role": "reader"},  # the owner's name, with a reader's role
+    "reader-grant": {"user": "gus", "role": "reader"},  # named in the write ACL, but a reader
+    "read-only-admin": {"user": "audit", "role": "admin", "scopes": ("search", "ask")},
+    "search-only": {"user": "sam", "role": "editor", "scopes": ("search",)},
+    "other-tenant-admin": {"tenant": "globex", "user": "root", "role": "admin"},
+}
+
+# name: (read ACL, write ACL); erin creates both.
+WRITTEN: dict[str, tuple[dict[str, list[str]], dict[str, list[str]]]] = {
+    "open": ({}, {"users": ["gus"], "groups": ["writers"]}),
+    "closed": ({"users": ["erin", "gus"]}, {"users": ["gus"], "groups": ["writers"]}),
+}
+
+OK = "ok"
+WRITE_DENIED = "403 document.write_denied"
+DELETE_DENIED = "403 document.delete_denied"
+SCOPE = "403 auth.scope_missing"
+TAKEN = "409 document.source_taken"
+GONE = "404 document.not_found"
+ANSWER_GONE = "404 answer.not_found"
+ELSEWHERE = "202, a new document in the caller's own tenant"
+
+# (principal, document): (replace, ACL change, delete)
+WRITE_OUTCOMES: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("admin", "open"): (OK, OK, OK),
+    ("admin", "closed"): (OK, OK, OK),
+    ("owner", "open"): (OK, OK, OK),
+    ("owner", "closed"): (OK, OK, OK),
+    ("user-grant", "open"): (OK, OK, OK),
+    ("user-grant", "closed"): (OK, OK, OK),
+    ("group-grant", "open"): (OK, OK, OK),
+    ("group-grant", "closed"): (TAKEN, TAKEN, GONE),  # granted write, but may not read it
+    ("editor", "open"): (WRITE_DENIED, WRITE_DENIED, DELETE_DENIED),
+    ("editor", "closed"): (TAKEN, TAKEN, GONE),
+    ("reader-owner", "open"): (WRITE_DENIED, WRITE_DENIED, DELETE_DENIED),
+    ("reader-owner", "closed"): (WRITE_DENIED, WRITE_DENIED, DELETE_DENIED),
+    ("reader-grant", "open"): (WRITE_DENIED, WRITE_DENIED, DELETE_DENIED),
+    ("reader-grant", "closed"): (WRITE_DENIED, WRITE_DENIED, DELETE_DENIED),
+    ("read-only-admin", "open"): (SCOPE, SCOPE, SCOPE),
+    ("read-only-admin", "closed"): (SCOPE, SCOPE, SCOPE),
+    ("search-only", "open"): (SCOPE, SCOPE, SCOPE),
+    ("search-only", "closed"): (TAKEN, TAKEN, GONE),
+    ("other-tenant-admin", "open"): (ELSEWHERE, ELSEWHERE, GONE),
+    ("other-tenant-admin", "closed"): (ELSEWHERE, ELSEWHERE, GONE),
+}
+
+# principal: (rating the answer it received, rating the answer erin's editor key received)
+FEEDBACK_OUTCOMES: dict[str, tuple[str, str]] = {
+    "admin": (OK, OK),
+    "owner": (OK, OK),
+    "user-grant": (OK, ANSWER_GONE),
+    "group-grant": (OK, ANSWER_GONE),
+    "editor": (OK, ANSWER_GONE),
+    "reader-owner": (OK, OK),  # the same user as the owner key: the same person
+    "reader-grant": (OK, ANSWER_GONE),
+    "read-only-admin": (OK, OK),
+    "search-only": (SCOPE, SCOPE),  # without `ask` it neither asks nor rates
+    "other-tenant-admin": (OK, ANSWER_GONE),
+}
+
+OPERATIONS = ("replace", "acl-change", "delete")
+
+
+def _outcome(response: Any) -> str:
+    if response.status_code in (200, 201, 202):
+        return OK
+    return f"{response.status_code} {response.json()['error']['code']}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writers(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Served, dict[str, dict[str, str]]]]:
+    """The write matrix's app, its store on SQLite or in a fresh PostgreSQL schema (the write
+    checks run in the store's transaction, with the document's row locked)."""
+    from fastapi.testclient import TestClient
+
+    from fathom import Fathom
+    from fathom.service import create_app
+
+    with contextlib.ExitStack() as stack:
+        database = {}
+        if request.param == "postgresql":
+            database = {"database_url": stack.enter_context(postgres_schema())}
+        fathom = stack.enter_context(
+            Fathom(home=tmp_path / "home", embedder="hash:64", rate_limit_per_minute=0, **database)
+        )
+        client = stack.enter_context(TestClient(create_app(fathom=fathom), raise_server_exceptions=False))
+        served = Served(client, fathom)
+        keys = {name: served.key(**{"tenant": "acme", **spec}) for name, spec in WRITERS.items()}
+        yield served, keys
+
+
+def _body(source: str, document: str, operation: str, text: str = "") -> dict[str, Any]:
+    acl, write_acl = WRITTEN[document]
+    if operation == "acl-change":  # the same text, new read and write ACLs
+        acl = {"users": [*acl.get("users", []), "zed"]} if acl else {"users": ["erin", "zed"]}
+        write_acl = {"users": ["zed"]}
+    return {
+        "text": text or f"# Plan {source}\n\nThe plan for {source}.\n",
+        "source": source,
+        "acl": acl,
+        "write_acl": write_acl,
+    }
+
+
+def test_roles_by_write_operations_matrix(writers: tuple[Served, dict[str, dict[str, str]]]) -> None:
+    served, keys = writers
+    admin = keys["admin"]
+    created: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+    jobs = []
+    for principal in WRITERS:
+        for document in WRITTEN:
+            for operation in OPERATIONS:
+                source = f"{principal}-{document}-{operation}.md"
+                accepted = served.client.post(
+                    "/v1/documents", json=_body(source, document, "create"), headers=keys["owner"]
+                )
+                assert accepted.status_code == 202, accepted.text
+                jobs.append(accepted.json()["job_id"])
+                created[principal, document, operation] = (accepted.json()["document_id"], {})
+    for job_id in jobs:
+        assert served.wait_job(job_id, admin)["status"] == "succeeded"
+    for key, (doc_id, _) in created.items():
+        created[key] = (doc_id, served.client.get(f"/v1/documents/{doc_id}", headers=admin).json())
+        assert created[key][1]["owner"] == "erin" and created[key][1]["write_acl"]["users"] == ["gus"]
+
+    checked = 0
+    pending = []
+    for (principal, document), expected in WRITE_OUTCOMES.items():
+        for operation, outcome in zip(OPERATIONS, expected, strict=True):
+            doc_id, before = created[principal, document, operation]
+            where = f"{principal} {operation} {document}"
+            source = before["source"]
+            if operation == "delete":
+                response = served.client.delete(f"/v1/documents/{doc_id}", headers=keys[principal])
+            else:
+                text = f"# Plan {source}\n\nRewritten by {principal}.\n" if operation == "replace" else ""
+                body = _body(source, document, operation, text)
+                response = served.client.post("/v1/documents", json=body, headers=keys[principal])
+            got = _outcome(response)
+            assert got == (OK if outcome == ELSEWHERE else outcome), f"{where}: {got}, expected {outcome}"
+            if response.status_code == 202:
+                pending.append((response.json()["job_id"], keys[principal]))
+            checked += 1
+    for job_id, headers in pending:
+        assert served.wait_job(job_id, headers)["status"] == "succeeded"
+
+    # What the calls left: allowed changes happened, refused ones changed nothing.
+    for (principal, document), expected in WRITE_OUTCOMES.items():
+        for operation, outcome in zip(OPERATIONS, expected, strict=True):
+            doc_id, before = created[principal, document, operation]
+            where = f"{principal} {operation} {document}"
+            after = served.client.get(f"/v1/documents/{doc_id}", headers=admin)
+            if outcome != OK:
+                assert after.status_code == 200 and after.json() == before, where
+            elif operation == "delete":
+                assert after.status_code == 404, where
+            elif operation == "replace":
+                assert after.json()["content_hash"] != before["content_hash"], where
+                assert after.json()["owner"] == "erin", where  # a replacement keeps the owner
+            else:
+                assert after.json()["content_hash"] == before["content_hash"], where
+                assert "zed" in after.json()["acl"]["users"], where
+                assert after.json()["write_acl"] == {"users": ["zed"], "groups": []}, where
+
+    # Feedback: every principal rates the answer it received and the one erin's editor key got.
+    answers: dict[str, str] = {}
+    for principal in WRITERS:
+        asked = served.client.post("/v1/ask", json={"query": "What is the plan?"}, headers=keys[principal])
+        if asked.status_code == 200:
+            answers[principal] = asked.json()["answer_id"]
+        else:
+            assert _outcome(asked) == SCOPE, principal
+    for principal, (own, owners) in FEEDBACK_OUTCOMES.items():
+        for answer_of, outcome in ((principal, own), ("owner", owners)):
+            answer_id = answers.get(answer_of, answers["owner"])
+            response = served.client.post(
+                "/v1/feedback", json={"answer_id": answer_id, "rating": "up"}, headers=keys[principal]
+            )
+            assert _outcome(response) == outcome, f"{principal} rates the answer {answer_of} received"
+            checked += 1
+    # 10 principals x 2 documents x 3 write operations, and 10 principals x 2 answers.
+    assert checked == len(WRITERS) * len(WRITTEN) * len(OPERATIONS) + 2 * len(WRITERS) == 80

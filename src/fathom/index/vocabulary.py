@@ -1,5 +1,9 @@
 """The one vocabulary of access and metadata tokens, shared by every index and the store.
 
+A document's write ACL uses the same ``u:<user>`` and ``g:<group>`` tokens, without the
+tenant-wide ``*``: an empty write ACL grants nobody (owner and admins only; see
+:mod:`fathom.permissions`).
+
 A document's ACL becomes tokens (``*`` for the whole tenant, ``u:<user>``, ``g:<group>``); a
 principal becomes the tokens it holds; a chunk passes a filter when it belongs to the filter's
 tenant, shares at least one ACL token with it (unless the filter has none: an admin) and carries
@@ -18,6 +22,8 @@ from fathom.index.types import IndexFilter
 __all__ = [
     "TENANT_WIDE",
     "document_acl_tokens",
+    "document_write_tokens",
+    "grants",
     "filter_for",
     "matches",
     "metadata_terms",
@@ -34,6 +40,16 @@ def document_acl_tokens(users: Sequence[str], groups: Sequence[str]) -> tuple[st
     if not users and not groups:
         return (TENANT_WIDE,)
     return tuple(dict.fromkeys([f"u:{u}" for u in users] + [f"g:{g}" for g in groups]))
+
+
+def document_write_tokens(users: Sequence[str], groups: Sequence[str]) -> tuple[str, ...]:
+    """Tokens of a document's write ACL; an empty write ACL grants nobody (no ``*``)."""
+    return tuple(dict.fromkeys([f"u:{u}" for u in users] + [f"g:{g}" for g in groups]))
+
+
+def grants(principal: Principal, tokens: Sequence[str]) -> bool:
+    """Whether ``principal`` holds one of ``tokens`` (an ACL's tokens, read or write)."""
+    return bool(set(principal_acl_tokens(principal)) & set(tokens))
 
 
 def principal_acl_tokens(principal: Principal) -> tuple[str, ...]:

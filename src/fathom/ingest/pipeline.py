@@ -83,6 +83,8 @@ class _Pending:
     doc_id: str | None = None
     # The uploader; None: the tenant's admin (CLI, embedded use).
     writer: Principal | None = None
+    # The write ACL (users, groups) to set; None: keep the document's.
+    write_acl: tuple[Sequence[str], Sequence[str]] | None = None
     vectors: list[np.ndarray] = field(default_factory=list)
 
 
@@ -277,6 +279,7 @@ class IngestPipeline:
         name: str | None = None,
         doc_id: str | None = None,
         principal: Principal | None = None,
+        write_acl: tuple[Sequence[str], Sequence[str]] | None = None,
     ) -> FileOutcome:
         """Ingest one in-memory document under ``source`` (as ``doc_id`` when it is new;
         ``name`` hints at its type). A document whose content and ACL are unchanged is left
@@ -284,7 +287,8 @@ class IngestPipeline:
 
         ``principal`` is the uploader (None: the tenant's admin): it owns a new document, must
         be allowed to replace an existing one, and near-duplicates are looked for only among
-        the documents it may read.
+        the documents it may read. ``write_acl`` (users, groups) replaces the document's write
+        ACL (None keeps it).
 
         Raises:
             Conflict: the source belongs to a document the uploader may not read, or ``doc_id``
@@ -300,6 +304,7 @@ class IngestPipeline:
             name=name,
             acl_users=acl_users,
             acl_groups=acl_groups,
+            write_acl=write_acl,
         )
         if outcome is not None:
             return outcome
@@ -307,6 +312,7 @@ class IngestPipeline:
         pending.acl_users, pending.acl_groups = acl_users, acl_groups
         pending.doc_id = doc_id
         pending.writer = principal
+        pending.write_acl = write_acl
         return self._flush([pending], tenant, None)[0]
 
     def _prepare_bytes(
@@ -320,6 +326,7 @@ class IngestPipeline:
         name: str | None = None,
         acl_users: Sequence[str] = (),
         acl_groups: Sequence[str] = (),
+        write_acl: tuple[Sequence[str], Sequence[str]] | None = None,
     ) -> tuple[FileOutcome | None, _Pending | None]:
         """Parse one in-memory document in the worker pool, or say why it needs no work."""
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in source):
@@ -336,6 +343,13 @@ class IngestPipeline:
             and existing.content_hash == content_hash
             and sorted(existing.acl_users or ()) == sorted(acl_users)
             and sorted(existing.acl_groups or ()) == sorted(acl_groups)
+            and (
+                write_acl is None
+                or (
+                    sorted(existing.write_users or ()) == sorted(set(write_acl[0]))
+                    and sorted(existing.write_groups or ()) == sorted(set(write_acl[1]))
+                )
+            )
         ):
             return FileOutcome(source, "unchanged", doc_id=existing.id), None
         if len(data) > self._settings.max_file_bytes:
@@ -501,6 +515,7 @@ class IngestPipeline:
                     acl_groups=pending.acl_groups,
                     doc_id=pending.doc_id,
                     writer=pending.writer,
+                    write_acl=pending.write_acl,
                 )
             log.info("ingest.document_committed", doc_id=doc_id, chunks=len(drafts), replaced=replaced)
             outcomes.append(

@@ -16,6 +16,7 @@ from fathom.domain import FileOutcome, JobInfo, Principal
 from fathom.errors import Conflict, LimitExceeded, NotFound, PermissionDenied
 from fathom.index.catchup import Indexer
 from fathom.ingest.pipeline import IngestPipeline
+from fathom.permissions import check_create
 from fathom.store.database import Store, check_write
 from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
 from fathom.store.schema import DocumentRow
@@ -54,6 +55,7 @@ class Uploads:
         acl_users: Sequence[str],
         acl_groups: Sequence[str],
         idempotency: tuple[str, str, str] | None,
+        write_acl: tuple[Sequence[str], Sequence[str]] | None = None,
     ) -> tuple[JobInfo, bool]:
         """Queue a document (see :meth:`fathom.Fathom.submit_document`)."""
         if len(content) > self._settings.max_upload_bytes:
@@ -63,15 +65,22 @@ class Uploads:
             )
         existing = self._store.find_document(who.tenant, source)
         users, groups = acl_pair(acl_users, acl_groups)
+        writers = acl_pair(*write_acl) if write_acl is not None else None
         if existing is not None:
-            # The same text with the same ACL changes nothing (the job finds it unchanged), so any
+            # The same text with the same ACLs changes nothing (the job finds it unchanged), so any
             # reader may send it again: text uploaded without a source is stored once.
-            check_write(who, existing, changes=not _same_document(existing, content, users, groups))
+            same = _same_document(existing, content, users, groups, writers)
+            check_write(who, existing, changes=not same)
+        else:
+            check_create(who)
         job = NewJob(
             tenant=who.tenant,
             owner_user=who.user,
             owner_groups=who.groups,
             owner_admin=who.admin,
+            owner_role=who.role,
+            owner_key=who.key_id,
+            write_acl=writers,
             source=source,
             title=title,
             content=content,
@@ -104,6 +113,7 @@ class Uploads:
                 acl_groups=job.acl_groups,
                 doc_id=job.document_id,
                 principal=job.submitter,
+                write_acl=job.write_acl,
             )
         except (Conflict, PermissionDenied) as exc:
             return FileOutcome(job.source, "failed", error_code=exc.code, message=exc.message)
@@ -126,10 +136,24 @@ class Uploads:
         raise NotFound(f"no job {job_id!r}", code="job.not_found")
 
 
-def _same_document(doc: DocumentRow, content: bytes, users: Sequence[str], groups: Sequence[str]) -> bool:
-    """Whether storing ``content`` with this ACL under ``doc``'s source would change nothing."""
+def _same_document(
+    doc: DocumentRow,
+    content: bytes,
+    users: Sequence[str],
+    groups: Sequence[str],
+    writers: tuple[Sequence[str], Sequence[str]] | None,
+) -> bool:
+    """Whether storing ``content`` with these ACLs under ``doc``'s source would change nothing
+    (``writers`` None: the write ACL is kept)."""
     return (
         doc.content_hash == hashlib.sha256(content).hexdigest()
         and sorted(doc.acl_users or ()) == sorted(users)
         and sorted(doc.acl_groups or ()) == sorted(groups)
+        and (
+            writers is None
+            or (
+                sorted(doc.write_users or ()) == sorted(writers[0])
+                and sorted(doc.write_groups or ()) == sorted(writers[1])
+            )
+        )
     )

@@ -167,6 +167,9 @@ def _document_info(doc: DocumentRow, chunks: int, readable: Callable[[str], bool
         updated_at=doc.updated_at.isoformat(),
         acl_users=tuple(doc.acl_users or ()),
         acl_groups=tuple(doc.acl_groups or ()),
+        owner=doc.owner_user or (f"key:{doc.owner_key}" if doc.owner_key else None),
+        write_users=tuple(doc.write_users or ()),
+        write_groups=tuple(doc.write_groups or ()),
     )
 
 

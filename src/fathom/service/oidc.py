@@ -34,8 +34,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.requests import Request
 
 from fathom.config import Settings
-from fathom.domain import Principal
+from fathom.domain import ROLES, Principal
 from fathom.errors import Unauthorized
+from fathom.permissions import highest_role
 from fathom.service.issuer import IssuerKeys, IssuerMetadata, Observer
 
 __all__ = [
@@ -46,8 +47,6 @@ __all__ = [
     "public_base_url",
 ]
 
-# Highest last: a claim naming several roles gives the highest of them.
-ROLES = ("reader", "editor", "admin")
 _CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 _TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/jwt", "application/at+jwt"})
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
@@ -68,7 +67,7 @@ class TokenIdentity:
             ``key_id`` (rate-limit buckets, conversation and feedback ownership, logs).
         principal: the mapped principal.
         role: the fathom role the token's role claim maps to (None: the claim is absent or names
-            no known role).
+            no known role, and the principal has ``oidc_default_role``).
     """
 
     subject_id: str
@@ -124,6 +123,7 @@ class ClaimMapping:
     groups_claim: str = "groups"
     role_claim: str = "role"
     role_values: Mapping[str, str] | None = None
+    default_role: str = "reader"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClaimMapping:
@@ -134,10 +134,12 @@ class ClaimMapping:
             groups_claim=settings.oidc_groups_claim,
             role_claim=settings.oidc_role_claim,
             role_values=dict(settings.oidc_role_values),
+            default_role=settings.oidc_default_role,
         )
 
     def identity(self, claims: Mapping[str, Any]) -> tuple[Principal, str | None]:
-        """The principal and role of verified ``claims``.
+        """The principal and role of verified ``claims`` (the principal has ``default_role``
+        when the role claim names no known role).
 
         Raises:
             Unauthorized: ``auth.token_claims`` when the tenant or user claim is missing or unusable.
@@ -149,9 +151,9 @@ class ClaimMapping:
         if user is None:
             raise _refuse("auth.token_claims", f"the token has no usable user claim {self.user_claim!r}")
         role = self.role(claims)
-        # TODO(roles): when Principal gains `role` (branch governance), pass `role=role` here (and
-        # the deployment's default when None) instead of deriving `admin` from it.
-        principal = Principal(tenant=tenant, user=user, groups=self.groups(claims), admin=role == "admin")
+        principal = Principal(
+            tenant=tenant, user=user, groups=self.groups(claims), role=role or self.default_role
+        )
         return principal, role
 
     def groups(self, claims: Mapping[str, Any]) -> tuple[str, ...]:
@@ -167,8 +169,7 @@ class ClaimMapping:
         items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
         mapping = self.role_values or {}
         found = {mapping.get(item, item) for item in items if isinstance(item, str)}
-        ranked = [role for role in ROLES if role in found]
-        return ranked[-1] if ranked else None
+        return highest_role(list(found))
 
 
 class OidcAuthenticator:

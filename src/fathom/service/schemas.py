@@ -35,6 +35,7 @@ __all__ = [
     "SearchOut",
     "SentenceOut",
     "TurnOut",
+    "WriteAclIn",
 ]
 
 # A bound on queries before fathom's own limit (max_query_chars, 2000 by default) applies; it
@@ -53,6 +54,14 @@ class AclIn(_In):
     groups: list[Name] = Field(default_factory=list, max_length=1000, examples=[["eng"]])
 
 
+class WriteAclIn(_In):
+    """Editors who may replace the document, change its ACLs or delete it, as its owner may.
+    Both empty: only its owner and the tenant's admins. Readers never write, whatever it says."""
+
+    users: list[Name] = Field(default_factory=list, max_length=1000, examples=[["bob"]])
+    groups: list[Name] = Field(default_factory=list, max_length=1000, examples=[["docs-team"]])
+
+
 class DocumentIn(_In):
     """A document given as text (Markdown, HTML or plain text; the format is detected)."""
 
@@ -67,6 +76,11 @@ class DocumentIn(_In):
         examples=["wiki/runbook.md"],
     )
     acl: AclIn | None = None
+    write_acl: WriteAclIn | None = Field(
+        default=None,
+        description="Who else may write the document. Left out: a new document gets an empty one "
+        "(owner and admins only) and a replaced one keeps its own.",
+    )
     metadata: Metadata | None = Field(default=None, examples=[{"team": "ops"}])
 
 
@@ -124,7 +138,16 @@ class DocumentOut(BaseModel):
     metadata: dict[str, Any]
     created_at: str
     updated_at: str
-    acl: AclOut
+    acl: AclOut = Field(description="Who may read it (both empty: the whole tenant).")
+    owner: str | None = Field(
+        default=None,
+        description="Who created it: its user, or `key:<key id>` for a key without a user; null for "
+        "documents from the CLI or from before owners were recorded (admins write those).",
+    )
+    write_acl: AclOut = Field(
+        default_factory=lambda: AclOut(users=[], groups=[]),
+        description="Editors who may write it besides its owner and admins (both empty: nobody else).",
+    )
 
     @classmethod
     def of(cls, doc: DocumentInfo) -> DocumentOut:
@@ -417,8 +440,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route may answer with."""
     descriptions = {
         400: "The body could not be read (e.g. malformed JSON).",
-        401: "No valid API key.",
-        403: "Readable, but not allowed to change.",
+        401: "No valid API key (`auth.invalid_key`, `auth.key_expired`, ...) or token.",
+        403: "Not allowed: readable but not writable by the caller's role, ownership and write ACL "
+        "(`document.write_denied`, `document.delete_denied`), an admin-only route, or a key used "
+        "outside its scopes (`auth.scope_missing`).",
         404: "No such thing, or one the caller may not read.",
         409: "Conflicts with existing state.",
         413: "The body is larger than the route's limit (max_upload_bytes for uploads, "

@@ -19,12 +19,14 @@ from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, ma
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.orm import Session, defer, sessionmaker
 
+from fathom import permissions
 from fathom.domain import Principal
-from fathom.errors import Conflict, PermissionDenied, StorageFull
+from fathom.errors import Conflict, StorageFull
 from fathom.index.backend import TransactionalIndex
 from fathom.index.types import ChangeBatch, IndexableChunk, IndexFilter
 from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
+from fathom.permissions import DocumentAccess
 from fathom.store import change_log
 from fathom.store.chunks import ChunkDraft, StoredChunk
 from fathom.store.conversations import erase_turns_citing
@@ -40,7 +42,7 @@ from fathom.store.space import (
     storage_full,
 )
 
-__all__ = ["ChunkDraft", "Store", "StoredChunk", "check_write"]
+__all__ = ["ChunkDraft", "Store", "StoredChunk", "check_write", "document_access"]
 
 T = TypeVar("T")
 
@@ -103,25 +105,22 @@ def _indexable(
     )
 
 
+def document_access(doc: DocumentRow) -> DocumentAccess:
+    """What :mod:`fathom.permissions` needs of a stored document."""
+    return DocumentAccess(
+        tenant=doc.tenant_id,
+        acl_users=tuple(doc.acl_users or ()),
+        acl_groups=tuple(doc.acl_groups or ()),
+        owner_user=doc.owner_user,
+        owner_key=doc.owner_key,
+        write_users=tuple(doc.write_users or ()),
+        write_groups=tuple(doc.write_groups or ()),
+    )
+
+
 def check_write(writer: Principal, doc: DocumentRow, *, changes: bool = True) -> None:
-    """Refuse to let ``writer`` replace ``doc`` (or change its ACL) unless it may.
-
-    ``changes=False`` (the upload is the same text with the same ACL) checks only that the
-    writer may read the document.
-
-    Raises:
-        Conflict: the writer may not even read the document: to it, the source is just taken
-            (``document.source_taken``; the document's existence is not revealed).
-        PermissionDenied: the writer may read the document but neither owns it nor is an
-            admin (``document.write_denied``).
-    """
-    if not writer.can_read(doc.tenant_id, doc.acl_users or (), doc.acl_groups or ()):
-        raise Conflict("this source is taken; choose another source name", code="document.source_taken")
-    if changes and not writer.can_write(doc.tenant_id, doc.owner_user):
-        raise PermissionDenied(
-            "only the document's owner or an admin may replace it or change its ACL",
-            code="document.write_denied",
-        )
+    """Refuse to let ``writer`` replace ``doc`` (see :func:`fathom.permissions.check_write`)."""
+    permissions.check_write(writer, document_access(doc), changes=changes)
 
 
 class Store:
@@ -269,16 +268,20 @@ class Store:
         acl_groups: Sequence[str] = (),
         doc_id: str | None = None,
         writer: Principal | None = None,
+        write_acl: tuple[Sequence[str], Sequence[str]] | None = None,
     ) -> tuple[str, bool]:
         """Insert or replace a document and all its chunks in one transaction.
 
         Args:
             doc_id: the id a new document gets (default: a fresh one); when a document with
                 this source already exists under another id, nothing is written.
-            writer: who writes; a new document is owned by its user. An existing document is
-                replaced only when the writer may read it and write it (checked in this
-                transaction, with the document's row locked). None: the tenant's admin (CLI,
-                embedded use), whose new documents have no owner.
+            writer: who writes; a new document is owned by its user (by its key when it has no
+                user). An existing document is replaced only when the writer may read it and
+                write it (:mod:`fathom.permissions`, checked in this transaction, with the
+                document's row locked). None: the tenant's admin (CLI, embedded use), whose new
+                documents have no owner.
+            write_acl: the write ACL (users, groups) to set; None keeps a replaced document's
+                (a new one gets an empty one: owner and admins only).
 
         Returns:
             The document id and whether an existing document was replaced.
@@ -301,6 +304,8 @@ class Store:
             replaced = doc is not None
             if doc is not None and writer is not None:
                 check_write(writer, doc)
+            elif doc is None and writer is not None:
+                permissions.check_create(writer)
             old_ids: list[int] = []
             if doc is not None and doc_id is not None and doc.id != doc_id:
                 raise Conflict("another document took this source meanwhile", code="document.conflict")
@@ -311,6 +316,7 @@ class Store:
                     tenant_id=tenant,
                     source=source,
                     owner_user=writer.user if writer is not None else None,
+                    owner_key=writer.key_id if writer is not None and writer.user is None else None,
                     created_at=now,
                 )
                 session.add(doc)
@@ -323,6 +329,8 @@ class Store:
             doc.metadata_ = dict(metadata)
             doc.acl_users = list(acl_users)
             doc.acl_groups = list(acl_groups)
+            if write_acl is not None:
+                doc.write_users, doc.write_groups = sorted(set(write_acl[0])), sorted(set(write_acl[1]))
             doc.updated_at = now
             session.flush()
             self._write_acl(session, doc.id, acl_users, acl_groups)

@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from sqlalchemy import Integer, cast, func, select
 
+from fathom import permissions
 from fathom.domain import Answer, Principal, Usage
-from fathom.errors import NotFound, PermissionDenied
+from fathom.errors import NotFound
 from fathom.store.database import Store
 from fathom.store.schema import AnswerRow, FeedbackRow, utcnow
 
@@ -96,8 +97,9 @@ class FeedbackLog:
         Raises:
             PermissionDenied: the principal is not an admin of its tenant.
         """
-        if not principal.admin:
-            raise PermissionDenied("only an admin key may read the tenant's usage", code="usage.admin_only")
+        permissions.require_admin(
+            principal, "only an admin key may read the tenant's usage", "usage.admin_only"
+        )
         if group_by == "user":
             key: Any = AnswerRow.user_id
         elif self._store.engine.dialect.name == "postgresql":
@@ -171,10 +173,6 @@ class FeedbackLog:
 
 def _received(answer: AnswerRow, principal: Principal, key_id: str | None) -> bool:
     """Whether ``principal`` (calling with the key ``key_id``) received ``answer`` (see ``add``)."""
-    if answer.tenant_id != principal.tenant:
-        return False
-    if principal.admin:
-        return True
-    if principal.user is not None:
-        return answer.user_id == principal.user
-    return key_id is not None and answer.user_id is None and answer.key_id == key_id
+    return permissions.may_rate(
+        principal, key_id, tenant=answer.tenant_id, user=answer.user_id, answer_key=answer.key_id
+    )

@@ -75,6 +75,10 @@ class NewJob:
     acl_groups: tuple[str, ...]
     owner_groups: tuple[str, ...] = ()
     owner_admin: bool = False
+    owner_role: str | None = None
+    owner_key: str | None = None
+    # The write ACL (users, groups) the upload sets; None: keep the document's.
+    write_acl: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     # W3C traceparent of the upload request, when tracing is on.
     trace_parent: str | None = None
 
@@ -97,12 +101,21 @@ class ClaimedJob:
     owner_groups: tuple[str, ...] = ()
     owner_admin: bool = False
     trace_parent: str | None = None
+    owner_role: str | None = None
+    owner_key: str | None = None
+    write_acl: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
     @property
     def submitter(self) -> Principal:
-        """The principal that submitted the job, as it was then: the worker writes as it."""
+        """The principal that submitted the job, as it was then: the worker writes as it (a job
+        queued before roles: an editor, or an admin by ``owner_admin``)."""
+        role = self.owner_role or ("admin" if self.owner_admin else "editor")
         return Principal(
-            tenant=self.tenant, user=self.owner_user, groups=self.owner_groups, admin=self.owner_admin
+            tenant=self.tenant,
+            user=self.owner_user,
+            groups=self.owner_groups,
+            role=role,
+            key_id=self.owner_key,
         )
 
 
@@ -183,6 +196,10 @@ class JobQueue:
                     owner_user=job.owner_user,
                     owner_groups=list(job.owner_groups),
                     owner_admin=job.owner_admin,
+                    owner_role=job.owner_role,
+                    owner_key=job.owner_key,
+                    write_users=list(job.write_acl[0]) if job.write_acl is not None else None,
+                    write_groups=list(job.write_acl[1]) if job.write_acl is not None else None,
                     document_id=existing or uuid.uuid4().hex,
                     source=job.source,
                     title=job.title,
@@ -407,6 +424,13 @@ class JobQueue:
                 owner_groups=tuple(row.owner_groups or ()),
                 owner_admin=bool(row.owner_admin),
                 trace_parent=row.trace_parent,
+                owner_role=row.owner_role,
+                owner_key=row.owner_key,
+                write_acl=(
+                    (tuple(row.write_users or ()), tuple(row.write_groups or ()))
+                    if row.write_users is not None or row.write_groups is not None
+                    else None
+                ),
             )
 
     def renew(self, job_id: str, worker: str) -> bool:

@@ -69,6 +69,12 @@ class DocumentRow(Base):
     # it or change its ACL. NULL (created by the CLI, by a key without a user, or before owners
     # were recorded): admins only.
     owner_user: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # For a document created by a key without a user: that key's id (its owner). NULL otherwise.
+    owner_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The write ACL (:mod:`fathom.permissions`): editors among these users and groups may replace
+    # the document, change its ACLs or delete it, as its owner may. Empty: owner and admins only.
+    write_users: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    write_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -131,6 +137,7 @@ class ApiKeyRow(Base):
     """An API key: only a SHA-256 of the key is kept; ``prefix`` finds the row to compare."""
 
     __tablename__ = "api_keys"
+    __table_args__ = (Index("uq_api_keys_previous_prefix", "previous_prefix", unique=True),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
@@ -138,9 +145,21 @@ class ApiKeyRow(Base):
     tenant_id: Mapped[str] = mapped_column(String(128))
     user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
     groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Kept equal to ``role == "admin"`` (the column before roles; older versions read it).
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # reader, editor or admin (migration 0008: admin keys became admin, the others editor).
+    role: Mapped[str] = mapped_column(String(16), default="editor", server_default="editor")
+    # What the key may be used for (fathom.domain.SCOPES); NULL: everything.
+    scopes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # After ``fathom keys rotate``: the previous secret's prefix and hash, valid until
+    # ``previous_valid_until`` (the grace period), so clients can switch without an outage.
+    previous_prefix: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    previous_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    previous_valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class JobRow(Base):
@@ -163,6 +182,12 @@ class JobRow(Base):
     # it commits (the document may have changed owner or ACL since the upload was accepted).
     owner_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     owner_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The submitter's role and key (NULL for jobs queued before 0008: editor, or admin by
+    # ``owner_admin``), and the write ACL the upload asks for (NULL: keep the document's).
+    owner_role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    owner_key: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    write_users: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    write_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     document_id: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(4096))
     title: Mapped[str | None] = mapped_column(String(1024), nullable=True)

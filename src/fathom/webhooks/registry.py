@@ -15,9 +15,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
+from fathom import permissions
 from fathom.config import Settings
 from fathom.domain import Principal
-from fathom.errors import FathomError, InvalidQuery, LimitExceeded, NotFound, PermissionDenied
+from fathom.errors import FathomError, InvalidQuery, LimitExceeded, NotFound
 from fathom.ingest.fetch import check_destination
 from fathom.store.database import Store
 from fathom.store.outbox import EVENT_TYPES
@@ -107,5 +108,4 @@ class Webhooks:
 
 
 def _admin_only(who: Principal) -> None:
-    if not who.admin:
-        raise PermissionDenied("only an admin key may manage webhooks", code="webhook.admin_only")
+    permissions.require_admin(who, "only an admin key may manage webhooks", "webhook.admin_only")

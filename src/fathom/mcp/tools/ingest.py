@@ -33,8 +33,9 @@ class IngestTextArgs(_Args):
         min_length=1,
         max_length=4096,
         description="The document's identity, e.g. 'notes/2024-06-standup.md'. Ingesting the same "
-        "source again replaces that document (unchanged text is skipped) if you created it or are "
-        "an admin; otherwise it fails with document.write_denied. Default: derived from the text, "
+        "source again replaces that document (unchanged text is skipped) if you created it, are "
+        "named in its write ACL (as an editor) or are an admin; otherwise it fails with "
+        "document.write_denied (as does any ingest by a reader). Default: derived from the text, "
         "so the same text is stored once.",
     )
     title: str | None = Field(
@@ -53,6 +54,16 @@ class IngestTextArgs(_Args):
     )
     acl_groups: list[str] = Field(
         default_factory=list, max_length=1000, description="Groups whose members may read the document."
+    )
+    write_users: list[str] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Editors who may also replace, re-ACL or delete the document (besides you and "
+        "admins). Leave write_users and write_groups out to keep a replaced document's write ACL; "
+        "a new document then gets none.",
+    )
+    write_groups: list[str] | None = Field(
+        default=None, max_length=1000, description="Groups whose editors may also write the document."
     )
     wait_seconds: float = Field(
         default=60.0,
@@ -86,6 +97,9 @@ class IngestResult(_Result):
 
 
 def _submit(ctx: ToolContext, args: IngestTextArgs, source: str) -> JobInfo:
+    writers = None
+    if args.write_users is not None or args.write_groups is not None:
+        writers = (tuple(args.write_users or ()), tuple(args.write_groups or ()))
     job, new = ctx.fathom.submit_document(
         args.text.encode("utf-8"),
         source=source,
@@ -94,6 +108,7 @@ def _submit(ctx: ToolContext, args: IngestTextArgs, source: str) -> JobInfo:
         acl_users=args.acl_users,
         acl_groups=args.acl_groups,
         principal=ctx.principal,
+        write_acl=writers,
     )
     if new:
         ctx.job_queued()

@@ -38,7 +38,7 @@ ConversationId = Annotated[str, Path(min_length=1, max_length=64, description="F
     description="Returns its `conversation_id`; ask in it with `POST /v1/conversations/{id}/messages`. "
     "Only the caller (the key's user, or for a key without a user that key) can use it. It is deleted "
     "with its turns after `conversation_retention_days` without a message.",
-    responses=error_responses(401, 429, 503),
+    responses=error_responses(401, 403, 429, 503),
 )
 def start(fathom: FathomDep, caller: CallerDep) -> ConversationOut:
     return ConversationOut.of(fathom.start_conversation(principal=caller.principal, key_id=caller.key_id))
@@ -51,7 +51,7 @@ def start(fathom: FathomDep, caller: CallerDep) -> ConversationOut:
     description="Each turn: the question as sent, the standalone question that was answered, the "
     "answer and its citations. A turn whose cited document was deleted, or is no longer readable by "
     "the caller, is shown `redacted` without answer or citations.",
-    responses=error_responses(401, 404, 429, 503),
+    responses=error_responses(401, 403, 404, 429, 503),
 )
 def get(conversation_id: ConversationId, fathom: FathomDep, caller: CallerDep) -> ConversationOut:
     conversation = fathom.conversation(conversation_id, principal=caller.principal, key_id=caller.key_id)
@@ -62,7 +62,7 @@ def get(conversation_id: ConversationId, fathom: FathomDep, caller: CallerDep) -
     "/{conversation_id}",
     response_model=ConversationDeletedOut,
     summary="Delete a conversation and its turns",
-    responses=error_responses(401, 404, 429, 503),
+    responses=error_responses(401, 403, 404, 429, 503),
 )
 def delete(conversation_id: ConversationId, fathom: FathomDep, caller: CallerDep) -> ConversationDeletedOut:
     fathom.delete_conversation(conversation_id, principal=caller.principal, key_id=caller.key_id)
@@ -77,7 +77,7 @@ def delete(conversation_id: ConversationId, fathom: FathomDep, caller: CallerDep
     "with `Accept: text/event-stream`), after making a follow-up standalone from the conversation "
     "(with the LLM when one is configured, else by carrying the previous question's names or key "
     "terms into it): `rewrite` says how. The answer is stored as the conversation's next turn.",
-    responses={**error_responses(400, 401, 404, 413, 422, 429, 503), **SSE_DOC},  # type: ignore[dict-item]
+    responses={**error_responses(400, 401, 403, 404, 413, 422, 429, 503), **SSE_DOC},  # type: ignore[dict-item]
 )
 def message(
     request: Request,

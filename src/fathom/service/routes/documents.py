@@ -23,6 +23,7 @@ from fathom.service.schemas import (
     DocumentList,
     DocumentOut,
     PassageOut,
+    WriteAclIn,
     error_responses,
 )
 from fathom.store.jobs import request_hash
@@ -33,6 +34,7 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
 # The same bounds as the JSON body's models, so both forms of the upload document them.
 _ACL_SCHEMA: dict[str, Any] = AclIn.model_json_schema()
+_WRITE_ACL_SCHEMA: dict[str, Any] = WriteAclIn.model_json_schema()
 _METADATA_SCHEMA: dict[str, Any] = TypeAdapter(Metadata).json_schema()
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -48,6 +50,7 @@ _UPLOAD_BODY: dict[str, Any] = {
                         "title": {"type": "string", "maxLength": 1024},
                         "source": {"type": "string", "minLength": 1, "maxLength": 4096},
                         "acl": _ACL_SCHEMA,
+                        "write_acl": _WRITE_ACL_SCHEMA,
                         "metadata": _METADATA_SCHEMA,
                     },
                 },
@@ -73,11 +76,13 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "description": "Default: the file name.",
                         },
                         "acl": _ACL_SCHEMA,
+                        "write_acl": _WRITE_ACL_SCHEMA,
                         "metadata": _METADATA_SCHEMA,
                     },
                 },
                 "encoding": {
                     "acl": {"contentType": "application/json"},
+                    "write_acl": {"contentType": "application/json"},
                     "metadata": {"contentType": "application/json"},
                 },
             },
@@ -86,7 +91,7 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-_FORM_FIELDS = {"file", "title", "source", "acl", "metadata"}
+_FORM_FIELDS = {"file", "title", "source", "acl", "write_acl", "metadata"}
 
 
 def _invalid(field: str, message: str) -> RequestValidationError:
@@ -127,6 +132,7 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[DocumentIn, by
                 "title": form.get("title") or None,
                 "source": form.get("source") or upload.filename or None,
                 "acl": _json_field(form.get("acl"), "acl"),
+                "write_acl": _json_field(form.get("write_acl"), "write_acl"),
                 "metadata": _json_field(form.get("metadata"), "metadata"),
             }
         try:
@@ -142,13 +148,17 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[DocumentIn, by
     status_code=202,
     response_model=DocumentAccepted,
     summary="Upload a document (ingested by a durable job)",
-    description="Multipart (`file` plus optional `title`, `source`, `acl` and `metadata` JSON fields) "
-    "or JSON `{text, title, source, acl, metadata}`. The document becomes searchable when its job "
-    "succeeds (`GET /v1/jobs/{job_id}`). A repeat with the same `Idempotency-Key` returns the first "
-    "response; the same key with a different body is a 409. Uploading to the `source` of an existing "
-    "document replaces it (text, title, metadata and ACL): only its owner (the user of the key that "
-    "created it) or an admin may (403 `document.write_denied` for other readers; 409 "
-    "`document.source_taken` when the caller may not read it).",
+    description="Multipart (`file` plus optional `title`, `source`, `acl`, `write_acl` and `metadata` "
+    "JSON fields) or JSON `{text, title, source, acl, write_acl, metadata}`. The document becomes "
+    "searchable when its job succeeds (`GET /v1/jobs/{job_id}`). A repeat with the same "
+    "`Idempotency-Key` returns the first response; the same key with a different body is a 409. "
+    "Needs the `editor` or `admin` role and the `write` scope (403 `document.write_denied` for a "
+    "reader, `auth.scope_missing` for a key without `write`). A new document is owned by the "
+    "caller's user (its key, for a key without a user). Uploading to the `source` of an existing "
+    "document replaces it (text, title, metadata, ACL, and `write_acl` when given): only its owner, "
+    "an editor named in its `write_acl` or an admin may (403 `document.write_denied` for other "
+    "readers; 409 `document.source_taken` when the caller may not read it). Changing a document's "
+    "ACL is such an upload with the same text and a new `acl` or `write_acl`.",
     openapi_extra=_UPLOAD_BODY,
     responses=error_responses(400, 401, 403, 409, 413, 415, 422, 429, 507),
 )
@@ -164,6 +174,8 @@ async def upload_document(
     acl = document.acl
     users = tuple(acl.users) if acl else ()
     groups = tuple(acl.groups) if acl else ()
+    write = document.write_acl
+    writers = (sorted(write.users), sorted(write.groups)) if write is not None else None
     metadata = document.metadata or {}
     idempotency = None
     if idempotency_key:
@@ -171,7 +183,7 @@ async def upload_document(
             content,
             source,
             document.title or "",
-            json.dumps([sorted(users), sorted(groups)]),
+            json.dumps([sorted(users), sorted(groups), writers]),
             json.dumps(metadata, sort_keys=True),
         )
         idempotency = (caller.key_id, idempotency_key, digest)
@@ -185,6 +197,7 @@ async def upload_document(
         acl_groups=groups,
         principal=caller.principal,
         idempotency=idempotency,
+        write_acl=(tuple(writers[0]), tuple(writers[1])) if writers is not None else None,
     )
     if new:
         service.metrics.jobs_enqueued.inc()
@@ -199,7 +212,7 @@ async def upload_document(
     "",
     response_model=DocumentList,
     summary="List the documents the caller may read",
-    responses=error_responses(401, 429),
+    responses=error_responses(401, 403, 429),
 )
 def list_documents(fathom: FathomDep, principal: PrincipalDep) -> DocumentList:
     return DocumentList(documents=[DocumentOut.of(doc) for doc in fathom.documents(principal=principal)])
@@ -209,7 +222,7 @@ def list_documents(fathom: FathomDep, principal: PrincipalDep) -> DocumentList:
     "/{document_id}",
     response_model=DocumentOut,
     summary="One document's details",
-    responses=error_responses(401, 404, 429),
+    responses=error_responses(401, 403, 404, 429),
 )
 def get_document(document_id: str, fathom: FathomDep, principal: PrincipalDep) -> DocumentOut:
     return DocumentOut.of(fathom.document(document_id, principal=principal))
@@ -224,7 +237,7 @@ def get_document(document_id: str, fathom: FathomDep, principal: PrincipalDep) -
     "and page. The same tenant and ACL rules as every read: a document the caller may not read is a "
     "404, and so are offsets outside the document's chunks and an empty range (`end` not after "
     "`start`: code `passage.invalid_range`).",
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(401, 403, 404, 422, 429),
 )
 def get_passage(
     document_id: str,
@@ -241,7 +254,10 @@ def get_passage(
 @router.delete(
     "/{document_id}",
     response_model=DeletedOut,
-    summary="Delete a document (admin keys)",
+    summary="Delete a document (its owner, editors in its write ACL, admins)",
+    description="Admins delete any document of their tenant; editors the ones they own or whose "
+    "`write_acl` names them; readers none (403 `document.delete_denied`; `auth.scope_missing` for a "
+    "key without the `write` scope). A document the caller may not read is a 404.",
     responses=error_responses(401, 403, 404, 429),
 )
 def delete_document(document_id: str, fathom: FathomDep, principal: PrincipalDep) -> DeletedOut:

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
     description="`answer_id` comes from `POST /v1/ask` (or the MCP `ask` tool). Only whoever received "
     "the answer can rate it: the key's user (through any of that user's keys), for a key without a user "
     "only that same key, or an admin of its tenant; anyone else gets a 404.",
-    responses=error_responses(400, 401, 404, 413, 422, 429),
+    responses=error_responses(400, 401, 403, 404, 413, 422, 429),
 )
 def add_feedback(body: FeedbackIn, fathom: FathomDep, caller: CallerDep) -> FeedbackOut:
     feedback_id = fathom.add_feedback(

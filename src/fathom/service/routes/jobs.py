@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     "to start before it) and `eta_seconds` (mean run time of the last 50 finished jobs times "
     "(position / jobs running now + 1); null before any job has finished); a running job carries "
     "`started_at`. Other tenants' jobs appear only as part of the position count.",
-    responses=error_responses(401, 404, 429),
+    responses=error_responses(401, 403, 404, 429),
 )
 def get_job(job_id: str, fathom: FathomDep, principal: PrincipalDep) -> JobOut:
     return JobOut.of(fathom.job(job_id, principal=principal))

@@ -35,7 +35,7 @@ router = APIRouter(prefix="/v1", tags=["query"])
     response_model=SearchOut,
     summary="Hybrid search over the documents the caller may read",
     description="BM25 and dense retrieval, filtered by tenant and ACL inside the index query, fused.",
-    responses=error_responses(400, 401, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 413, 422, 429, 503),
 )
 def search(body: SearchIn, fathom: FathomDep, principal: PrincipalDep) -> SearchOut:
     hits = fathom.search(body.query, k=body.k, filters=body.filters, principal=principal)
@@ -140,7 +140,7 @@ SSE_DOC = {
     description="JSON by default. With `Accept: text/event-stream` the answer streams as server-sent "
     "events: `delta` (answer text as it is produced), `citations`, then `done` (the full answer, as "
     "the JSON response would be); a failure after the stream started is an `error` event.",
-    responses={**error_responses(400, 401, 413, 422, 429, 503), **SSE_DOC},  # type: ignore[dict-item]
+    responses={**error_responses(400, 401, 403, 413, 422, 429, 503), **SSE_DOC},  # type: ignore[dict-item]
 )
 def ask(
     request: Request,

@@ -40,11 +40,14 @@ const MESSAGES = {
   413: (what) => `${what || "The upload"} is larger than this server accepts.`,
   429: (_what, retry) =>
     `Too many requests for this key right now. Try again in ${retry ? `${retry} seconds` : "a minute"}.`,
-  // A write_denied code: readable, but the upload would replace a document the key does not own.
+  // Readable, but not writable by this key: its role, the document's owner and write ACL, or the
+  // key's scopes (auth.scope_missing) say no.
   403: (_what, _retry, code) =>
-    String(code).endsWith(".write_denied")
-      ? "Your key may read this document, but only its owner or an admin key may replace it."
-      : "Your key may read this, but only admin keys may change it.",
+    String(code) === "auth.scope_missing"
+      ? "This key is limited to other uses (its scopes). Use a key with the “write” scope to change documents."
+      : String(code).endsWith(".write_denied")
+        ? "Your key may read this document, but only its owner, an editor in its write ACL or an admin may replace it."
+        : "Your key may read this, but only its owner, an editor in its write ACL or an admin may change it.",
 };
 
 /** A message for a failed response: what happened and what to do, plus the server's own words. */
