@@ -54,6 +54,7 @@ from fathom.logs import configure_logging
 from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
 from fathom.status import store_status
+from fathom.store.audit import AuditLog
 from fathom.store.conversations import ConversationStore
 from fathom.store.database import Store
 from fathom.store.feedback import FeedbackLog
@@ -136,6 +137,7 @@ class Fathom:
             self.settings, ConversationStore(self.store), self.searching, self.answering, self.reader
         )
         self.keys = KeyRegistry(self.store)
+        self.audit = AuditLog(self.store, self.settings)
         self.jobs = JobQueue(
             self.store,
             lease_seconds=self.settings.job_lease_seconds,

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from fathom.domain import ApiKeyInfo, Principal
 from fathom.errors import NotFound, Unauthorized
+from fathom.store.audit import AuditEvent, append
 from fathom.store.database import Store
 from fathom.store.schema import ApiKeyRow, utcnow
 
@@ -29,6 +30,11 @@ _NO_SUCH_HASH = hashlib.sha256(b"no such key").hexdigest()
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _prefix(key: str) -> str:
+    """The lookup prefix of a key (``""`` when it is not shaped like one)."""
+    return key[len(_KEY_PREFIX) :].split("_", 1)[0] if key.startswith(_KEY_PREFIX) else ""
 
 
 def _info(row: ApiKeyRow) -> ApiKeyInfo:
@@ -68,6 +74,8 @@ class KeyRegistry:
         )
         with self._store.session() as session:
             session.add(row)
+            details = {"prefix": prefix, "user": user, "groups": row.groups, "admin": admin}
+            append(session, AuditEvent(tenant, "key.create", row.id, details=details))
         return key, _info(row)
 
     def list(self, tenant: str | None = None) -> list[ApiKeyInfo]:
@@ -94,7 +102,22 @@ class KeyRegistry:
                 raise NotFound(f"no API key {key_id_or_prefix!r}", code="key.not_found")
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
+                append(
+                    session, AuditEvent(row.tenant_id, "key.revoke", row.id, details={"prefix": row.prefix})
+                )
             return _info(row)
+
+    def owner(self, key: str) -> tuple[str, str] | None:
+        """The tenant and id of the key whose prefix ``key`` carries, valid or not (None: no such
+        prefix): to whom a refused key is attributed in the audit log."""
+        prefix = _prefix(key)
+        if not prefix:
+            return None
+        with self._store.session() as session:
+            found = session.execute(
+                select(ApiKeyRow.tenant_id, ApiKeyRow.id).where(ApiKeyRow.prefix == prefix)
+            ).first()
+        return (str(found[0]), str(found[1])) if found is not None else None
 
     def authenticate(self, key: str) -> tuple[str, Principal]:
         """The key's id and principal.
@@ -102,9 +125,7 @@ class KeyRegistry:
         Raises:
             Unauthorized: the key is malformed, unknown or revoked (one message for all three).
         """
-        prefix = ""
-        if key.startswith(_KEY_PREFIX):
-            prefix = key[len(_KEY_PREFIX) :].split("_", 1)[0]
+        prefix = _prefix(key)
         row: ApiKeyRow | None = None
         if prefix:
             with self._store.session() as session:
