@@ -153,11 +153,15 @@ def acting(actor: Actor) -> Iterator[Actor]:
 
 def current_actor() -> Actor:
     """The actor set by :func:`acting`, else the local user; with the request id being served."""
-    actor = _acting.get() or Actor.local()
+    return _in_request(_acting.get() or Actor.local())
+
+
+def _in_request(actor: Actor) -> Actor:
+    """``actor`` with the id of the request being served (bound to the log context) unless it has one."""
     if actor.request_id is None:
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         if isinstance(request_id, str):
-            actor = Actor(actor.kind, actor.id, actor.user, request_id)
+            return Actor(actor.kind, actor.id, actor.user, request_id)
     return actor
 
 
@@ -278,7 +282,7 @@ def _lock_chain(session: Session, tenant: str) -> None:
 def append(session: Session, event: AuditEvent) -> AuditRecord:
     """Append ``event`` to its tenant's chain in ``session``'s transaction (one lock, one read of
     the chain's head, one INSERT); it commits or rolls back with the rest of the transaction."""
-    actor = event.actor or current_actor()
+    actor = _in_request(event.actor) if event.actor is not None else current_actor()
     _lock_chain(session, event.tenant)
     head = session.execute(
         select(AuditEventRow.seq, AuditEventRow.hash)
