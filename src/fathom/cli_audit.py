@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -58,13 +60,18 @@ def parse_moment(value: str, option: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _open(home: Path | None) -> AuditLog:
+@contextmanager
+def _open(home: Path | None) -> Iterator[AuditLog]:
     from fathom.config import load_settings
     from fathom.store.audit import AuditLog
     from fathom.store.database import Store
 
     settings = load_settings(home)
-    return AuditLog(Store(settings.resolved_database_url, lock_dir=settings.home), settings)
+    store = Store(settings.resolved_database_url, lock_dir=settings.home)
+    try:
+        yield AuditLog(store, settings)
+    finally:
+        store.close()
 
 
 @audit_app.command("export")
@@ -87,10 +94,10 @@ def audit_export(
     with errors():
         start = parse_moment(since, "--since")
         end = parse_moment(until, "--until") if until is not None else None
-        log = _open(home)
-        events = log.stream(tenant=tenant, since=start, until=end, actor=actor, action=action)
-        for record in events:
-            sys.stdout.write(json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+        with _open(home) as log:
+            events = log.stream(tenant=tenant, since=start, until=end, actor=actor, action=action)
+            for record in events:
+                sys.stdout.write(json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
     sys.stdout.flush()
 
 
@@ -105,8 +112,8 @@ def audit_verify(
     Prints each chain's head (sequence and hash): kept elsewhere, it also shows later removal
     of the newest events or a rewrite of the whole chain.
     """
-    with errors():
-        report = _open(home).verify(tenant)
+    with errors(), _open(home) as log:
+        report = log.verify(tenant)
     broken = report.broken
     if as_json:
         heads = {t or None: {"seq": seq, "hash": digest} for t, (seq, digest) in report.heads.items()}

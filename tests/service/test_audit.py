@@ -19,7 +19,9 @@ MARKER_QUERY = "quokkaflux handbook"  # "quokkaflux" is in no document: only the
 DOC = "# Handbook\n\nThe handbook says badges are renewed every spring."
 
 
-def _site(serve: Callable[..., Served], **settings: Any) -> tuple[Served, dict[str, str], dict[str, str], str]:
+def _site(
+    serve: Callable[..., Served], **settings: Any
+) -> tuple[Served, dict[str, str], dict[str, str], str]:
     served = serve(rate_limit_per_minute=0, **settings)
     admin = served.key(user="root", admin=True)
     alice = served.key(user="alice")
@@ -112,7 +114,9 @@ def test_refused_keys_are_recorded_in_the_tenant_they_name(serve):
     served, admin, alice, _ = _site(serve)
     key = alice["Authorization"].removeprefix("Bearer ")
     forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
-    assert served.client.get("/v1/documents", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    assert (
+        served.client.get("/v1/documents", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    )
     assert served.client.get("/v1/documents", headers={"X-API-Key": "fth_nosuchprefix_x"}).status_code == 401
 
     [failure] = _events(served, admin, action="auth.failed")
@@ -164,7 +168,7 @@ def test_verify_finds_a_modified_event_and_a_deleted_one(serve):
         served.client.post("/v1/search", json={"query": f"badges {n}"}, headers=alice)
     home = served.fathom.home
     assert _verify(home)[0] == 0
-    searches = [e for e in _events(served, admin, action="search")]
+    searches = _events(served, admin, action="search")
 
     database = sqlite3.connect(home / "fathom.db")
     with database:
