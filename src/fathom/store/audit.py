@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Row, insert, or_, select, text
+from sqlalchemy import Connection, Row, bindparam, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from fathom.store.schema import AuditEventRow, DocumentRow, utcnow
@@ -92,6 +92,13 @@ _PG_LOCK = text("SELECT pg_advisory_xact_lock(:key, hashtext(:tenant))")
 # A write that changes nothing: on SQLite it takes the database's write lock (held to commit),
 # so the head read next is the newest one and no other appender can pass it.
 _SQLITE_LOCK = text("UPDATE audit_events SET seq = seq WHERE 0")
+_HEAD = (
+    select(AuditEventRow.seq, AuditEventRow.hash)
+    .where(AuditEventRow.tenant_id == bindparam("tenant"))
+    .order_by(AuditEventRow.seq.desc())
+    .limit(1)
+)
+_INSERT = insert(AuditEventRow).returning(AuditEventRow.id)
 _COLUMNS = (
     AuditEventRow.id,
     AuditEventRow.tenant_id,
@@ -271,25 +278,22 @@ def _record(row: Row[Any]) -> AuditRecord:
     )
 
 
-def _lock_chain(session: Session, tenant: str) -> None:
+def _lock_chain(conn: Connection, tenant: str) -> None:
     """Hold the tenant's chain until this transaction ends (see the module docstring)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_PG_LOCK, {"key": _CHAIN_LOCK, "tenant": tenant})
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_LOCK, {"key": _CHAIN_LOCK, "tenant": tenant})
     else:
-        session.execute(_SQLITE_LOCK)
+        conn.execute(_SQLITE_LOCK)
 
 
 def append(session: Session, event: AuditEvent) -> AuditRecord:
     """Append ``event`` to its tenant's chain in ``session``'s transaction (one lock, one read of
     the chain's head, one INSERT); it commits or rolls back with the rest of the transaction."""
     actor = _in_request(event.actor) if event.actor is not None else current_actor()
-    _lock_chain(session, event.tenant)
-    head = session.execute(
-        select(AuditEventRow.seq, AuditEventRow.hash)
-        .where(AuditEventRow.tenant_id == event.tenant)
-        .order_by(AuditEventRow.seq.desc())
-        .limit(1)
-    ).first()
+    # Core statements on the session's connection: the ORM's insert path costs more than the rest.
+    conn = session.connection()
+    _lock_chain(conn, event.tenant)
+    head = conn.execute(_HEAD, {"tenant": event.tenant}).first()
     seq, prev_hash = (int(head[0]) + 1, str(head[1])) if head is not None else (1, GENESIS)
     now = utcnow()
     record = AuditRecord(
@@ -310,8 +314,8 @@ def append(session: Session, event: AuditEvent) -> AuditRecord:
         hash="",
     )
     digest = chain_hash(prev_hash, record.canonical())
-    row_id = session.execute(
-        insert(AuditEventRow).returning(AuditEventRow.id),
+    row_id = conn.execute(
+        _INSERT,
         {
             "tenant_id": record.tenant,
             "seq": seq,
