@@ -52,12 +52,14 @@ def record(
     *,
     outcome: str = "ok",
     details: Mapping[str, Any] | None = None,
+    flush: bool = True,
 ) -> None:
-    """Append one event of ``caller``'s tenant (its own transaction)."""
+    """Append one event of ``caller``'s tenant (its own transaction; ``flush=False``: see
+    :meth:`~fathom.store.audit.AuditLog.record`)."""
     event = AuditEvent(
         caller.principal.tenant, action, target, outcome, dict(details or {}), actor_of(caller)
     )
-    service.fathom.audit.record(event)
+    service.fathom.audit.record(event, flush=flush)
 
 
 @contextmanager
@@ -76,7 +78,7 @@ def recording_failure(
 def record_search(service: Service, caller: Caller, query: str, hits: Sequence[Hit]) -> None:
     """A search: the query (or its hash) and the documents returned, best first."""
     details = {**service.fathom.audit.query_details(query), "doc_ids": doc_ids([h.doc_id for h in hits])}
-    record(service, caller, "search", details=details)
+    record(service, caller, "search", details=details, flush=False)
 
 
 def record_answer(
@@ -86,7 +88,7 @@ def record_answer(
     details: dict[str, Any] = service.fathom.audit.query_details(query) if query is not None else {}
     details["doc_ids"] = doc_ids([c.doc_id for c in answer.citations])
     details["abstained"] = answer.abstained
-    record(service, caller, "ask", answer_id, details=details)
+    record(service, caller, "ask", answer_id, details=details, flush=False)
 
 
 def record_auth_failure(

@@ -92,6 +92,10 @@ _PG_LOCK = text("SELECT pg_advisory_xact_lock(:key, hashtext(:tenant))")
 # A write that changes nothing: on SQLite it takes the database's write lock (held to commit),
 # so the head read next is the newest one and no other appender can pass it.
 _SQLITE_LOCK = text("UPDATE audit_events SET seq = seq WHERE 0")
+# The same lock, and no wait for the WAL flush at commit (one round trip for both).
+_PG_LOCK_NO_FLUSH = text(
+    "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(:key, hashtext(:tenant))"
+)
 _HEAD = (
     select(AuditEventRow.seq, AuditEventRow.hash)
     .where(AuditEventRow.tenant_id == bindparam("tenant"))
@@ -278,21 +282,22 @@ def _record(row: Row[Any]) -> AuditRecord:
     )
 
 
-def _lock_chain(conn: Connection, tenant: str) -> None:
+def _lock_chain(conn: Connection, tenant: str, flush: bool) -> None:
     """Hold the tenant's chain until this transaction ends (see the module docstring)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(_PG_LOCK, {"key": _CHAIN_LOCK, "tenant": tenant})
+        conn.execute(_PG_LOCK if flush else _PG_LOCK_NO_FLUSH, {"key": _CHAIN_LOCK, "tenant": tenant})
     else:
         conn.execute(_SQLITE_LOCK)
 
 
-def append(session: Session, event: AuditEvent) -> AuditRecord:
+def append(session: Session, event: AuditEvent, *, flush: bool = True) -> AuditRecord:
     """Append ``event`` to its tenant's chain in ``session``'s transaction (one lock, one read of
-    the chain's head, one INSERT); it commits or rolls back with the rest of the transaction."""
+    the chain's head, one INSERT); it commits or rolls back with the rest of the transaction.
+    ``flush=False``: see :meth:`AuditLog.record` (for a transaction of its own)."""
     actor = _in_request(event.actor) if event.actor is not None else current_actor()
     # Core statements on the session's connection: the ORM's insert path costs more than the rest.
     conn = session.connection()
-    _lock_chain(conn, event.tenant)
+    _lock_chain(conn, event.tenant, flush)
     head = conn.execute(_HEAD, {"tenant": event.tenant}).first()
     seq, prev_hash = (int(head[0]) + 1, str(head[1])) if head is not None else (1, GENESIS)
     now = utcnow()
@@ -436,10 +441,17 @@ class AuditLog:
         self._settings = settings
         self._hash_key: bytes | None = None
 
-    def record(self, event: AuditEvent) -> AuditRecord:
-        """Append one event in its own transaction."""
+    def record(self, event: AuditEvent, *, flush: bool = True) -> AuditRecord:
+        """Append one event in its own transaction.
+
+        ``flush=False`` (searches and asks, one per request) lets PostgreSQL acknowledge the
+        commit before its WAL reaches the disk (``synchronous_commit = off`` for this transaction
+        only): a crash of the database server may lose the last fraction of a second of such
+        events, never break the chain, and the request does not wait for a disk flush. SQLite
+        (WAL, ``synchronous=NORMAL``) never waits for one.
+        """
         with self._store.session() as session:
-            return append(session, event)
+            return append(session, event, flush=flush)
 
     def query_details(self, query: str) -> dict[str, str]:
         """How a query is kept: its text with ``audit_queries``, otherwise an HMAC-SHA256 of it."""
