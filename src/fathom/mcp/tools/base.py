@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fathom.api import Fathom
-from fathom.domain import Answer, Citation, Principal
+from fathom.domain import Answer, Citation, Hit, Principal
 
 __all__ = ["CitationOut", "ToolContext"]
 
@@ -28,6 +28,14 @@ def _nothing() -> None:
 
 
 def _ignore(_answer: Answer) -> None:
+    return None
+
+
+def _searched(_query: str, _hits: Sequence[Hit]) -> None:
+    return None
+
+
+def _answered(_question: str, _answer: Answer, _answer_id: str) -> None:
     return None
 
 
@@ -50,6 +58,8 @@ class ToolContext:
             answer, so a key without a user can rate its own answers and no other key's.
         wait_slot: entered while ``ingest_text`` waits for its job; yields whether the caller
             may wait now (the HTTP front caps concurrent waits per API key).
+        searched: called with the query and hits of each ``search`` (the HTTP front audits it).
+        answered: called with the question, answer and answer id of each ``ask`` (audited too).
     """
 
     fathom: Fathom
@@ -59,6 +69,8 @@ class ToolContext:
     after_answer: Callable[[Answer], None] = _ignore
     key_id: str | None = None
     wait_slot: Callable[[], AbstractContextManager[bool]] = _always_wait
+    searched: Callable[[str, Sequence[Hit]], None] = _searched
+    answered: Callable[[str, Answer, str], None] = _answered
 
 
 class _Args(BaseModel):
