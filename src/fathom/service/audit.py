@@ -12,12 +12,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from fathom.errors import FathomError
+import structlog
+
+from fathom.errors import FathomError, StorageFull
 from fathom.store.audit import NO_TENANT, Actor, AuditEvent, acting, doc_ids
 
 if TYPE_CHECKING:  # deps records refused credentials through this module
     from fathom.domain import Answer, Hit
     from fathom.service.deps import Caller, Service
+
+log = structlog.get_logger(__name__)
 
 __all__ = [
     "acting_as",
@@ -71,24 +75,37 @@ def recording_failure(
     try:
         yield
     except FathomError as exc:
-        record(service, caller, action, target, outcome=exc.code)
+        with _unless_disk_full(action):
+            record(service, caller, action, target, outcome=exc.code)
         raise
+
+
+@contextmanager
+def _unless_disk_full(action: str) -> Iterator[None]:
+    """Reads keep answering on a full disk (docs/service.md): their event is then not recorded,
+    and the log says so. Changes never get here: they fail whole, their event with them."""
+    try:
+        yield
+    except StorageFull:
+        log.warning("audit.not_recorded", action=action, code=StorageFull.code)
 
 
 def record_search(service: Service, caller: Caller, query: str, hits: Sequence[Hit]) -> None:
     """A search: the query (or its hash) and the documents returned, best first."""
-    details = {**service.fathom.audit.query_details(query), "doc_ids": doc_ids([h.doc_id for h in hits])}
-    record(service, caller, "search", details=details, flush=False)
+    with _unless_disk_full("search"):
+        details = {**service.fathom.audit.query_details(query), "doc_ids": doc_ids([h.doc_id for h in hits])}
+        record(service, caller, "search", details=details, flush=False)
 
 
 def record_answer(
     service: Service, caller: Caller, query: str | None, answer: Answer, answer_id: str
 ) -> None:
     """An answer given: the question (or its hash) and the documents it cites."""
-    details: dict[str, Any] = service.fathom.audit.query_details(query) if query is not None else {}
-    details["doc_ids"] = doc_ids([c.doc_id for c in answer.citations])
-    details["abstained"] = answer.abstained
-    record(service, caller, "ask", answer_id, details=details, flush=False)
+    with _unless_disk_full("ask"):
+        details: dict[str, Any] = service.fathom.audit.query_details(query) if query is not None else {}
+        details["doc_ids"] = doc_ids([c.doc_id for c in answer.citations])
+        details["abstained"] = answer.abstained
+        record(service, caller, "ask", answer_id, details=details, flush=False)
 
 
 def record_auth_failure(

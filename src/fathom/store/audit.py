@@ -42,6 +42,7 @@ import structlog
 from sqlalchemy import Connection, Row, bindparam, insert, or_, select, text
 from sqlalchemy.orm import Session
 
+from fathom.diskspace import STORE_MESSAGE, storage_errors
 from fathom.store.schema import AuditEventRow, DocumentRow, utcnow
 
 if TYPE_CHECKING:  # the store writes events through append(): no import cycle at run time
@@ -466,7 +467,9 @@ class AuditLog:
             if configured is not None:
                 self._hash_key = configured.get_secret_value().encode("utf-8")
             else:
-                self._hash_key = _home_key(self._settings.home / "audit.key")
+                path = self._settings.home / "audit.key"
+                with storage_errors(path, where="store", message=STORE_MESSAGE):
+                    self._hash_key = _home_key(path)
         return self._hash_key
 
     def events(
