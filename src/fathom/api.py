@@ -55,6 +55,7 @@ from fathom.logs import configure_logging
 from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
 from fathom.status import store_status
+from fathom.store.audit import AuditLog
 from fathom.store.conversations import ConversationStore
 from fathom.store.database import Store, document_access
 from fathom.store.feedback import FeedbackLog
@@ -137,6 +138,7 @@ class Fathom:
             self.settings, ConversationStore(self.store), self.searching, self.answering, self.reader
         )
         self.keys = KeyRegistry(self.store)
+        self.audit = AuditLog(self.store, self.settings)
         self.jobs = JobQueue(
             self.store,
             lease_seconds=self.settings.job_lease_seconds,
@@ -551,7 +553,8 @@ class Fathom:
         """Like :meth:`converse_stream` with a history the caller keeps (``(question, answer)``
         pairs, oldest first) instead of a stored conversation; nothing is stored."""
         turns = [HistoryTurn(question, answer) for question, answer in history]
-        return self.conversations.answer_followup(self._principal(principal, "ask"), question, turns, **options)
+        who = self._principal(principal, "ask")
+        return self.conversations.answer_followup(who, question, turns, **options)
 
     def converse(self, conversation_id: str, question: str, **options: Any) -> Answer:
         """:meth:`converse_stream`, returning only the final answer."""

@@ -23,6 +23,7 @@ from rich.markup import escape
 
 from fathom.chat import chat
 from fathom.cli_admin import keys_app, pg_app
+from fathom.cli_audit import audit_app
 from fathom.cli_common import (
     EXIT_PARTIAL,
     HomeOption,
@@ -485,6 +486,7 @@ def eval_qa(
 
 app.add_typer(keys_app)
 app.add_typer(pg_app)
+app.add_typer(audit_app)
 
 
 @app.command()

@@ -477,6 +477,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Bytes of one tenant's uploads waiting for ingestion; more get 429 (0: no cap).",
     )
+    # -- audit trail (docs/audit.md) ---------------------------------------------------------
+    audit_queries: bool = Field(
+        default=False,
+        description="Keep the text of searches and questions in the audit log (default: only an "
+        "HMAC-SHA256 of it, keyed by audit_hash_key).",
+    )
+    audit_hash_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC that stands for query text in the audit log; set the same on "
+        "every server so equal queries hash equal (unset: a random key kept in <home>/audit.key).",
+    )
     # -- single sign-on (OIDC): tokens of an OpenID Provider beside API keys ----------------
     oidc_issuer: str | None = Field(
         default=None,

@@ -187,3 +187,22 @@ def test_tool_errors_carry_the_request_id_of_the_http_request(app_client: tuple[
 def test_mcp_is_not_part_of_the_rest_schema(app_client: tuple[TestClient, Fathom]):
     client, _ = app_client
     assert "/mcp" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_mcp_searches_and_asks_are_audited_like_the_rest_apis(app_client: tuple[TestClient, Fathom]):
+    client, fathom = app_client
+    doc_id = fathom.ingest_text("# Badges\n\nBadges are renewed every spring.", source="badges.md").doc_id
+    key, info = fathom.keys.create(tenant="default", user="alice")
+    headers = {**ACCEPT, "Authorization": f"Bearer {key}", "X-Request-ID": "mcp-audit-1"}
+    search = _rpc("tools/call", {"name": "search", "arguments": {"query": "badges renewed"}})
+    ask = _rpc("tools/call", {"name": "ask", "arguments": {"question": "When are badges renewed?"}})
+    for call in (search, ask):
+        response = client.post("/mcp", json=call, headers=headers)
+        assert response.status_code == 200 and not response.json()["result"]["isError"], response.text
+
+    [searched] = fathom.audit.events(tenant="default", action="search")
+    [answered] = fathom.audit.events(tenant="default", action="ask")
+    for event in (searched, answered):
+        assert (event.actor_kind, event.actor_id, event.actor_user) == ("key", info.key_id, "alice")
+        assert event.request_id == "mcp-audit-1" and event.details["doc_ids"] == [doc_id]
+        assert "query" not in event.details

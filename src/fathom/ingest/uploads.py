@@ -17,6 +17,7 @@ from fathom.errors import Conflict, LimitExceeded, NotFound, PermissionDenied
 from fathom.index.catchup import Indexer
 from fathom.ingest.pipeline import IngestPipeline
 from fathom.permissions import check_create
+from fathom.store.audit import Actor, acting
 from fathom.store.database import Store, check_write
 from fathom.store.jobs import ClaimedJob, JobQueue, NewJob, acl_pair
 from fathom.store.schema import DocumentRow
@@ -102,19 +103,22 @@ class Uploads:
         return outcome
 
     def _run(self, job: ClaimedJob) -> FileOutcome:
+        # The audit log records the document's write as this job, for its submitter.
+        actor = Actor(kind="job", id=job.job_id, user=job.submitter.user)
         try:
-            outcome = self._pipeline().ingest_bytes(
-                job.content,
-                source=job.source,
-                tenant=job.tenant,
-                title=job.title,
-                metadata=job.metadata,
-                acl_users=job.acl_users,
-                acl_groups=job.acl_groups,
-                doc_id=job.document_id,
-                principal=job.submitter,
-                write_acl=job.write_acl,
-            )
+            with acting(actor):
+                outcome = self._pipeline().ingest_bytes(
+                    job.content,
+                    source=job.source,
+                    tenant=job.tenant,
+                    title=job.title,
+                    metadata=job.metadata,
+                    acl_users=job.acl_users,
+                    acl_groups=job.acl_groups,
+                    doc_id=job.document_id,
+                    principal=job.submitter,
+                    write_acl=job.write_acl,
+                )
         except (Conflict, PermissionDenied) as exc:
             return FileOutcome(job.source, "failed", error_code=exc.code, message=exc.message)
         with self._telemetry.stage("ingest.index"):

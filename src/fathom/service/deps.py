@@ -16,6 +16,7 @@ from fathom.api import Fathom
 from fathom.config import Settings
 from fathom.domain import Principal
 from fathom.errors import LimitExceeded, Unauthorized
+from fathom.service.audit import record_auth_failure
 from fathom.service.limits import Buckets
 from fathom.service.metrics import Metrics
 from fathom.service.oidc import OidcAuthenticator
@@ -71,10 +72,12 @@ class Service:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated request: the API key's id (for a token: its subject's id) and its principal."""
+    """An authenticated request: the API key's id (for a token: its subject's id) and its principal;
+    ``subject`` is a token's ``sub`` (None for API keys), as the audit log names the caller."""
 
     key_id: str
     principal: Principal
+    subject: str | None = None
 
 
 def get_service(request: Request) -> Service:
@@ -124,11 +127,18 @@ def authenticate(
     with service.fathom.telemetry.stage("auth") as stage:
         if not key:
             raise Unauthorized("a valid API key is required", code="auth.missing_key")
-        if service.oidc is not None and bearer is not None and service.oidc.accepts(key):
-            identity = service.oidc.authenticate(key)
-            key_id, principal = identity.subject_id, identity.principal
-        else:
-            key_id, principal = service.fathom.keys.authenticate(key)
+        subject = None
+        token = service.oidc is not None and bearer is not None and service.oidc.accepts(key)
+        try:
+            if service.oidc is not None and token:
+                identity = service.oidc.authenticate(key)
+                key_id, principal, subject = identity.subject_id, identity.principal, identity.subject
+            else:
+                key_id, principal = service.fathom.keys.authenticate(key)
+        except Unauthorized as exc:
+            client = request.client.host if request.client is not None else None
+            record_auth_failure(service, key, token, exc.code, client)
+            raise
         stage.set(**{"fathom.key_id": key_id, "fathom.tenant": principal.tenant})
     request.scope.setdefault("state", {})["key_id"] = key_id
     per_minute = service.settings.rate_limit_per_minute
@@ -139,7 +149,7 @@ def authenticate(
             raise LimitExceeded(
                 "too many requests for this key; retry later", code="rate_limit.requests", retry_after=wait
             )
-    return Caller(key_id=key_id, principal=principal)
+    return Caller(key_id=key_id, principal=principal, subject=subject)
 
 
 def principal_of(caller: Annotated[Caller, Depends(authenticate)]) -> Principal:

@@ -18,7 +18,7 @@ or memory that other keys' requests and health checks need.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 
 from fastapi import APIRouter, Request, Response
@@ -26,10 +26,11 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
 
-from fathom.domain import Answer
+from fathom.domain import Answer, Hit
 from fathom.errors import Unauthorized
 from fathom.mcp.server import create_server
 from fathom.mcp.tools import ToolContext
+from fathom.service.audit import record_answer, record_search
 from fathom.service.deps import Caller, CallerDep, Service
 
 __all__ = ["KeyedSlots", "McpEndpoint"]
@@ -122,6 +123,12 @@ class McpEndpoint:
         def after_answer(answer: Answer) -> None:
             service.charge_answer_tokens(caller.key_id, len(answer.answer.split()))
 
+        def searched(query: str, hits: Sequence[Hit]) -> None:
+            record_search(service, caller, query, hits)
+
+        def answered(question: str, answer: Answer, answer_id: str) -> None:
+            record_answer(service, caller, question, answer, answer_id)
+
         waits = self._waits
 
         def wait_slot() -> AbstractContextManager[bool]:
@@ -135,4 +142,6 @@ class McpEndpoint:
             after_answer=after_answer,
             key_id=caller.key_id,
             wait_slot=wait_slot,
+            searched=searched,
+            answered=answered,
         )

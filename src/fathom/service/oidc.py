@@ -68,11 +68,13 @@ class TokenIdentity:
         principal: the mapped principal.
         role: the fathom role the token's role claim maps to (None: the claim is absent or names
             no known role, and the principal has ``oidc_default_role``).
+        subject: the token's ``sub`` (the audit log's actor).
     """
 
     subject_id: str
     principal: Principal
     role: str | None
+    subject: str = ""
 
 
 # One sentence per refusal code; the codes are listed in docs/service.md.
@@ -214,7 +216,9 @@ class OidcAuthenticator:
         claims = self.verify(token)
         principal, role = self.mapping.identity(claims)
         digest = hashlib.sha256(f"{claims['iss']}\x00{claims['sub']}".encode()).hexdigest()
-        return TokenIdentity(subject_id=f"oidc_{digest[:27]}", principal=principal, role=role)
+        return TokenIdentity(
+            subject_id=f"oidc_{digest[:27]}", principal=principal, role=role, subject=str(claims["sub"])
+        )
 
     def verify(self, token: str) -> dict[str, Any]:
         """The claims of ``token`` once its signature and registered claims check out."""

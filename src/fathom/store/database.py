@@ -28,6 +28,7 @@ from fathom.index.vocabulary import document_acl_tokens, metadata_tokens
 from fathom.normalize import fold_for_index
 from fathom.permissions import DocumentAccess
 from fathom.store import change_log
+from fathom.store.audit import AuditEvent, DocumentState, append, document_written
 from fathom.store.chunks import ChunkDraft, StoredChunk
 from fathom.store.conversations import erase_turns_citing
 from fathom.store.migrate import migrate_schema
@@ -302,6 +303,7 @@ class Store:
                 .with_for_update()
             ).one_or_none()
             replaced = doc is not None
+            before = DocumentState.of(doc)
             if doc is not None and writer is not None:
                 check_write(writer, doc)
             elif doc is None and writer is not None:
@@ -376,6 +378,8 @@ class Store:
                 ]
                 removed = dict.fromkeys(old_ids, tenant)
                 self._index_writer.write(session.connection(), removed, added, previous, sequence)
+            # Last, so the tenant's audit chain is held only while this transaction commits.
+            document_written(session, doc.id, source, len(chunks), before, doc)
             return doc.id, replaced
 
     def page_starts(self, tenant: str, doc_ids: Iterable[str]) -> dict[str, list[int]]:
@@ -421,11 +425,13 @@ class Store:
             # Conversation answers that quoted the document are erased with it.
             erase_turns_citing(session, doc.id)
             record_event(session, tenant, "document.deleted", {"document_id": doc.id, "source": doc.source})
+            source = doc.source
             session.delete(doc)
             if self._index_writer is not None and sequence:
                 session.flush()
                 removed = dict.fromkeys(old_ids, tenant)
                 self._index_writer.write(session.connection(), removed, [], previous, sequence)
+            append(session, AuditEvent(tenant, "document.delete", doc_id, details={"source": source}))
             return True
 
     def _serialize_writes(self, session: Session) -> None:

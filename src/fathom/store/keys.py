@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from fathom.domain import ROLES, SCOPES, ApiKeyInfo, Principal
 from fathom.errors import Conflict, InvalidQuery, KeyExpired, NotFound, Unauthorized
+from fathom.store.audit import AuditEvent, append
 from fathom.store.database import Store
 from fathom.store.schema import ApiKeyRow, utcnow
 
@@ -41,6 +42,11 @@ _MIN_ID_PREFIX = 4
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _prefix(key: str) -> str:
+    """The lookup prefix of a key (``""`` when it is not shaped like one)."""
+    return key[len(_KEY_PREFIX) :].split("_", 1)[0] if key.startswith(_KEY_PREFIX) else ""
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -141,6 +147,15 @@ class KeyRegistry:
         )
         with self._store.session() as session:
             session.add(row)
+            details = {
+                "prefix": prefix,
+                "user": user,
+                "groups": row.groups,
+                "role": chosen,
+                "scopes": scope_list,
+                "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+            }
+            append(session, AuditEvent(tenant, "key.create", row.id, details=details))
         return key, _info(row, now)
 
     def list(self, tenant: str | None = None) -> list[ApiKeyInfo]:
@@ -163,6 +178,9 @@ class KeyRegistry:
             row = _resolve(session, key_ref)
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
+                append(
+                    session, AuditEvent(row.tenant_id, "key.revoke", row.id, details={"prefix": row.prefix})
+                )
             row.previous_valid_until = None
             return _info(row)
 
@@ -192,8 +210,25 @@ class KeyRegistry:
                 row.previous_valid_until = now + grace
             else:
                 row.previous_prefix = row.previous_hash = row.previous_valid_until = None
+            grace_seconds = int(grace.total_seconds())
+            details = {"old_prefix": row.prefix, "prefix": prefix, "grace_seconds": grace_seconds}
             row.prefix, row.key_hash, row.rotated_at = prefix, _digest(key), now
+            append(session, AuditEvent(row.tenant_id, "key.rotate", row.id, details=details))
             return key, _info(row, now)
+
+    def owner(self, key: str) -> tuple[str, str] | None:
+        """The tenant and id of the key whose prefix ``key`` carries, valid or not (None: no such
+        prefix): to whom a refused key is attributed in the audit log."""
+        prefix = _prefix(key)
+        if not prefix:
+            return None
+        with self._store.session() as session:
+            found = session.execute(
+                select(ApiKeyRow.tenant_id, ApiKeyRow.id).where(
+                    or_(ApiKeyRow.prefix == prefix, ApiKeyRow.previous_prefix == prefix)
+                )
+            ).first()
+        return (str(found[0]), str(found[1])) if found is not None else None
 
     def authenticate(self, key: str) -> tuple[str, Principal]:
         """The key's id and principal.
@@ -203,9 +238,7 @@ class KeyRegistry:
                 or the previous secret of a rotated key past its grace period.
             KeyExpired: the key is right but past its expiry (``auth.key_expired``).
         """
-        prefix = ""
-        if key.startswith(_KEY_PREFIX):
-            prefix = key[len(_KEY_PREFIX) :].split("_", 1)[0]
+        prefix = _prefix(key)
         row: ApiKeyRow | None = None
         if prefix:
             with self._store.session() as session:

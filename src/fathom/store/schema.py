@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "AnswerRow",
     "ApiKeyRow",
+    "AuditEventRow",
     "Base",
     "ChangeRow",
     "ChunkRow",
@@ -372,3 +373,36 @@ class WebhookDeliveryRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEventRow(Base):
+    """One audit event: who did what to which target, through which request, and how it ended.
+
+    Append-only and hash-chained per tenant (:mod:`fathom.store.audit`): ``seq`` counts the
+    tenant's events from 1, ``prev_hash`` is the hash of the tenant's previous event and ``hash``
+    the SHA-256 of ``prev_hash`` and the event's canonical JSON. ``tenant_id`` is ``""`` for
+    events no tenant can be told for (a refused credential of unknown origin). Never holds
+    document text, keys or tokens.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "seq", name="uq_audit_events_tenant_seq"),
+        Index("ix_audit_events_tenant_created", "tenant_id", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    actor_user: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -119,6 +119,7 @@ def ask(ctx: ToolContext, args: AskArgs) -> AskResult:
             filters=args.filters,
         )
     answer_id = fathom.record_answer(answer, principal=ctx.principal, key_id=ctx.key_id)
+    ctx.answered(args.question, answer, answer_id)
     ctx.after_answer(answer)
     rewritten = answer.rewrite is not None and answer.rewrite.method != "unchanged"
     return AskResult(

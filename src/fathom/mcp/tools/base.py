@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fathom.domain import Answer, Citation, Principal
+from fathom.domain import Answer, Citation, Hit, Principal
 
 if TYPE_CHECKING:
     # Only a type here: `fathom mcp` lists its tools before the store and indexes are imported.
@@ -35,6 +35,14 @@ def _ignore(_answer: Answer) -> None:
     return None
 
 
+def _searched(_query: str, _hits: Sequence[Hit]) -> None:
+    return None
+
+
+def _answered(_question: str, _answer: Answer, _answer_id: str) -> None:
+    return None
+
+
 @contextmanager
 def _always_wait() -> Iterator[bool]:
     yield True
@@ -54,6 +62,8 @@ class ToolContext:
             answer, so a key without a user can rate its own answers and no other key's.
         wait_slot: entered while ``ingest_text`` waits for its job; yields whether the caller
             may wait now (the HTTP front caps concurrent waits per API key).
+        searched: called with the query and hits of each ``search`` (the HTTP front audits it).
+        answered: called with the question, answer and answer id of each ``ask`` (audited too).
     """
 
     fathom: Fathom
@@ -63,6 +73,8 @@ class ToolContext:
     after_answer: Callable[[Answer], None] = _ignore
     key_id: str | None = None
     wait_slot: Callable[[], AbstractContextManager[bool]] = _always_wait
+    searched: Callable[[str, Sequence[Hit]], None] = _searched
+    answered: Callable[[str, Answer, str], None] = _answered
 
 
 class _Args(BaseModel):

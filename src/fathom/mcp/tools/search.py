@@ -66,4 +66,5 @@ def _search_hit(n: int, hit: Hit) -> SearchHit:
 
 def search(ctx: ToolContext, args: SearchArgs) -> SearchResult:
     hits = ctx.fathom.search(args.query, k=args.k, filters=args.filters, principal=ctx.principal)
+    ctx.searched(args.query, hits)
     return SearchResult(query=args.query, hits=[_search_hit(n, hit) for n, hit in enumerate(hits, 1)])

@@ -105,4 +105,6 @@ def message(
         data = {"answer_id": answer_id, **answer.to_dict(), "conversation_id": conversation_id}
         return MessageOut.model_validate(data)
 
-    return answer_response(service, caller, stream, request_id_of(request), accept, respond)
+    return answer_response(
+        service, caller, stream, request_id_of(request), accept, respond, query=body.question
+    )

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fathom.domain import text_source
 from fathom.guard.fields import Metadata
+from fathom.service.audit import acting_as, record, recording_failure
 from fathom.service.deps import CallerDep, FathomDep, PrincipalDep, ServiceDep
 from fathom.service.schemas import (
     AclIn,
@@ -200,6 +201,8 @@ async def upload_document(
         write_acl=(tuple(writers[0]), tuple(writers[1])) if writers is not None else None,
     )
     if new:
+        details = {"job_id": job.job_id, "source": source}
+        await run_in_threadpool(record, service, caller, "document.upload", job.document_id, details=details)
         service.metrics.jobs_enqueued.inc()
         service.workers.notify()
     else:
@@ -260,5 +263,7 @@ def get_passage(
     "key without the `write` scope). A document the caller may not read is a 404.",
     responses=error_responses(401, 403, 404, 429),
 )
-def delete_document(document_id: str, fathom: FathomDep, principal: PrincipalDep) -> DeletedOut:
-    return DeletedOut(document_id=fathom.delete(document_id, principal=principal))
+def delete_document(document_id: str, service: ServiceDep, caller: CallerDep) -> DeletedOut:
+    # The delete records itself in its transaction; a refused one is recorded here.
+    with acting_as(caller), recording_failure(service, caller, "document.delete", document_id):
+        return DeletedOut(document_id=service.fathom.delete(document_id, principal=caller.principal))

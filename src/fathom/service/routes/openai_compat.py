@@ -29,6 +29,7 @@ from fastapi.responses import StreamingResponse
 from fathom.answer.pipeline import AskMode
 from fathom.domain import Answer, AnswerDelta, Citation
 from fathom.errors import FathomError, InvalidQuery, NotFound
+from fathom.service.audit import recording_failure
 from fathom.service.deps import Caller, CallerDep, Service, ServiceDep
 from fathom.service.errors import openai_error_body, request_id_of, status_for
 from fathom.service.openai_schemas import (
@@ -207,19 +208,24 @@ def chat_completions(request: Request, body: ChatCompletionIn, service: ServiceD
     question, history = history_of(body.messages)
     options = body.fathom
     service.take_answer_budget(caller.key_id)
-    stream = service.fathom.ask_after_stream(
-        question,
-        history,
-        principal=caller.principal,
-        k=options.k if options else None,
-        filters=options.filters if options else None,
-        mode=mode,
-    )
+    # A refusal (a missing scope, a question too long ...) goes to the audit log as well.
+    with recording_failure(service, caller, "ask"):
+        stream = service.fathom.ask_after_stream(
+            question,
+            history,
+            principal=caller.principal,
+            k=options.k if options else None,
+            filters=options.filters if options else None,
+            mode=mode,
+        )
+        # Without streaming, the whole answer; with it, the first item, so that a refusal is a
+        # plain JSON error response rather than a broken stream.
+        items = list(stream) if not body.stream else [next(stream)]
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
-        answer = [item for item in stream if isinstance(item, Answer)][-1]
-        out = finish_answer(service, caller.key_id, caller.principal, answer)
+        answer = [item for item in items if isinstance(item, Answer)][-1]
+        out = finish_answer(service, caller, answer, query=question)
         return ChatCompletionOut(
             id=completion_id,
             created=created,
@@ -228,12 +234,11 @@ def chat_completions(request: Request, body: ChatCompletionIn, service: ServiceD
             usage=_usage(answer),
             fathom=out,
         )
-    # The first item surfaces refusals (query too long ...) as a plain JSON error response.
-    first = next(stream)
+    first = items[0]
     include_usage = body.stream_options is not None and body.stream_options.include_usage
     chunks = _Chunks(completion_id, created, body.model, include_usage)
     return StreamingResponse(
-        _events(service, caller, chunks, first, stream, request_id_of(request)),
+        _events(service, caller, chunks, first, stream, request_id_of(request), question),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -276,6 +281,7 @@ def _events(
     first: AnswerDelta | Answer,
     rest: Iterator[AnswerDelta | Answer],
     request_id: str,
+    question: str,
 ) -> Iterator[bytes]:
     yield chunks.delta({"role": "assistant", "content": ""})
     item = first
@@ -283,7 +289,7 @@ def _events(
         # The pieces as they are produced are unverified; only the final answer is sent.
         while isinstance(item, AnswerDelta):
             item = next(rest)
-        out: AskOut = finish_answer(service, caller.key_id, caller.principal, item)
+        out: AskOut = finish_answer(service, caller, item, query=question)
     except Exception as exc:  # the stream has started: errors become a chunk holding `error`
         error = exc if isinstance(exc, FathomError) else None
         if error is None and is_unavailable(exc):

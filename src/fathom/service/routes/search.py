@@ -10,9 +10,10 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from fathom.answer.agent import AgentLimits
-from fathom.domain import Answer, AnswerDelta, Principal
+from fathom.domain import Answer, AnswerDelta
 from fathom.errors import FathomError
-from fathom.service.deps import Caller, CallerDep, FathomDep, PrincipalDep, Service, ServiceDep
+from fathom.service.audit import record_answer, record_search, recording_failure
+from fathom.service.deps import Caller, CallerDep, Service, ServiceDep
 from fathom.service.errors import error_body, request_id_of
 from fathom.service.schemas import (
     AgentLimitsIn,
@@ -37,8 +38,10 @@ router = APIRouter(prefix="/v1", tags=["query"])
     description="BM25 and dense retrieval, filtered by tenant and ACL inside the index query, fused.",
     responses=error_responses(400, 401, 403, 413, 422, 429, 503),
 )
-def search(body: SearchIn, fathom: FathomDep, principal: PrincipalDep) -> SearchOut:
-    hits = fathom.search(body.query, k=body.k, filters=body.filters, principal=principal)
+def search(body: SearchIn, service: ServiceDep, caller: CallerDep) -> SearchOut:
+    with recording_failure(service, caller, "search"):
+        hits = service.fathom.search(body.query, k=body.k, filters=body.filters, principal=caller.principal)
+    record_search(service, caller, body.query, hits)
     return SearchOut(hits=[HitOut.of(hit) for hit in hits])
 
 
@@ -55,11 +58,13 @@ Respond = Callable[[str, Answer], AskOut]
 
 
 def finish_answer(
-    service: Service, caller_key: str, principal: Principal, answer: Answer, respond: Respond = AskOut.of
+    service: Service, caller: Caller, answer: Answer, respond: Respond = AskOut.of, query: str | None = None
 ) -> AskOut:
-    """Record a final answer (for feedback), charge its tokens to the key, and build its body."""
-    answer_id = service.fathom.record_answer(answer, principal=principal, key_id=caller_key)
-    service.charge_answer_tokens(caller_key, _answer_tokens(answer))
+    """Record a final answer (for feedback and, with ``query``, the question, in the audit log),
+    charge its tokens to the key, and build its body."""
+    answer_id = service.fathom.record_answer(answer, principal=caller.principal, key_id=caller.key_id)
+    record_answer(service, caller, query, answer, answer_id)
+    service.charge_answer_tokens(caller.key_id, _answer_tokens(answer))
     return respond(answer_id, answer)
 
 
@@ -77,18 +82,22 @@ def answer_response(
     request_id: str,
     accept: str | None,
     respond: Respond = AskOut.of,
+    *,
+    query: str | None = None,
 ) -> Any:
-    """An answer stream as server-sent events (``Accept: text/event-stream``) or one JSON body."""
-    if accept and "text/event-stream" in accept:
-        # The first item surfaces refusals (query too long ...) as a plain JSON error response.
-        first = next(stream)
-        return StreamingResponse(
-            _events(service, caller, first, stream, request_id, respond),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
-    answer = [item for item in stream if isinstance(item, Answer)][-1]
-    return finish_answer(service, caller.key_id, caller.principal, answer, respond)
+    """An answer stream as server-sent events (``Accept: text/event-stream``) or one JSON body;
+    the answer (with ``query``, the question) goes to the audit log, a refusal too."""
+    with recording_failure(service, caller, "ask"):
+        if accept and "text/event-stream" in accept:
+            # The first item surfaces refusals (query too long ...) as a plain JSON error response.
+            first = next(stream)
+            return StreamingResponse(
+                _events(service, caller, first, stream, request_id, respond, query),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            )
+        answer = [item for item in stream if isinstance(item, Answer)][-1]
+    return finish_answer(service, caller, answer, respond, query)
 
 
 def _events(
@@ -98,13 +107,14 @@ def _events(
     rest: Iterator[AnswerDelta | Answer],
     request_id: str,
     respond: Respond = AskOut.of,
+    query: str | None = None,
 ) -> Iterator[bytes]:
     item = first
     try:
         while isinstance(item, AnswerDelta):
             yield _sse("delta", {"text": item.text})
             item = next(rest)
-        out = finish_answer(service, caller.key_id, caller.principal, item, respond)
+        out = finish_answer(service, caller, item, respond, query)
     except Exception as exc:  # the stream has started: errors become an `error` event
         error = exc if isinstance(exc, FathomError) else None
         if error is None and is_unavailable(exc):
@@ -158,4 +168,4 @@ def ask(
         mode=body.mode,
         agent_limits=agent_limits(body.agent),
     )
-    return answer_response(service, caller, stream, request_id_of(request), accept)
+    return answer_response(service, caller, stream, request_id_of(request), accept, query=body.query)

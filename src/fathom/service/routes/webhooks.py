@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from fathom.service.deps import FathomDep, PrincipalDep
+from fathom.service.audit import record, recording_failure
+from fathom.service.deps import CallerDep, FathomDep, PrincipalDep, ServiceDep
 from fathom.service.schemas import error_responses
 from fathom.store.outbox import EVENT_TYPES
 from fathom.store.webhooks import DeliveryInfo, WebhookInfo
@@ -122,8 +124,15 @@ class WebhookDeletedOut(BaseModel):
     description=_SIGNATURE,
     responses=error_responses(401, 403, 413, 422, 429, 503),
 )
-def create(body: WebhookIn, fathom: FathomDep, principal: PrincipalDep) -> WebhookOut:
-    info, generated = fathom.webhooks.create(principal, body.url, list(body.events), body.secret)
+def create(body: WebhookIn, service: ServiceDep, caller: CallerDep) -> WebhookOut:
+    with recording_failure(service, caller, "webhook.create"):
+        info, generated = service.fathom.webhooks.create(
+            caller.principal, body.url, list(body.events), body.secret
+        )
+    # Only the host: a webhook URL's path or query may itself be a secret (e.g. chat services').
+    where = urlsplit(info.url)
+    details = {"host": f"{where.scheme}://{where.netloc.rpartition('@')[2]}", "events": list(info.events)}
+    record(service, caller, "webhook.create", info.webhook_id, details=details)
     return WebhookOut.of(info, generated)
 
 
@@ -154,8 +163,10 @@ def get_webhook(webhook_id: WebhookId, fathom: FathomDep, principal: PrincipalDe
     summary="Delete a webhook and its deliveries (tenant admins)",
     responses=error_responses(401, 403, 404, 429, 503),
 )
-def delete_webhook(webhook_id: WebhookId, fathom: FathomDep, principal: PrincipalDep) -> WebhookDeletedOut:
-    fathom.webhooks.delete(principal, webhook_id)
+def delete_webhook(webhook_id: WebhookId, service: ServiceDep, caller: CallerDep) -> WebhookDeletedOut:
+    with recording_failure(service, caller, "webhook.delete", webhook_id):
+        service.fathom.webhooks.delete(caller.principal, webhook_id)
+    record(service, caller, "webhook.delete", webhook_id)
     return WebhookDeletedOut(webhook_id=webhook_id)
 
 
