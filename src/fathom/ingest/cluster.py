@@ -44,6 +44,7 @@ from fathom.ingest.pipeline import (
     ProgressCallback,
     attach_vectors,
     chunk_parsed,
+    failed_outcome,
     parse_limits,
     parse_options,
 )
@@ -188,8 +189,7 @@ def _parse_and_chunk(data: bytes, name: str, key: FileKey, work: _Work) -> Pendi
     try:
         parsed = parsers.parse(data, name)
     except FathomError as exc:
-        status = "no_text" if exc.code == "ingest.no_text" else "failed"
-        return FileOutcome(key.source, status, error_code=exc.code, message=exc.message)
+        return failed_outcome(key.source, exc)
     metadata = {**work.metadata, "filename": key.path.name}
     return chunk_parsed(
         parsed, key.source, key.content_hash, metadata, embedder, work.settings, path=key.path
@@ -388,9 +388,7 @@ class _Run:
                 elif job is not None:
                     self._parsing[self._parse.remote(job.data, job.name, job.key, work_ref)] = job.key
             waiting_chunks = sum(len(p.inputs) for p in self._waiting)
-            if self._waiting and (
-                waiting_chunks >= EMBED_BATCH_CHUNKS or (exhausted and not self._parsing)
-            ):
+            if self._waiting and (waiting_chunks >= EMBED_BATCH_CHUNKS or (exhausted and not self._parsing)):
                 self._embed(self._waiting)
                 self._waiting = []
                 continue

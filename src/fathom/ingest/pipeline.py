@@ -47,6 +47,7 @@ __all__ = [
     "ProgressCallback",
     "attach_vectors",
     "chunk_parsed",
+    "failed_outcome",
     "iter_files",
     "parse_limits",
     "parse_options",
@@ -182,7 +183,8 @@ def chunk_parsed(
     )
 
 
-def _failed(source: str, error: FathomError) -> FileOutcome:
+def failed_outcome(source: str, error: FathomError) -> FileOutcome:
+    """The outcome of a file that failed with ``error`` (``no_text`` when it holds no text)."""
     status: FileStatus = "no_text" if error.code == "ingest.no_text" else "failed"
     return FileOutcome(source, status, error_code=error.code, message=error.message)
 
@@ -280,7 +282,7 @@ class IngestPipeline:
             key: FileKey = result.key
             if result.error is not None:
                 log.info("ingest.file_failed", code=result.error.code)
-                batch.done(_failed(key.source, result.error))
+                batch.done(failed_outcome(key.source, result.error))
                 continue
             assert result.parsed is not None
             meta = {**(metadata or {}), "filename": key.path.name}
@@ -413,7 +415,7 @@ class IngestPipeline:
             with self._telemetry.stage("ingest.parse", bytes=len(data)):
                 parsed = self._parsers.parse(data, name or source)
         except FathomError as exc:
-            return _failed(source, exc), None
+            return failed_outcome(source, exc), None
         if title:
             parsed.title = title
         return None, self._chunk(source, content_hash, parsed, metadata)
