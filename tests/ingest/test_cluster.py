@@ -277,7 +277,7 @@ def test_a_worker_node_killed_mid_ingest_loses_nothing(two_nodes: LoopbackCluste
     plain = _report(
         fathom_cli("ingest", "--json", str(docs), home=plain_home, extra={"FATHOM_EMBEDDER": HASH})
     )
-    assert plain["summary"]["added"] == 140
+    assert plain["summary"]["added"] == 240
 
     home = tmp_path / "cluster"
     process = _spawn_ingest(docs, home, two_nodes.env)
