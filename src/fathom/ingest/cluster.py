@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -131,12 +131,21 @@ def ray_runtime() -> Iterator[ModuleType]:
         BackendUnavailable: the cluster at ``RAY_ADDRESS`` could not be reached
             (``cluster.unreachable``).
     """
-    from fathom.errors import BackendUnavailable
-
     ray = import_ray()
     if ray.is_initialized():
         yield ray
         return
+    with _stdout_to_stderr():
+        _connect(ray)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+def _connect(ray: ModuleType) -> None:
+    from fathom.errors import BackendUnavailable
+
     address = os.environ.get("RAY_ADDRESS")
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
     try:
@@ -154,10 +163,26 @@ def ray_runtime() -> Iterator[ModuleType]:
         raise BackendUnavailable(
             f"could not connect to the Ray cluster {where}", code="cluster.unreachable"
         ) from exc
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Ray's core library writes the cluster's notices (a task retried after a node died) to file
+    descriptor 1, where they would corrupt a ``--json`` report: they go to standard error."""
+    sys.stdout.flush()
     try:
-        yield ray
+        saved = os.dup(1)
+    except OSError:
+        yield
+        return
+    os.dup2(2, 1)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
     finally:
-        ray.shutdown()
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @dataclass(frozen=True, slots=True)
