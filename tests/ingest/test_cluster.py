@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, text
 from fathom import Fathom
 from fathom.errors import ConfigError
 from tests.conftest import require_shared
+from tests.ingest.hostile import billion_laughs_docx, zip_bomb_docx
 
 try:
     import ray  # noqa: F401  (before usearch: see the module docstring)
@@ -216,13 +217,23 @@ def test_local_runtime_gives_the_same_store_and_search_as_a_plain_ingest(tmp_pat
     docs.mkdir()
     for path in sorted(seeds.iterdir(), key=lambda p: p.stat().st_size)[:1]:
         (docs / path.name).write_bytes(path.read_bytes())
-    (docs / "empty.txt").write_text("")  # fails the same way in both
+    # Poisoned files fail alone, with the same codes, in the cluster's parser sandbox too.
+    billion_laughs_docx(docs / "laughs.docx")
+    zip_bomb_docx(docs / "bomb.docx", megabytes=16)
+    (docs / "empty.txt").write_text("")
     plain = _report(fathom_cli("ingest", "--json", str(docs), home=tmp_path / "plain"))
     cluster = _report(
         fathom_cli("ingest", "--json", "--cluster", "ray", str(docs), home=tmp_path / "cluster")
     )
     assert cluster["summary"] == plain["summary"]
     assert plain["summary"]["added"] == 1
+
+    def codes(report: dict[str, Any]) -> dict[str, str | None]:
+        return {Path(f["source"]).name: f["error_code"] for f in report["files"]}
+
+    assert codes(cluster) == codes(plain)
+    assert codes(cluster)["laughs.docx"] == "ingest.xml_entities"
+    assert codes(cluster)["bomb.docx"] == "ingest.archive_limits"
     _assert_same_store(_store_rows(tmp_path / "plain"), _store_rows(tmp_path / "cluster"))
     assert _search(tmp_path / "cluster") == _search(tmp_path / "plain")
     # Unchanged files are skipped by the driver, as today.
