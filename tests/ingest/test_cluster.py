@@ -357,6 +357,27 @@ def test_a_killed_driver_is_resumed_by_a_rerun_without_duplicates(two_nodes: Loo
     _report(fathom_cli("ingest", "--json", str(docs), home=plain_home, extra={"FATHOM_EMBEDDER": HASH}))
     _assert_same_store(_store_rows(plain_home), _store_rows(home))
 
+    # `fathom sync --cluster ray` mirrors the folder: a changed file is re-ingested on the
+    # cluster, a removed one deleted, the rest left alone.
+    (docs / "doc0000.txt").unlink()
+    (docs / "doc0001.txt").write_text("A rewritten note about the kubernetes rollback runbook.")
+    synced = _report(
+        fathom_cli(
+            "sync",
+            "--json",
+            "--cluster",
+            "ray",
+            str(docs),
+            home=home,
+            env=two_nodes.env,
+            extra={"FATHOM_EMBEDDER": HASH},
+        )
+    )
+    assert synced["summary"]["deleted"] == 1
+    assert synced["summary"]["updated"] == 1
+    assert synced["summary"]["unchanged"] == 158
+    _assert_whole(home)
+
 
 def test_postgres_backend_through_the_cluster_matches_a_plain_ingest(
     two_nodes: LoopbackCluster, local_postgres: Any, tmp_path: Path
