@@ -122,7 +122,7 @@ def _run(args: list[str], env: Mapping[str, str]) -> None:
 def loopback_cluster(
     head_cpus: int, worker_cpus: tuple[int, ...] = (), *, object_store_mb: int = 256
 ) -> Iterator[LoopbackCluster]:
-    """Start a head (and worker nodes) with ``ray start``; ``ray stop --force`` on exit.
+    """Start a head (and worker nodes) with ``ray start``; all of their processes stopped on exit.
 
     The nodes import fathom from this interpreter's path (``PYTHONPATH`` is passed on).
     """
