@@ -82,7 +82,7 @@ ClusterOption = Annotated[
     typer.Option(
         "--cluster",
         help="Parse, chunk and embed on a cluster: 'ray' (RAY_ADDRESS, else a local runtime on "
-        "loopback; needs pip install 'fathom[cluster]'). Same result as without.",
+        "loopback; needs pip install 'fathom-search[cluster]'). Same result as without.",
         show_default=False,
     ),
 ]

@@ -196,7 +196,7 @@ def test_without_ray_the_option_says_how_to_install_it(tmp_path: Path):
         extra={"PYTHONPATH": f"{shadow}:{src}"},
     )
     assert result.returncode != 0
-    assert "pip install 'fathom[cluster]'" in result.stderr
+    assert "pip install 'fathom-search[cluster]'" in result.stderr
     assert "cluster.ray_missing" in result.stderr
     assert not (tmp_path / "home" / "fathom.db").exists() or not _store_rows(tmp_path / "home")
 

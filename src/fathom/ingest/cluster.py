@@ -68,7 +68,7 @@ CLUSTER_ENGINES = ("ray",)
 # runtime is started on another loopback address: every Ray connection stays on `lo`.
 LOOPBACK_NODE_IP = "127.0.0.2"
 
-INSTALL_HINT = "pip install 'fathom[cluster]'"
+INSTALL_HINT = "pip install 'fathom-search[cluster]'"
 
 # Parse tasks in flight per CPU of the cluster, and embedding batches queued per actor.
 _PARSE_WINDOW_PER_CPU = 2
