@@ -214,13 +214,23 @@ class Fathom:
         *,
         metadata: Mapping[str, Any] | None = None,
         progress: ProgressCallback | None = None,
+        cluster: str | None = None,
     ) -> IngestReport:
         """Ingest files, folders (recursively) and http(s) URLs. Unchanged files are skipped.
 
         Returns a report with one outcome per file or URL; failures never stop the batch.
+        ``cluster="ray"`` parses, chunks and embeds the files on a Ray cluster (``RAY_ADDRESS``,
+        or a local runtime) with the same result (:mod:`fathom.ingest.cluster`).
+
+        Raises:
+            ConfigError: an unknown ``cluster`` (``cluster.unknown``), Ray is not installed
+                (``cluster.ray_missing``), or was imported after the indexes were opened
+                (``cluster.import_order``: import ray first).
         """
         files, missing, urls = split_sources(paths)
-        report = self._ingest_files(files, metadata=metadata, progress=progress, missing=missing)
+        report = self._ingest_files(
+            files, metadata=metadata, progress=progress, missing=missing, cluster=cluster
+        )
         for url in urls:
             report.outcomes.append(self.ingest_url(url, metadata=metadata))
         return report
@@ -251,21 +261,50 @@ class Fathom:
         metadata: Mapping[str, Any] | None,
         progress: ProgressCallback | None,
         missing: list[FileOutcome] | None = None,
+        cluster: str | None = None,
     ) -> IngestReport:
         missing = missing or []
+        if cluster is not None:
+            self._check_cluster(cluster)
         if progress is not None:
             progress("files_total", len(files) + len(missing))
             for _ in missing:
                 progress("file", 1)
-        report = self._pipeline().ingest_files(
-            files,
-            tenant=self.settings.tenant,
-            metadata=dict(metadata or {}),
-            progress=progress,
-            after_commit=self.indexer.catch_up,
-        )
+        if cluster is None:
+            report = self._pipeline().ingest_files(
+                files,
+                tenant=self.settings.tenant,
+                metadata=dict(metadata or {}),
+                progress=progress,
+                after_commit=self.indexer.catch_up,
+            )
+        else:
+            report = self._ingest_on_cluster(files, metadata=metadata, progress=progress)
         report.outcomes[:0] = missing
         return report
+
+    @staticmethod
+    def _check_cluster(cluster: str) -> None:
+        from fathom.ingest.cluster import prepare_cluster
+
+        prepare_cluster(cluster)
+
+    def _ingest_on_cluster(
+        self, files: list[Path], *, metadata: Mapping[str, Any] | None, progress: ProgressCallback | None
+    ) -> IngestReport:
+        from fathom.ingest.cluster import ClusterIngest, ray_runtime
+
+        def pipeline(embedder: Embedder) -> IngestPipeline:
+            return IngestPipeline(self.store, embedder, self.settings, self.parsers, self.telemetry)
+
+        with ray_runtime() as ray:
+            return ClusterIngest(ray, self.settings, pipeline).ingest_files(
+                files,
+                tenant=self.settings.tenant,
+                metadata=dict(metadata or {}),
+                progress=progress,
+                after_commit=self.indexer.catch_up,
+            )
 
     def ingest_text(
         self,
@@ -382,9 +421,18 @@ class Fathom:
         """
         return self.uploads.job(self._principal(principal, "search"), job_id)
 
-    def sync(self, directory: str | Path, *, progress: ProgressCallback | None = None) -> IngestReport:
-        """Make the store mirror a folder: add new files, update changed ones, delete removed ones."""
-        return self._mirror().sync(directory, progress=progress)
+    def sync(
+        self,
+        directory: str | Path,
+        *,
+        progress: ProgressCallback | None = None,
+        cluster: str | None = None,
+    ) -> IngestReport:
+        """Make the store mirror a folder: add new files, update changed ones, delete removed ones.
+
+        ``cluster="ray"`` ingests the new and changed files on a Ray cluster (see :meth:`ingest`).
+        """
+        return self._mirror(cluster).sync(directory, progress=progress)
 
     def watch(
         self,
@@ -392,15 +440,18 @@ class Fathom:
         on_report: Callable[[IngestReport], object],
         *,
         stop: threading.Event | None = None,
+        cluster: str | None = None,
     ) -> None:
         """Mirror a folder continuously until ``stop`` is set (see :meth:`FolderMirror.watch`)."""
-        self._mirror().watch(directory, on_report, stop=stop)
+        self._mirror(cluster).watch(directory, on_report, stop=stop)
 
-    def _mirror(self) -> FolderMirror:
+    def _mirror(self, cluster: str | None = None) -> FolderMirror:
         return FolderMirror(
             self.store,
             self.settings.tenant,
-            lambda files, progress: self._ingest_files(files, metadata=None, progress=progress),
+            lambda files, progress: self._ingest_files(
+                files, metadata=None, progress=progress, cluster=cluster
+            ),
             self.indexer.catch_up,
             debounce_ms=self.settings.sync_debounce_ms,
         )

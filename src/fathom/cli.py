@@ -78,35 +78,75 @@ def _open_with_documents(home: Path | None) -> Fathom:
     return open_home(home)
 
 
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Parse, chunk and embed on a cluster: 'ray' (RAY_ADDRESS, else a local runtime on "
+        "loopback; needs pip install 'fathom-search[cluster]'). Same result as without.",
+        show_default=False,
+    ),
+]
+
+
+def _prepare_cluster(cluster: str | None) -> None:
+    """Load the cluster engine before the home's indexes (see fathom.ingest.cluster.import_ray)."""
+    if cluster is not None:
+        from fathom.ingest.cluster import prepare_cluster
+
+        prepare_cluster(cluster)
+
+
 @contextmanager
 def _ingest_progress(enabled: bool) -> Iterator[Any]:
-    """A progress display of files, chunks and embeddings, or a no-op callback."""
+    """A progress display of files, chunks and embeddings (done, total, rate), or a no-op callback."""
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     progress = Progress(
         TextColumn("{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         console=err,
         transient=False,
     )
-    files = progress.add_task("files", total=None)
-    chunks = progress.add_task("chunks", total=None)
-    embedded = progress.add_task("embedded", total=None)
+    files = progress.add_task("files", total=None, rate="")
+    chunks = progress.add_task("chunks", total=None, rate="")
+    embedded = progress.add_task("embedded", total=None, rate="")
+    totals = {chunks: 0, embedded: 0}
+
+    def advance(task: Any, amount: int) -> None:
+        progress.advance(task, amount)
+        speed = progress.tasks[task].speed
+        progress.update(task, rate=f"{speed:,.1f}/s" if speed else "")
+
+    def grow(task: Any, amount: int) -> None:
+        totals[task] += amount
+        progress.update(task, total=totals[task])
 
     def callback(event: str, amount: int) -> None:
         if event == "files_total":
             progress.update(files, total=amount)
         elif event == "file":
-            progress.advance(files, amount)
+            advance(files, amount)
         elif event == "chunks":
-            progress.advance(chunks, amount)
+            advance(chunks, amount)
         elif event == "embedded":
-            progress.advance(embedded, amount)
+            advance(embedded, amount)
+        elif event == "chunks_total":
+            grow(chunks, amount)
+        elif event == "embeddings_total":
+            grow(embedded, amount)
 
     with progress:
         yield callback
@@ -139,6 +179,7 @@ def ingest(
     home: HomeOption = None,
     as_json: JsonOption = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    cluster: ClusterOption = None,
 ) -> None:
     """Add or update documents and URLs; the type is detected from the content.
 
@@ -147,9 +188,10 @@ def ingest(
     unless allowed by the url_allow setting. Exits with 3 when some files failed.
     """
     with errors():
+        _prepare_cluster(cluster)
         fathom = open_home(home)
         with _ingest_progress(progress and not as_json) as callback:
-            report = fathom.ingest(paths, progress=callback)
+            report = fathom.ingest(paths, progress=callback, cluster=cluster)
     _print_report(report, as_json)
 
 
@@ -162,6 +204,7 @@ def sync(
     watch: Annotated[
         bool, typer.Option("--watch", help="Keep running and apply changes as they happen (Ctrl-C stops).")
     ] = False,
+    cluster: ClusterOption = None,
 ) -> None:
     """Make the store mirror a folder: add new files, update changed ones, delete removed ones.
 
@@ -169,6 +212,7 @@ def sync(
     sync_debounce_ms setting). Restarting after a crash resumes from a full sync.
     """
     with errors():
+        _prepare_cluster(cluster)
         fathom = open_home(home)
         if watch:
 
@@ -176,10 +220,10 @@ def sync(
                 with contextlib.suppress(typer.Exit):  # failures are printed; keep watching
                     _print_report(report, as_json)
 
-            fathom.watch(directory, report_changes)
+            fathom.watch(directory, report_changes, cluster=cluster)
             return
         with _ingest_progress(progress and not as_json) as callback:
-            report = fathom.sync(directory, progress=callback)
+            report = fathom.sync(directory, progress=callback, cluster=cluster)
     _print_report(report, as_json)
 
 

@@ -41,8 +41,13 @@ from fathom.store.database import ChunkDraft, Store
 from fathom.telemetry import Telemetry
 
 __all__ = [
+    "FileKey",
     "IngestPipeline",
+    "PendingDocument",
     "ProgressCallback",
+    "attach_vectors",
+    "chunk_parsed",
+    "failed_outcome",
     "iter_files",
     "parse_limits",
     "parse_options",
@@ -50,10 +55,11 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-# Called with an event name and an amount: "files_total", "file", "chunks", "embedded".
+# Called with an event name and an amount: "files_total", "file", "chunks", "embedded", and
+# "chunks_total" / "embeddings_total" (added to those totals as documents are chunked).
 ProgressCallback = Callable[[str, int], None]
 
-_EMBED_BATCH_CHUNKS = 256
+EMBED_BATCH_CHUNKS = 256
 
 
 def iter_files(path: Path) -> Iterator[Path]:
@@ -69,7 +75,9 @@ def iter_files(path: Path) -> Iterator[Path]:
 
 
 @dataclass(slots=True)
-class _Pending:
+class PendingDocument:
+    """A parsed and chunked document waiting for its embeddings and its commit."""
+
     source: str
     content_hash: str
     parsed: ParsedDocument
@@ -99,7 +107,9 @@ class _Fingerprint:
 
 
 @dataclass(frozen=True, slots=True)
-class _FileKey:
+class FileKey:
+    """A file read and change-detected by :meth:`IngestPipeline.read_file`."""
+
     path: Path
     source: str
     content_hash: str
@@ -134,7 +144,47 @@ def parse_limits(settings: Settings) -> ParseLimits:
     )
 
 
-def _failed(source: str, error: FathomError) -> FileOutcome:
+def chunk_parsed(
+    parsed: ParsedDocument,
+    source: str,
+    content_hash: str,
+    metadata: dict[str, Any],
+    embedder: Embedder,
+    settings: Settings,
+    *,
+    path: Path | None = None,
+) -> PendingDocument:
+    """Chunk a parsed document in ``embedder``'s tokens; the model inputs and their hashes.
+
+    The one chunking rule of every ingest (in process, or in a cluster task): the same
+    document gives the same chunks, offsets and model inputs wherever it runs.
+    """
+    limit = min(settings.chunk_tokens, embedder.max_tokens - 32)
+    structure = parsed.metadata.get("structure") or {}
+    spans = chunk_document(
+        parsed.text,
+        parsed.blocks,
+        embedder.token_spans,
+        max(limit, 16),
+        settings.chunk_overlap,
+        breaks=structure.get("page_starts", ()),
+    )
+    rows: list[tuple[int, int, tuple[str, ...], int]] = []
+    inputs: list[str] = []
+    hashes: list[str] = []
+    for span in spans:
+        text = parsed.text[span.start : span.end]
+        model_input = fold_for_index(contextual_text(parsed.title, span.heading_path, text))
+        rows.append((span.start, span.end, span.heading_path, span.token_count))
+        inputs.append(model_input)
+        hashes.append(hashlib.sha256(model_input.encode("utf-8")).hexdigest())
+    return PendingDocument(
+        source, content_hash, parsed, rows, inputs, hashes, {**parsed.metadata, **metadata}, path
+    )
+
+
+def failed_outcome(source: str, error: FathomError) -> FileOutcome:
+    """The outcome of a file that failed with ``error`` (``no_text`` when it holds no text)."""
     status: FileStatus = "no_text" if error.code == "ingest.no_text" else "failed"
     return FileOutcome(source, status, error_code=error.code, message=error.message)
 
@@ -144,13 +194,13 @@ class _Batch:
 
     def __init__(
         self,
-        flush: Callable[[list[_Pending], str, ProgressCallback | None], list[FileOutcome]],
+        flush: Callable[[list[PendingDocument], str, ProgressCallback | None], list[FileOutcome]],
         tenant: str,
         progress: ProgressCallback | None,
         after_commit: Callable[[], object] | None,
     ) -> None:
         self.report = IngestReport()
-        self._pending: list[_Pending] = []
+        self._pending: list[PendingDocument] = []
         self._flush_batch = flush
         self._tenant = tenant
         self._progress = progress
@@ -162,10 +212,12 @@ class _Batch:
         if self._progress is not None:
             self._progress("file", 1)
 
-    def add(self, pending: _Pending) -> None:
+    def add(self, pending: PendingDocument) -> None:
         """Queue a parsed document; embed and commit the batch once it is full."""
         self._pending.append(pending)
-        if sum(len(p.inputs) for p in self._pending) >= _EMBED_BATCH_CHUNKS:
+        if self._progress is not None:
+            self._progress("chunks_total", len(pending.inputs))
+        if sum(len(p.inputs) for p in self._pending) >= EMBED_BATCH_CHUNKS:
             self.flush()
 
     def flush(self) -> None:
@@ -215,7 +267,7 @@ class IngestPipeline:
 
         def jobs() -> Iterator[ParseJob]:
             for path in files:
-                outcome, job = self._read_file(path, tenant)
+                outcome, job = self.read_file(path, tenant)
                 if outcome is not None:
                     early.append(outcome)
                 elif job is not None:
@@ -227,10 +279,10 @@ class IngestPipeline:
 
         for result in self._parsers.map(jobs()):
             drain()
-            key: _FileKey = result.key
+            key: FileKey = result.key
             if result.error is not None:
                 log.info("ingest.file_failed", code=result.error.code)
-                batch.done(_failed(key.source, result.error))
+                batch.done(failed_outcome(key.source, result.error))
                 continue
             assert result.parsed is not None
             meta = {**(metadata or {}), "filename": key.path.name}
@@ -327,7 +379,7 @@ class IngestPipeline:
         acl_users: Sequence[str] = (),
         acl_groups: Sequence[str] = (),
         write_acl: tuple[Sequence[str], Sequence[str]] | None = None,
-    ) -> tuple[FileOutcome | None, _Pending | None]:
+    ) -> tuple[FileOutcome | None, PendingDocument | None]:
         """Parse one in-memory document in the worker pool, or say why it needs no work."""
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in source):
             return FileOutcome(
@@ -363,14 +415,16 @@ class IngestPipeline:
             with self._telemetry.stage("ingest.parse", bytes=len(data)):
                 parsed = self._parsers.parse(data, name or source)
         except FathomError as exc:
-            return _failed(source, exc), None
+            return failed_outcome(source, exc), None
         if title:
             parsed.title = title
         return None, self._chunk(source, content_hash, parsed, metadata)
 
     # -- steps --------------------------------------------------------------------------
 
-    def _read_file(self, path: Path, tenant: str) -> tuple[FileOutcome | None, ParseJob | None]:
+    def read_file(self, path: Path, tenant: str) -> tuple[FileOutcome | None, ParseJob | None]:
+        """Read and change-detect one file: its outcome when it needs no parsing (unchanged,
+        unreadable, too large), else the parse job (its key a :class:`FileKey`)."""
         source = str(path.resolve())
         try:
             data = self._read_limited(path)
@@ -392,7 +446,7 @@ class IngestPipeline:
         existing = self._store.find_document(tenant, source)
         if existing is not None and existing.content_hash == content_hash:
             return FileOutcome(source, "unchanged", doc_id=existing.id), None
-        return None, ParseJob(_FileKey(path, source, content_hash), data, path.name)
+        return None, ParseJob(FileKey(path, source, content_hash), data, path.name)
 
     def _read_limited(self, path: Path) -> bytes:
         if path.stat().st_size > self._settings.max_file_bytes:
@@ -410,61 +464,54 @@ class IngestPipeline:
         metadata: dict[str, Any],
         *,
         path: Path | None = None,
-    ) -> _Pending:
-        settings = self._settings
-        limit = min(settings.chunk_tokens, self._embedder.max_tokens - 32)
-        structure = parsed.metadata.get("structure") or {}
+    ) -> PendingDocument:
         with self._telemetry.stage("ingest.chunk") as stage:
-            spans = chunk_document(
-                parsed.text,
-                parsed.blocks,
-                self._embedder.token_spans,
-                max(limit, 16),
-                settings.chunk_overlap,
-                breaks=structure.get("page_starts", ()),
+            pending = chunk_parsed(
+                parsed, source, content_hash, metadata, self._embedder, self._settings, path=path
             )
-            stage.set(chunks=len(spans))
-        rows: list[tuple[int, int, tuple[str, ...], int]] = []
-        inputs: list[str] = []
-        hashes: list[str] = []
-        for span in spans:
-            text = parsed.text[span.start : span.end]
-            model_input = fold_for_index(contextual_text(parsed.title, span.heading_path, text))
-            rows.append((span.start, span.end, span.heading_path, span.token_count))
-            inputs.append(model_input)
-            hashes.append(hashlib.sha256(model_input.encode("utf-8")).hexdigest())
-        return _Pending(
-            source, content_hash, parsed, rows, inputs, hashes, {**parsed.metadata, **metadata}, path
-        )
+            stage.set(chunks=len(pending.spans))
+        return pending
 
-    def _embed(self, batch: list[_Pending], progress: ProgressCallback | None) -> None:
+    def _embed(self, batch: list[PendingDocument], progress: ProgressCallback | None) -> None:
         with self._telemetry.stage("ingest.embed", documents=len(batch)):
             self._embed_batch(batch, progress)
 
-    def _embed_batch(self, batch: list[_Pending], progress: ProgressCallback | None) -> None:
-        model = self._embedder.name
+    def _embed_batch(self, batch: list[PendingDocument], progress: ProgressCallback | None) -> None:
+        known, missing = self.embedding_plan(batch)
+        if progress is not None:
+            progress("embeddings_total", len(missing))
+        if missing:
+            digests = list(missing)
+            for start in range(0, len(digests), EMBED_BATCH_CHUNKS):
+                part = digests[start : start + EMBED_BATCH_CHUNKS]
+                vectors = self._embedder.embed_documents([missing[d] for d in part])
+                known.update(zip(part, vectors, strict=True))
+                if progress is not None:
+                    progress("embedded", len(part))
+        attach_vectors(batch, known)
+
+    def embedding_plan(self, batch: list[PendingDocument]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """The vectors the store already holds for ``batch``'s chunks (by content hash), and
+        the model inputs still to embed (hash -> input, each distinct input once)."""
         all_hashes = [h for p in batch for h in p.hashes]
-        known = self._store.cached_embeddings(model, all_hashes)
+        known = self._store.cached_embeddings(self._embedder.name, all_hashes)
         missing: dict[str, str] = {}
         for pending in batch:
             for digest, text in zip(pending.hashes, pending.inputs, strict=True):
                 if digest not in known:
                     missing.setdefault(digest, text)
-        if missing:
-            digests = list(missing)
-            for start in range(0, len(digests), _EMBED_BATCH_CHUNKS):
-                part = digests[start : start + _EMBED_BATCH_CHUNKS]
-                vectors = self._embedder.embed_documents([missing[d] for d in part])
-                known.update(zip(part, vectors, strict=True))
-                if progress is not None:
-                    progress("embedded", len(part))
-        for pending in batch:
-            pending.vectors = [known[d] for d in pending.hashes]
+        return known, missing
 
     def _flush(
-        self, batch: list[_Pending], tenant: str, progress: ProgressCallback | None
+        self, batch: list[PendingDocument], tenant: str, progress: ProgressCallback | None
     ) -> list[FileOutcome]:
         self._embed(batch, progress)
+        return self.commit(batch, tenant, progress)
+
+    def commit(
+        self, batch: list[PendingDocument], tenant: str, progress: ProgressCallback | None
+    ) -> list[FileOutcome]:
+        """Commit embedded documents, one transaction each (a document is never half-written)."""
         outcomes: list[FileOutcome] = []
         for pending in batch:
             parsed = pending.parsed
@@ -536,7 +583,7 @@ class IngestPipeline:
                 progress("file", 1)
         return outcomes
 
-    def _duplicates(self, tenant: str, pending: _Pending) -> list[str]:
+    def _duplicates(self, tenant: str, pending: PendingDocument) -> list[str]:
         """Warn about stored documents with the same or nearly the same text; link the nearest.
 
         Both documents are kept (each source keeps its provenance); search results collapse
@@ -573,6 +620,12 @@ class IngestPipeline:
         doc_id, nearest = candidates[best]
         pending.metadata["near_duplicate_of"] = doc_id
         return [f"near-duplicate of {nearest.source} (estimated similarity {scores[best]:.2f})"]
+
+
+def attach_vectors(batch: list[PendingDocument], vectors: dict[str, np.ndarray]) -> None:
+    """Give each document of ``batch`` its chunks' vectors (``vectors`` by content hash)."""
+    for pending in batch:
+        pending.vectors = [vectors[d] for d in pending.hashes]
 
 
 def _minhash(metadata: dict[str, Any]) -> np.ndarray:
