@@ -32,7 +32,9 @@ from fathom.cli_common import (
     open_home,
     out,
 )
+from fathom.cli_documents import documents_app
 from fathom.cli_output import print_answer, print_hits, print_json
+from fathom.cli_progress import IngestTally, ingest_progress, interrupted
 from fathom.errors import NotFound
 
 if TYPE_CHECKING:
@@ -77,48 +79,15 @@ def _open_with_documents(home: Path | None) -> Fathom:
     return open_home(home)
 
 
-@contextmanager
-def _ingest_progress(enabled: bool) -> Iterator[Any]:
-    """A progress display of files, chunks and embeddings, or a no-op callback."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
-    files = progress.add_task("files", total=None)
-    chunks = progress.add_task("chunks", total=None)
-    embedded = progress.add_task("embedded", total=None)
-
-    def callback(event: str, amount: int) -> None:
-        if event == "files_total":
-            progress.update(files, total=amount)
-        elif event == "file":
-            progress.advance(files, amount)
-        elif event == "chunks":
-            progress.advance(chunks, amount)
-        elif event == "embedded":
-            progress.advance(embedded, amount)
-
-    with progress:
-        yield callback
-
-
 def _print_report(report: IngestReport, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
         for outcome in report.outcomes:
-            if outcome.status == "failed":
+            if outcome.status in ("failed", "skipped"):
+                label = "[red]failed[/red]" if outcome.status == "failed" else "[dim]skipped[/dim]"
                 err.print(
-                    f"[red]failed[/red] {escape(outcome.source)}: {escape(outcome.message or '')} "
+                    f"{label} {escape(outcome.source)}: {escape(outcome.message or '')} "
                     f"[dim]({escape(outcome.error_code or '')})[/dim]"
                 )
             for warning in outcome.warnings:
@@ -142,13 +111,19 @@ def ingest(
     """Add or update documents and URLs; the type is detected from the content.
 
     Reads text, Markdown, HTML, PDF, Word, PowerPoint, Excel, CSV, JSON/JSONL and e-mail
-    (.eml). Unchanged files are skipped. URLs to private or loopback addresses are refused
-    unless allowed by the url_allow setting. Exits with 3 when some files failed.
+    (.eml). Unchanged files are left as they are; images, archives, other binary files and
+    empty files are skipped, each with its reason. URLs to private or loopback addresses are
+    refused unless allowed by the url_allow setting. Exits with 3 when some files failed,
+    130 when interrupted (what was stored is kept: run the command again to resume).
     """
     with errors():
         fathom = open_home(home)
-        with _ingest_progress(progress and not as_json) as callback:
-            report = fathom.ingest(paths, progress=callback)
+        tally = IngestTally()
+        try:
+            with ingest_progress(progress and not as_json, tally) as callback:
+                report = fathom.ingest(paths, progress=callback)
+        except KeyboardInterrupt:
+            interrupted(tally)
     _print_report(report, as_json)
 
 
@@ -177,8 +152,12 @@ def sync(
 
             fathom.watch(directory, report_changes)
             return
-        with _ingest_progress(progress and not as_json) as callback:
-            report = fathom.sync(directory, progress=callback)
+        tally = IngestTally()
+        try:
+            with ingest_progress(progress and not as_json, tally) as callback:
+                report = fathom.sync(directory, progress=callback)
+        except KeyboardInterrupt:
+            interrupted(tally)
     _print_report(report, as_json)
 
 
@@ -189,7 +168,7 @@ def delete(
 ) -> None:
     """Remove a document and its chunks."""
     with errors():
-        doc_id = open_home(home).delete(source)
+        doc_id = open_home(home, create=False).delete(source)
     out.print(f"deleted {doc_id}")
 
 
@@ -324,7 +303,7 @@ def reindex(home: HomeOption = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with errors():
-        fathom = open_home(home)
+        fathom = open_home(home, create=False)
         with Progress(
             TextColumn("reindex"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
         ) as progress:
@@ -458,7 +437,7 @@ def eval_qa(
     from fathom.eval.qa import evaluate_qa
 
     with errors(), _eval_progress(not as_json) as callback:
-        report = evaluate_qa(open_home(home), qa, progress=callback)
+        report = evaluate_qa(open_home(home, create=False), qa, progress=callback)
     if as_json:
         out.print_json(json.dumps(report.to_dict(per_question=True)))
         return
@@ -483,6 +462,7 @@ def eval_qa(
         out.print(f"[dim]answers missing the expected text: {escape(', '.join(misses))}[/dim]")
 
 
+app.add_typer(documents_app)
 app.add_typer(keys_app)
 app.add_typer(pg_app)
 

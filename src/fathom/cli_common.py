@@ -36,10 +36,17 @@ EXIT_FAILED = 1
 EXIT_PARTIAL = 3
 
 
-def open_home(home: Path | None) -> Fathom:
-    """The library over ``home`` (imported here, when a command runs)."""
-    from fathom.api import Fathom
+def open_home(home: Path | None, *, create: bool = True) -> Fathom:
+    """The library over ``home`` (imported here, when a command runs).
 
+    Commands that only read pass ``create=False``: a home that does not exist is an error
+    (``home.not_found``) rather than a new empty one; a home that is a file always is one.
+    """
+    from fathom.api import Fathom
+    from fathom.config import load_settings
+    from fathom.status import check_home
+
+    check_home(load_settings(home), create=create)
     return Fathom(home=home)
 
 

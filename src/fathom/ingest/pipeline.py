@@ -41,6 +41,7 @@ from fathom.store.database import ChunkDraft, Store
 from fathom.telemetry import Telemetry
 
 __all__ = [
+    "SKIPPED_CODES",
     "IngestPipeline",
     "ProgressCallback",
     "iter_files",
@@ -134,8 +135,15 @@ def parse_limits(settings: Settings) -> ParseLimits:
     )
 
 
-def _failed(source: str, error: FathomError) -> FileOutcome:
+# Files that are not documents fathom reads (images, archives, programs, empty files): a folder
+# holding them is ingested without failing, each one reported as skipped with its reason.
+SKIPPED_CODES = frozenset({"ingest.unsupported_format", "ingest.binary"})
+
+
+def _failed(source: str, error: FathomError, *, skip_unsupported: bool = False) -> FileOutcome:
     status: FileStatus = "no_text" if error.code == "ingest.no_text" else "failed"
+    if skip_unsupported and error.code in SKIPPED_CODES:
+        status = "skipped"
     return FileOutcome(source, status, error_code=error.code, message=error.message)
 
 
@@ -208,7 +216,9 @@ class IngestPipeline:
     ) -> IngestReport:
         """Ingest files; every file gets one outcome and no file's failure stops the rest.
 
-        Files are read and parsed by the worker pool while earlier ones are embedded.
+        Files are read and parsed by the worker pool while earlier ones are embedded. Files
+        that are not documents (images, archives, binaries, empty files) are ``skipped``, with
+        the reason; a file upload of the same (:meth:`ingest_bytes`) fails instead.
         """
         batch = self._batch(tenant, progress, after_commit)
         early: list[FileOutcome] = []  # filled by the dispatch thread, drained here
@@ -230,7 +240,7 @@ class IngestPipeline:
             key: _FileKey = result.key
             if result.error is not None:
                 log.info("ingest.file_failed", code=result.error.code)
-                batch.done(_failed(key.source, result.error))
+                batch.done(_failed(key.source, result.error, skip_unsupported=True))
                 continue
             assert result.parsed is not None
             meta = {**(metadata or {}), "filename": key.path.name}
@@ -387,6 +397,10 @@ class IngestPipeline:
         except OSError:
             return FileOutcome(
                 source, "failed", error_code="ingest.unreadable", message="the file could not be read"
+            ), None
+        if not data.strip():  # no parser needed to tell
+            return FileOutcome(
+                source, "skipped", error_code="ingest.empty", message="the file is empty"
             ), None
         content_hash = hashlib.sha256(data).hexdigest()
         existing = self._store.find_document(tenant, source)
