@@ -478,6 +478,7 @@ def serve(
 ) -> None:
     """Run the HTTP service (API under /v1, docs at /docs, MCP at /mcp); logs are JSON lines on stderr.
 
+    Prints the web page's and the API's addresses on start (port 0: a free port is chosen).
     Connection limits (header and keep-alive timeouts, connection cap) come from the http_* settings.
     """
     import uvicorn
@@ -494,6 +495,12 @@ def serve(
         # An unreachable database or Redis is one clear line and exit code 1, not a traceback
         # from each worker process.
         check_backends(settings)
+        port = _bindable_port(host, port)
+        base = f"http://{_url_host(host)}:{port}"
+        out.print(f"fathom serve: web page {base}/  API {base}/v1  docs {base}/docs  MCP {base}/mcp")
+        if host in ("0.0.0.0", "::"):
+            out.print(f"listening on every address of this machine (--host {host})")
+        out.print("Ctrl-C stops the server", style="dim")
         uvicorn.run(
             "fathom.service.app:create_app_from_environment",
             factory=True,
@@ -504,6 +511,39 @@ def serve(
             access_log=False,
             **server_options(settings),
         )
+
+
+def _bindable_port(host: str, port: int) -> int:
+    """``port`` once checked free on ``host`` (port 0: a free one), so a busy port is one clear error.
+
+    Raises:
+        ConfigError: the port is in use or the address is not this machine's (``serve.cannot_listen``).
+    """
+    import socket
+
+    from fathom.errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror or 'unavailable'}): "
+                "choose another --port or --host",
+                code="serve.cannot_listen",
+            ) from None
+        return int(probe.getsockname()[1])
+
+
+def _url_host(host: str) -> str:
+    """The host part of a URL a browser on this machine can open."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 @app.command("mcp")
