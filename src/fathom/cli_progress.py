@@ -1,7 +1,7 @@
 """Progress of ``fathom ingest`` and ``fathom sync``, and what a Ctrl-C in the middle kept.
 
-The files bar has its total from the start (the sources are listed before the first file is
-read) and every line shows its rate; chunks and embeddings, whose totals are unknown until
+The display starts once the sources are listed, so the files bar has its total from its first
+frame and every line shows its rate; chunks and embeddings, whose totals are unknown until
 every file is parsed, show a count and a rate instead of an endless ``N/?`` bar.
 """
 
@@ -11,7 +11,7 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -78,19 +78,24 @@ def ingest_progress(enabled: bool, tally: IngestTally) -> Iterator[Callable[[str
         console=err,
         transient=False,
     )
-    tasks = {name: progress.add_task(name, total=None) for name in ("files", "chunks", "embedded")}
+    tasks: dict[str, Any] = {}
 
     def callback(event: str, amount: int) -> None:
         tally(event, amount)
-        if event == "files_total":
+        if event == "files_total":  # the first event: the display starts with the total known
+            if not tasks:
+                tasks["files"] = progress.add_task("files", total=amount)
+                tasks["chunks"] = progress.add_task("chunks", total=None)
+                tasks["embedded"] = progress.add_task("embedded", total=None)
+                progress.start()
             progress.update(tasks["files"], total=amount)
-        elif event == "file":
-            progress.advance(tasks["files"], amount)
-        elif event in tasks:
-            progress.advance(tasks[event], amount)
+        elif tasks and (event in tasks or event == "file"):
+            progress.advance(tasks["files" if event == "file" else event], amount)
 
-    with progress:
+    try:
         yield callback
+    finally:
+        progress.stop()
 
 
 def interrupted(tally: IngestTally) -> NoReturn:
