@@ -226,7 +226,15 @@ def test_keys_create_warns_when_its_tenant_has_no_documents(tmp_path: Path):
 def test_a_home_that_is_a_file_or_missing_is_one_clear_line_and_never_created(tmp_path: Path):
     a_file = tmp_path / "home.txt"
     a_file.write_text("not a folder")
-    for args in (["status"], ["search", "x"], ["documents", "list"], ["keys", "list"], ["ingest", "x"]):
+    for args in (
+        ["status"],
+        ["search", "x"],
+        ["documents", "list"],
+        ["keys", "list"],
+        ["ingest", "x"],
+        ["serve"],
+        ["chat"],
+    ):
         result = fathom_cli(*args, "--home", str(a_file), home=tmp_path / "unused", check=False)
         assert result.returncode == 1, args
         assert f"error [home.not_a_folder] the home {a_file} is a file" in result.stderr, args

@@ -490,8 +490,11 @@ def serve(
     if home is not None:
         # Worker processes read their settings from the environment.
         os.environ["FATHOM_HOME"] = str(home.expanduser().resolve())
+    from fathom.status import check_home
+
     with errors():
         settings = load_settings()
+        check_home(settings, create=True)
         # An unreachable database or Redis is one clear line and exit code 1, not a traceback
         # from each worker process.
         check_backends(settings)
@@ -571,10 +574,13 @@ def mcp_stdio(
     """
     from fathom.config import load_settings
     from fathom.mcp.stdio import run_stdio
+    from fathom.status import check_home
 
     overrides = {"tenant": tenant} if tenant else {}
     with errors():
-        run_stdio(load_settings(home, **overrides))
+        settings = load_settings(home, **overrides)
+        check_home(settings, create=True)
+        run_stdio(settings)
 
 
 # `fathom chat` lives in its own module (fathom.chat).
