@@ -551,7 +551,9 @@ class Fathom:
         """Like :meth:`converse_stream` with a history the caller keeps (``(question, answer)``
         pairs, oldest first) instead of a stored conversation; nothing is stored."""
         turns = [HistoryTurn(question, answer) for question, answer in history]
-        return self.conversations.answer_followup(self._principal(principal, "ask"), question, turns, **options)
+        return self.conversations.answer_followup(
+            self._principal(principal, "ask"), question, turns, **options
+        )
 
     def converse(self, conversation_id: str, question: str, **options: Any) -> Answer:
         """:meth:`converse_stream`, returning only the final answer."""

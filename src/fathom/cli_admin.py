@@ -151,14 +151,18 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List API keys (ids, prefixes, principals, roles, scopes, expiry; never the keys)."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     with errors():
         keys = open_home(home, create=False).keys.list()
     if as_json:
         out.print_json(json.dumps({"keys": [k.to_dict() for k in keys]}))
         return
-    table = Table("id", "prefix", "tenant", "user", "groups", "role", "scopes", "created", "expires", "state")
+    # At least 12 characters of the id even on a narrow terminal: what `keys revoke` is given.
+    id_column = Column("id", min_width=13)
+    table = Table(
+        id_column, "prefix", "tenant", "user", "groups", "role", "scopes", "created", "expires", "state"
+    )
     for k in keys:
         state = "revoked" if k.revoked else "expired" if k.expired else ""
         if not state and k.previous_valid_until:
