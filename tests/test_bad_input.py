@@ -33,8 +33,8 @@ def test_bad_files_fail_alone_with_clear_reasons(fathom: Fathom, tmp_path: Path)
     batch = _bad_batch(tmp_path / "batch")
     report = fathom.ingest([batch, tmp_path / "missing-file.txt"])
     by_name = {Path(o.source).name: o for o in report.outcomes}
-    assert by_name["empty.txt"].status == "failed" and by_name["empty.txt"].error_code == "ingest.empty"
-    assert by_name["junk.txt"].error_code == "ingest.binary"
+    assert (by_name["empty.txt"].status, by_name["empty.txt"].error_code) == ("skipped", "ingest.empty")
+    assert (by_name["junk.txt"].status, by_name["junk.txt"].error_code) == ("skipped", "ingest.binary")
     assert by_name["locked.pdf"].error_code == "ingest.encrypted_pdf"
     assert by_name["missing-file.txt"].error_code == "ingest.not_found"
     for name in ("empty.txt", "junk.txt", "locked.pdf", "missing-file.txt"):
@@ -54,7 +54,8 @@ def test_bad_files_fail_alone_with_clear_reasons(fathom: Fathom, tmp_path: Path)
 def test_cli_exit_code_says_some_files_failed(tmp_path: Path):
     batch = tmp_path / "batch"
     batch.mkdir()
-    (batch / "empty.txt").write_bytes(b"")
+    make_pdf(batch / "locked.pdf", ["top secret plans"], password="s3cret")
+    (batch / "empty.txt").write_bytes(b"")  # skipped: not a failure
     (batch / "ok.txt").write_text("Kites fly best in steady wind.")
     result = subprocess.run(
         [sys.executable, "-m", "fathom", "ingest", str(batch), "--json", "--home", str(tmp_path / "h")],
@@ -66,5 +67,5 @@ def test_cli_exit_code_says_some_files_failed(tmp_path: Path):
     )
     assert result.returncode == 3, result.stderr
     summary = json.loads(result.stdout)["summary"]
-    assert summary["added"] == 1 and summary["failed"] == 1
+    assert summary["added"] == 1 and summary["failed"] == 1 and summary["skipped"] == 1
     assert "Traceback" not in result.stderr

@@ -75,9 +75,15 @@ def test_help_version_and_status_load_neither_the_model_nor_the_api(tmp_path: Pa
     result, _ = run_cli("--version", home=home)
     assert result.stdout.strip() == "fathom 0.1.0"
 
-    first, modules = run_cli("status", "--json", home=home)  # creates the store: migrations run
+    missing, _ = run_cli("status", "--json", home=home)  # a read command never creates a home
+    assert missing.returncode == 1 and "error [home.not_found]" in missing.stderr and not home.exists()
+    (tmp_path / "empty").mkdir()
+    created, modules = run_cli("ingest", str(tmp_path / "empty"), home=home)  # creates the store
+    assert created.returncode == 0, created.stderr
+    assert "alembic" in modules and not modules & MODEL_MODULES
+    first, modules = run_cli("status", "--json", home=home)
     assert first.returncode == 0, first.stderr
-    assert "alembic" in modules and not modules & (MODEL_MODULES | {"fathom.api"})
+    assert not modules & (MODEL_MODULES | {"fathom.api"})
     again, modules = run_cli("status", "--json", home=home)  # at the newest schema: nothing to migrate
     assert json.loads(again.stdout) == json.loads(first.stdout) | {"disk_bytes": ANY}
     assert json.loads(again.stdout)["documents"] == 0

@@ -77,11 +77,11 @@ def chat(
     ("And its phone?" after a question about CloudNova asks about CloudNova's phone).
     """
     # Imported here, so the CLI starts without the store and the model.
-    from fathom.api import Fathom
+    from fathom.cli_common import open_home
     from fathom.domain import AnswerDelta
 
     try:
-        fathom = Fathom(home=home)
+        fathom = open_home(home, create=False)
         if conversation is None:
             conversation = fathom.start_conversation().conversation_id
         else:

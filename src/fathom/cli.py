@@ -33,7 +33,9 @@ from fathom.cli_common import (
     open_home,
     out,
 )
+from fathom.cli_documents import documents_app
 from fathom.cli_output import print_answer, print_hits, print_json
+from fathom.cli_progress import IngestTally, ingest_progress, interrupted
 from fathom.errors import NotFound
 
 if TYPE_CHECKING:
@@ -97,69 +99,15 @@ def _prepare_cluster(cluster: str | None) -> None:
         prepare_cluster(cluster)
 
 
-@contextmanager
-def _ingest_progress(enabled: bool) -> Iterator[Any]:
-    """A progress display of files, chunks and embeddings (done, total, rate), or a no-op callback."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    progress = Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
-    files = progress.add_task("files", total=None, rate="")
-    chunks = progress.add_task("chunks", total=None, rate="")
-    embedded = progress.add_task("embedded", total=None, rate="")
-    totals = {chunks: 0, embedded: 0}
-
-    def advance(task: Any, amount: int) -> None:
-        progress.advance(task, amount)
-        speed = progress.tasks[task].speed
-        progress.update(task, rate=f"{speed:,.1f}/s" if speed else "")
-
-    def grow(task: Any, amount: int) -> None:
-        totals[task] += amount
-        progress.update(task, total=totals[task])
-
-    def callback(event: str, amount: int) -> None:
-        if event == "files_total":
-            progress.update(files, total=amount)
-        elif event == "file":
-            advance(files, amount)
-        elif event == "chunks":
-            advance(chunks, amount)
-        elif event == "embedded":
-            advance(embedded, amount)
-        elif event == "chunks_total":
-            grow(chunks, amount)
-        elif event == "embeddings_total":
-            grow(embedded, amount)
-
-    with progress:
-        yield callback
-
-
 def _print_report(report: IngestReport, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
         for outcome in report.outcomes:
-            if outcome.status == "failed":
+            if outcome.status in ("failed", "skipped"):
+                label = "[red]failed[/red]" if outcome.status == "failed" else "[dim]skipped[/dim]"
                 err.print(
-                    f"[red]failed[/red] {escape(outcome.source)}: {escape(outcome.message or '')} "
+                    f"{label} {escape(outcome.source)}: {escape(outcome.message or '')} "
                     f"[dim]({escape(outcome.error_code or '')})[/dim]"
                 )
             for warning in outcome.warnings:
@@ -184,14 +132,20 @@ def ingest(
     """Add or update documents and URLs; the type is detected from the content.
 
     Reads text, Markdown, HTML, PDF, Word, PowerPoint, Excel, CSV, JSON/JSONL and e-mail
-    (.eml). Unchanged files are skipped. URLs to private or loopback addresses are refused
-    unless allowed by the url_allow setting. Exits with 3 when some files failed.
+    (.eml). Unchanged files are left as they are; images, archives, other binary files and
+    empty files are skipped, each with its reason. URLs to private or loopback addresses are
+    refused unless allowed by the url_allow setting. Exits with 3 when some files failed,
+    130 when interrupted (what was stored is kept: run the command again to resume).
     """
     with errors():
         _prepare_cluster(cluster)
         fathom = open_home(home)
-        with _ingest_progress(progress and not as_json) as callback:
-            report = fathom.ingest(paths, progress=callback, cluster=cluster)
+        tally = IngestTally()
+        try:
+            with ingest_progress(progress and not as_json, tally) as callback:
+                report = fathom.ingest(paths, progress=callback, cluster=cluster)
+        except KeyboardInterrupt:
+            interrupted(tally)
     _print_report(report, as_json)
 
 
@@ -222,8 +176,12 @@ def sync(
 
             fathom.watch(directory, report_changes, cluster=cluster)
             return
-        with _ingest_progress(progress and not as_json) as callback:
-            report = fathom.sync(directory, progress=callback, cluster=cluster)
+        tally = IngestTally()
+        try:
+            with ingest_progress(progress and not as_json, tally) as callback:
+                report = fathom.sync(directory, progress=callback, cluster=cluster)
+        except KeyboardInterrupt:
+            interrupted(tally)
     _print_report(report, as_json)
 
 
@@ -234,7 +192,7 @@ def delete(
 ) -> None:
     """Remove a document and its chunks."""
     with errors():
-        doc_id = open_home(home).delete(source)
+        doc_id = open_home(home, create=False).delete(source)
     out.print(f"deleted {doc_id}")
 
 
@@ -369,7 +327,7 @@ def reindex(home: HomeOption = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with errors():
-        fathom = open_home(home)
+        fathom = open_home(home, create=False)
         with Progress(
             TextColumn("reindex"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
         ) as progress:
@@ -503,7 +461,7 @@ def eval_qa(
     from fathom.eval.qa import evaluate_qa
 
     with errors(), _eval_progress(not as_json) as callback:
-        report = evaluate_qa(open_home(home), qa, progress=callback)
+        report = evaluate_qa(open_home(home, create=False), qa, progress=callback)
     if as_json:
         out.print_json(json.dumps(report.to_dict(per_question=True)))
         return
@@ -528,6 +486,7 @@ def eval_qa(
         out.print(f"[dim]answers missing the expected text: {escape(', '.join(misses))}[/dim]")
 
 
+app.add_typer(documents_app)
 app.add_typer(keys_app)
 app.add_typer(pg_app)
 app.add_typer(audit_app)
@@ -544,6 +503,7 @@ def serve(
 ) -> None:
     """Run the HTTP service (API under /v1, docs at /docs, MCP at /mcp); logs are JSON lines on stderr.
 
+    Prints the web page's and the API's addresses on start (port 0: a free port is chosen).
     Connection limits (header and keep-alive timeouts, connection cap) come from the http_* settings.
     """
     import uvicorn
@@ -555,11 +515,20 @@ def serve(
     if home is not None:
         # Worker processes read their settings from the environment.
         os.environ["FATHOM_HOME"] = str(home.expanduser().resolve())
+    from fathom.status import check_home
+
     with errors():
         settings = load_settings()
+        check_home(settings, create=True)
         # An unreachable database or Redis is one clear line and exit code 1, not a traceback
         # from each worker process.
         check_backends(settings)
+        port = _bindable_port(host, port)
+        base = f"http://{_url_host(host)}:{port}"
+        out.print(f"fathom serve: web page {base}/  API {base}/v1  docs {base}/docs  MCP {base}/mcp")
+        if host in ("0.0.0.0", "::"):
+            out.print(f"listening on every address of this machine (--host {host})")
+        out.print("Ctrl-C stops the server", style="dim")
         uvicorn.run(
             "fathom.service.app:create_app_from_environment",
             factory=True,
@@ -570,6 +539,39 @@ def serve(
             access_log=False,
             **server_options(settings),
         )
+
+
+def _bindable_port(host: str, port: int) -> int:
+    """``port`` once checked free on ``host`` (port 0: a free one), so a busy port is one clear error.
+
+    Raises:
+        ConfigError: the port is in use or the address is not this machine's (``serve.cannot_listen``).
+    """
+    import socket
+
+    from fathom.errors import ConfigError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror or 'unavailable'}): "
+                "choose another --port or --host",
+                code="serve.cannot_listen",
+            ) from None
+        return int(probe.getsockname()[1])
+
+
+def _url_host(host: str) -> str:
+    """The host part of a URL a browser on this machine can open."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 @app.command("mcp")
@@ -597,10 +599,13 @@ def mcp_stdio(
     """
     from fathom.config import load_settings
     from fathom.mcp.stdio import run_stdio
+    from fathom.status import check_home
 
     overrides = {"tenant": tenant} if tenant else {}
     with errors():
-        run_stdio(load_settings(home, **overrides))
+        settings = load_settings(home, **overrides)
+        check_home(settings, create=True)
+        run_stdio(settings)
 
 
 # `fathom chat` lives in its own module (fathom.chat).

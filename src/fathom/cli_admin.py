@@ -81,7 +81,15 @@ def _print_key(key: str, info: ApiKeyInfo, as_json: bool, what: str) -> None:
 
 @keys_app.command("create")
 def keys_create(
-    tenant: Annotated[str, typer.Option("--tenant", help="The tenant the key belongs to.")],
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="The tenant the key belongs to (default: the tenant setting, 'default', which "
+            "`fathom ingest` writes to).",
+            show_default=False,
+        ),
+    ] = None,
     user: Annotated[str | None, typer.Option("--user", help="The user the key acts as.")] = None,
     groups: Annotated[str, typer.Option("--groups", help="Comma-separated groups, e.g. eng,ops.")] = "",
     role: Annotated[
@@ -110,13 +118,18 @@ def keys_create(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create an API key and print it once: only its hash is stored."""
+    """Create an API key and print it once: only its hash is stored.
+
+    Warns when the key's tenant has no documents yet (its searches would find nothing).
+    """
     group_list = [g.strip() for g in groups.split(",") if g.strip()]
     scope_list = None if scopes is None else [s.strip() for s in scopes.split(",") if s.strip()]
     with errors():
         expiry = _expiry(expires_in, expires_at)
-        key, info = open_home(home).keys.create(
-            tenant=tenant,
+        fathom = open_home(home)
+        chosen = tenant or fathom.settings.tenant
+        key, info = fathom.keys.create(
+            tenant=chosen,
             user=user,
             groups=group_list,
             admin=admin,
@@ -124,20 +137,32 @@ def keys_create(
             scopes=scope_list,
             expires_at=expiry,
         )
+        empty = fathom.store.counts(chosen)[0] == 0
     _print_key(key, info, as_json, "key")
+    if empty:
+        err.print(
+            f"[yellow]warning[/yellow] tenant {escape(chosen)!r} has no documents yet: this key finds "
+            f"nothing until some are added (`fathom ingest` adds to tenant "
+            f"{escape(fathom.settings.tenant)!r}; FATHOM_TENANT={escape(chosen)} fathom ingest ... adds "
+            "to this one, and so do uploads with this key)"
+        )
 
 
 @keys_app.command("list")
 def keys_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List API keys (ids, prefixes, principals, roles, scopes, expiry; never the keys)."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     with errors():
-        keys = open_home(home).keys.list()
+        keys = open_home(home, create=False).keys.list()
     if as_json:
         out.print_json(json.dumps({"keys": [k.to_dict() for k in keys]}))
         return
-    table = Table("id", "prefix", "tenant", "user", "groups", "role", "scopes", "created", "expires", "state")
+    # At least 12 characters of the id even on a narrow terminal: what `keys revoke` is given.
+    id_column = Column("id", min_width=13)
+    table = Table(
+        id_column, "prefix", "tenant", "user", "groups", "role", "scopes", "created", "expires", "state"
+    )
     for k in keys:
         state = "revoked" if k.revoked else "expired" if k.expired else ""
         if not state and k.previous_valid_until:
@@ -181,7 +206,7 @@ def keys_rotate(
     """Give a key a new secret and print it once; the key keeps its id, role, scopes and expiry."""
     with errors():
         period = parse_duration(grace, "--grace")
-        new_key, info = open_home(home).keys.rotate(key, grace=period)
+        new_key, info = open_home(home, create=False).keys.rotate(key, grace=period)
     _print_key(new_key, info, as_json, "rotated key")
     if not as_json:
         until = f"until {info.previous_valid_until[:19]} UTC" if info.previous_valid_until else "no longer"
@@ -192,7 +217,7 @@ def keys_rotate(
 def keys_revoke(key: KeyArgument, home: HomeOption = None) -> None:
     """Revoke an API key; requests with it (and with a rotated key's old secret) fail from now on."""
     with errors():
-        info = open_home(home).keys.revoke(key)
+        info = open_home(home, create=False).keys.revoke(key)
     out.print(f"revoked {info.key_id}")
 
 

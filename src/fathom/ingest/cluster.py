@@ -214,7 +214,7 @@ def _parse_and_chunk(data: bytes, name: str, key: FileKey, work: _Work) -> Pendi
     try:
         parsed = parsers.parse(data, name)
     except FathomError as exc:
-        return failed_outcome(key.source, exc)
+        return failed_outcome(key.source, exc, skip_unsupported=True)
     metadata = {**work.metadata, "filename": key.path.name}
     return chunk_parsed(
         parsed, key.source, key.content_hash, metadata, embedder, work.settings, path=key.path

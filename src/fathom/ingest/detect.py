@@ -43,6 +43,7 @@ _KNOWN_BINARY = [
     (b"ID3", "an MP3 file"),
     (b"%!PS", "a PostScript file"),
 ]
+_UNPACK = "; fathom does not read inside archives: unpack it and ingest the folder"
 _HTML_START = re.compile(
     rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL
 )
@@ -85,7 +86,8 @@ def detect_format(data: bytes, suffix: str = "") -> str:
         return _detect_zip(data)
     for magic, what in _KNOWN_BINARY:
         if head.startswith(magic):
-            raise UnsupportedFormat(f"this is {what}, not a document fathom reads")
+            hint = _UNPACK if what.endswith(" archive") else ""
+            raise UnsupportedFormat(f"this is {what}, not a document fathom reads{hint}")
     if _HTML_START.match(data[:4096]) or (
         suffix.lower() in HTML_SUFFIXES and _HTML_TAGS.search(data[:65536])
     ):
@@ -117,7 +119,7 @@ def _detect_zip(data: bytes) -> str:
         return PPTX
     if "xl/workbook.xml" in names:
         return XLSX
-    raise UnsupportedFormat("this is a ZIP archive that is not a Word, PowerPoint or Excel document")
+    raise UnsupportedFormat(f"this is a ZIP archive, not a Word, PowerPoint or Excel document{_UNPACK}")
 
 
 def _looks_like_mail(head: bytes) -> bool:

@@ -42,6 +42,7 @@ from fathom.telemetry import Telemetry
 
 __all__ = [
     "FileKey",
+    "SKIPPED_CODES",
     "IngestPipeline",
     "PendingDocument",
     "ProgressCallback",
@@ -183,9 +184,17 @@ def chunk_parsed(
     )
 
 
-def failed_outcome(source: str, error: FathomError) -> FileOutcome:
-    """The outcome of a file that failed with ``error`` (``no_text`` when it holds no text)."""
+# Files that are not documents fathom reads (images, archives, programs, empty files): a folder
+# holding them is ingested without failing, each one reported as skipped with its reason.
+SKIPPED_CODES = frozenset({"ingest.unsupported_format", "ingest.binary"})
+
+
+def failed_outcome(source: str, error: FathomError, *, skip_unsupported: bool = False) -> FileOutcome:
+    """The outcome of a file that failed with ``error`` (``no_text`` when it holds no text;
+    ``skipped`` for a file that is not a document, when ``skip_unsupported``)."""
     status: FileStatus = "no_text" if error.code == "ingest.no_text" else "failed"
+    if skip_unsupported and error.code in SKIPPED_CODES:
+        status = "skipped"
     return FileOutcome(source, status, error_code=error.code, message=error.message)
 
 
@@ -260,7 +269,9 @@ class IngestPipeline:
     ) -> IngestReport:
         """Ingest files; every file gets one outcome and no file's failure stops the rest.
 
-        Files are read and parsed by the worker pool while earlier ones are embedded.
+        Files are read and parsed by the worker pool while earlier ones are embedded. Files
+        that are not documents (images, archives, binaries, empty files) are ``skipped``, with
+        the reason; a file upload of the same (:meth:`ingest_bytes`) fails instead.
         """
         batch = self._batch(tenant, progress, after_commit)
         early: list[FileOutcome] = []  # filled by the dispatch thread, drained here
@@ -282,7 +293,7 @@ class IngestPipeline:
             key: FileKey = result.key
             if result.error is not None:
                 log.info("ingest.file_failed", code=result.error.code)
-                batch.done(failed_outcome(key.source, result.error))
+                batch.done(failed_outcome(key.source, result.error, skip_unsupported=True))
                 continue
             assert result.parsed is not None
             meta = {**(metadata or {}), "filename": key.path.name}
@@ -441,6 +452,10 @@ class IngestPipeline:
         except OSError:
             return FileOutcome(
                 source, "failed", error_code="ingest.unreadable", message="the file could not be read"
+            ), None
+        if not data.strip():  # no parser needed to tell
+            return FileOutcome(
+                source, "skipped", error_code="ingest.empty", message="the file is empty"
             ), None
         content_hash = hashlib.sha256(data).hexdigest()
         existing = self._store.find_document(tenant, source)

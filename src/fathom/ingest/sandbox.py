@@ -19,20 +19,22 @@ import contextlib
 import multiprocessing
 import os
 import queue
-import resource
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from fathom.errors import FathomError, IngestError
+from fathom.errors import IngestError
 from fathom.ingest.document import ParsedDocument
-from fathom.ingest.parsers import ParseOptions, parse_bytes
+from fathom.ingest.parsers import ParseOptions
 
 __all__ = ["ParseJob", "ParseLimits", "ParseResult", "ParserPool"]
 
@@ -66,67 +68,63 @@ class ParseResult:
     error: IngestError | None
 
 
-_MEMORY_REPLY = ("error", "ingest.parser_memory", "parsing needed more memory than the limit allows")
 _STARTUP_SECONDS = 30.0
 
 
-def _worker_main(conn: Connection, limits: ParseLimits, options: ParseOptions) -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    memory = limits.memory_bytes if hard == resource.RLIM_INFINITY else min(limits.memory_bytes, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (memory, hard))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-    conn.send("ready")
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        except MemoryError:  # the file itself does not fit under the limit
-            with contextlib.suppress(MemoryError, OSError):
-                conn.send(_MEMORY_REPLY)
-            return
-        if job is None:
-            return
-        data, name = job
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        used = int(usage.ru_utime + usage.ru_stime)
-        _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
-        # The soft limit sends SIGXCPU, whose default action ends the process.
-        resource.setrlimit(resource.RLIMIT_CPU, (used + limits.cpu_seconds + 1, cpu_hard))
-        reply: tuple[Any, ...]
-        try:
-            reply = ("ok", parse_bytes(data, name, options))
-        except FathomError as exc:
-            reply = ("error", exc.code, exc.message)
-        except MemoryError:
-            reply = _MEMORY_REPLY
-        except RecursionError:
-            reply = ("error", "ingest.parser_failed", "the file is nested too deeply to parse")
-        except Exception as exc:  # a parser bug must fail this file only
-            reply = ("error", "ingest.parser_failed", f"the parser failed ({type(exc).__name__})")
-        try:
-            conn.send(reply)
-        except MemoryError:
-            reply = _MEMORY_REPLY
-            conn.send(reply)
-        if reply is _MEMORY_REPLY:
-            return  # start afresh rather than carry a fragmented heap
+class _ChildProcess:
+    """A parser worker: a fresh interpreter running :mod:`fathom.ingest.sandbox_child`.
+
+    Not a multiprocessing child, which would import the caller's ``__main__`` (a script without
+    a main guard then ran again in every worker). ``-P`` keeps the current folder off
+    ``sys.path`` (a ``json.py`` there must not shadow the standard library); the folder this
+    fathom was imported from goes first on ``PYTHONPATH``, so the worker runs the same code.
+    Its own process group keeps a Ctrl-C in the terminal away from it: the parent stops it.
+    """
+
+    def __init__(self, fd: int) -> None:
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        self._popen = subprocess.Popen(
+            [sys.executable, "-P", "-m", "fathom.ingest.sandbox_child", str(fd)],
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
+            env=env,
+            process_group=0,
+        )
+        self.pid: int = self._popen.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        """The exit status (minus the signal number when killed by one), None while running."""
+        return self._popen.poll()
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+
+    def kill(self) -> None:
+        if self._popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._popen.kill()
 
 
 class _Worker:
-    def __init__(self, context: Any, limits: ParseLimits, options: ParseOptions) -> None:
-        self.conn, child = context.Pipe()
-        self.process = context.Process(
-            target=_worker_main, args=(child, limits, options), daemon=True, name="fathom-parser"
-        )
-        self.process.start()
-        child.close()
+    def __init__(self, limits: ParseLimits, options: ParseOptions) -> None:
+        self.conn, child = multiprocessing.Pipe()
+        try:
+            self.process = _ChildProcess(child.fileno())
+        finally:
+            child.close()
+        self.conn.send((limits.memory_bytes, limits.cpu_seconds, options))
         self.job: ParseJob | None = None
         self._started = 0.0
         self._on_cpu = 0.0
         self._waited = 0.0
-        # Start-up (forking, importing parsers) does not count against the first file's time.
+        # Start-up (an interpreter importing the parsers) does not count against the first file's time.
         if self.conn.poll(_STARTUP_SECONDS):
             with contextlib.suppress(EOFError, OSError):
                 self.conn.recv()
@@ -205,8 +203,6 @@ class ParserPool:
         self._size = max(1, workers)
         self._limits = limits
         self._options = options
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["fathom.ingest.parsers"])
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
 
@@ -361,7 +357,7 @@ class ParserPool:
         for worker in [w for w in self._workers if w.job is None]:
             self._workers.remove(worker)
             worker.stop(kill=True)
-        worker = _Worker(self._context, self._limits, self._options)
+        worker = _Worker(self._limits, self._options)
         self._workers.append(worker)
         return worker
 
