@@ -24,6 +24,7 @@ from rich.markup import escape
 from fathom.chat import chat
 from fathom.cli_admin import keys_app, pg_app
 from fathom.cli_audit import audit_app
+from fathom.cli_privacy import compact
 from fathom.cli_common import (
     EXIT_PARTIAL,
     HomeOption,
@@ -561,6 +562,7 @@ def mcp_stdio(
 
 # `fathom chat` lives in its own module (fathom.chat).
 app.command("chat")(chat)
+app.command("compact")(compact)
 
 
 def main() -> None:
