@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from fathom import Fathom
+from fathom.index.lexical import TantivyIndex, analyze
 from tests.service.server import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -53,6 +54,13 @@ def _files_holding(root: Path, needles: list[bytes]) -> list[str]:
     return found
 
 
+def _lexical_frequency(home: Path, word: str) -> int:
+    """Chunks of the (only) tenant's lexical index containing ``word``, deleted ones included."""
+    (folder,) = (home / "index" / "tenants").iterdir()
+    _total, frequencies = TantivyIndex(folder / "lexical").document_frequencies(analyze(word))
+    return max(frequencies.values())
+
+
 def test_deleted_document_leaves_no_trace_in_any_file(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with Fathom(home=home, embedder="hash:64") as fathom:
@@ -62,19 +70,26 @@ def test_deleted_document_leaves_no_trace_in_any_file(tmp_path: Path) -> None:
     try:
         server.upload(key, "launch.md", text=SECRET)
         server.upload(key, "tea.md", text=OTHER)
+        # Enough commits for tantivy to merge its segments: the deleted document then shares a
+        # segment with live ones, which is where a delete only marks it.
+        for n in range(8):
+            server.upload(
+                key, f"note-{n}.md", text=f"# Note {n}\n\nRoutine maintenance log entry number {n}.\n"
+            )
         docs = httpx.get(f"{server.url}/v1/documents", headers=headers).json()
         doc_id = next(d["doc_id"] for d in docs["documents"] if d["source"] == "launch.md")
         question = {"query": "What does the zebrafinch protocol require before launch?"}
         hits = httpx.post(f"{server.url}/v1/search", json=question, headers=headers, timeout=60).json()
         assert hits["hits"][0]["doc_id"] == doc_id and MARKER in hits["hits"][0]["text"]
         for _ in range(2):  # the second ask is served from the answer cache
-            answer = httpx.post(
-                f"{server.url}/v1/ask", json=question, headers=headers, timeout=60
-            ).json()
+            answer = httpx.post(f"{server.url}/v1/ask", json=question, headers=headers, timeout=60).json()
             assert MARKER in answer["answer"], answer
 
         with sqlite3.connect(f"file:{home / 'fathom.db'}?mode=ro", uri=True) as db:
-            vectors = [bytes(row[0]) for row in db.execute("SELECT embedding FROM chunks WHERE doc_id = ?", (doc_id,))]
+            vectors = [
+                bytes(row[0])
+                for row in db.execute("SELECT embedding FROM chunks WHERE doc_id = ?", (doc_id,))
+            ]
         assert vectors
         # 32 bytes (8 float32 components) of each vector: enough to be unique.
         needles = [MARKER.encode(), "zebrafinch".encode()] + [v[:32] for v in vectors]
@@ -82,15 +97,22 @@ def test_deleted_document_leaves_no_trace_in_any_file(tmp_path: Path) -> None:
 
         deleted = httpx.delete(f"{server.url}/v1/documents/{doc_id}", headers=headers)
         assert deleted.status_code == 200, deleted.text
+        # tantivy compresses its files (a grep cannot see them), but its term statistics count
+        # deleted documents until their segment is rewritten: the marker is still there.
+        assert _lexical_frequency(home, MARKER) == 1
         _cli(home, "compact")
+        assert _lexical_frequency(home, MARKER) == 0
 
         # The server is still running, with its connections and indexes open.
         assert _files_holding(home, needles) == []
         after = httpx.post(f"{server.url}/v1/search", json=question, headers=headers, timeout=60).json()
         assert all(hit["doc_id"] != doc_id for hit in after["hits"])
-        assert "two minutes" in httpx.post(
-            f"{server.url}/v1/search", json={"query": "how long to steep green tea"}, headers=headers
-        ).text
+        assert (
+            "two minutes"
+            in httpx.post(
+                f"{server.url}/v1/search", json={"query": "how long to steep green tea"}, headers=headers
+            ).text
+        )
     finally:
         server.stop()
     assert _files_holding(home, needles) == []

@@ -355,7 +355,9 @@ class UsearchIndex:
                 else np.zeros((0, self._dim), dtype=np.float32)
             )
             keys = np.concatenate([kept, np.asarray(keys, dtype=np.uint64)])
-            vectors = np.concatenate([kept_vectors, np.asarray(vectors, dtype=np.float32).reshape(-1, self._dim)])
+            vectors = np.concatenate(
+                [kept_vectors, np.asarray(vectors, dtype=np.float32).reshape(-1, self._dim)]
+            )
             main, self._tombstones = None, set()
         if main is None:
             if self._dim is None:
