@@ -24,7 +24,6 @@ from rich.markup import escape
 from fathom.chat import chat
 from fathom.cli_admin import keys_app, pg_app
 from fathom.cli_audit import audit_app
-from fathom.cli_privacy import compact
 from fathom.cli_common import (
     EXIT_PARTIAL,
     HomeOption,
@@ -35,6 +34,7 @@ from fathom.cli_common import (
     out,
 )
 from fathom.cli_output import print_answer, print_hits, print_json
+from fathom.cli_privacy import compact
 from fathom.errors import NotFound
 
 if TYPE_CHECKING:

@@ -92,7 +92,7 @@ def test_deleted_document_leaves_no_trace_in_any_file(tmp_path: Path) -> None:
             ]
         assert vectors
         # 32 bytes (8 float32 components) of each vector: enough to be unique.
-        needles = [MARKER.encode(), "zebrafinch".encode()] + [v[:32] for v in vectors]
+        needles = [MARKER.encode(), b"zebrafinch"] + [v[:32] for v in vectors]
         assert _files_holding(home, needles), "the document should be on disk before the delete"
 
         deleted = httpx.delete(f"{server.url}/v1/documents/{doc_id}", headers=headers)

@@ -6,9 +6,10 @@ A delete removes rows in one transaction, but their bytes can outlive it:
   database file, but the write-ahead log still holds the page images written before the delete
   until a checkpoint. Compaction rebuilds the file (``VACUUM``, which also clears rows deleted
   before ``secure_delete`` was on) and checkpoints the WAL with ``TRUNCATE``, leaving it empty.
-- PostgreSQL keeps deleted rows as dead tuples until ``VACUUM`` reclaims them; compaction
-  runs ``VACUUM`` on the database (fathom's tables and the postgres backend's). It cannot reach WAL segments already written, archived WAL, replicas'
-  copies or backups: those age out by the operator's own retention (docs/privacy.md).
+- PostgreSQL keeps deleted rows as dead tuples until ``VACUUM`` reclaims them; compaction runs
+  ``VACUUM`` on the database (fathom's tables and the postgres backend's). It cannot reach WAL
+  segments already written, archived WAL, replicas' copies or backups: those age out by the
+  operator's own retention (docs/privacy.md).
 """
 
 from __future__ import annotations
