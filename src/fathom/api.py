@@ -324,7 +324,7 @@ class Fathom:
     def compact(self) -> Compaction:
         """Erase what deletes left in files: indexes rewritten, the store vacuumed and its WAL
         checkpointed (see :mod:`fathom.maintenance` and docs/privacy.md)."""
-        return compact(self.store, self.indexer)
+        return compact(self.store, self.indexer, self.settings.retention_days)
 
     # -- ingestion jobs (the HTTP service's writes) -----------------------------------------
 

@@ -10,7 +10,7 @@ __all__ = ["compact"]
 
 
 def compact(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """Erase deleted documents from every file: rewrite index partitions, vacuum and checkpoint the store.
+    """Apply retention, then erase deleted data from every file: rewrite indexes, vacuum the store.
 
     Run it after deletes; searches wait while a partition is rewritten.
     """
@@ -21,6 +21,7 @@ def compact(home: HomeOption = None, as_json: JsonOption = False) -> None:
         finally:
             fathom.close()
     report = {
+        "expired": done.expired,
         "partitions": done.partitions,
         "store": done.store.dialect,
         "vacuumed": done.store.vacuumed,
@@ -30,6 +31,9 @@ def compact(home: HomeOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         out.print_json(json.dumps(report))
         return
+    expired = ", ".join(f"{n} {kind}" for kind, n in done.expired.items() if n)
+    if expired:
+        out.print(f"past retention, removed: {expired}")
     out.print(
         f"compacted: {done.partitions} index partitions rewritten, {done.store.dialect} store vacuumed"
         + (", WAL checkpointed" if done.store.dialect == "sqlite" and not done.store.busy else "")

@@ -16,6 +16,7 @@ import structlog
 from fathom.index.catchup import Indexer
 from fathom.store.compaction import StoreCompaction, compact_store
 from fathom.store.database import Store
+from fathom.store.retention import RetentionPolicy, purge_expired
 
 __all__ = ["Compaction", "compact"]
 
@@ -28,17 +29,21 @@ class Compaction:
 
     partitions: int
     store: StoreCompaction
+    # Rows past ``retention_days`` removed first, by kind (answers, feedback, jobs).
+    expired: dict[str, int]
 
 
-def compact(store: Store, indexer: Indexer) -> Compaction:
-    """Rewrite the embedded index partitions from live chunks, then compact the store."""
+def compact(store: Store, indexer: Indexer, retention: RetentionPolicy) -> Compaction:
+    """Apply retention, rewrite the embedded index partitions from live chunks, compact the store."""
+    expired = purge_expired(store, retention)
     partitions = indexer.compact()
     done = compact_store(store)
     log.info(
         "compaction.done",
         partitions=partitions,
+        expired=expired,
         dialect=done.dialect,
         wal_frames_left=done.wal_frames_left,
         busy=done.busy,
     )
-    return Compaction(partitions=partitions, store=done)
+    return Compaction(partitions=partitions, store=done, expired=expired)
