@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from fathom import Fathom
-from fathom.store.schema import AnswerRow, FeedbackRow, JobRow, utcnow
+from fathom.store.audit import AuditEvent
+from fathom.store.schema import AnswerRow, AuditEventRow, FeedbackRow, JobRow, utcnow
 
 
 def _seed(fathom: Fathom, tenant: str, age_days: float, n: int) -> None:
@@ -56,6 +57,33 @@ def test_compact_applies_each_tenants_retention(tmp_path: Path) -> None:
         done = fathom.compact()
         # acme: the 60-day-old answer (and the feedback on it) and finished job are gone; the
         # queued job stays whatever its age. "keep" sets 0: kept until deleted.
-        assert done.expired == {"answers": 1, "feedback": 1, "jobs": 1}
+        assert done.expired == {"answers": 1, "feedback": 1, "jobs": 1, "audit": 0}
         assert _counts(fathom, "acme") == (1, 1, 3)
         assert _counts(fathom, "keep") == (2, 2, 4)
+
+
+def test_audit_retention_keeps_the_chain_verifiable(tmp_path: Path) -> None:
+    with Fathom(home=tmp_path / "home", embedder="hash:64", retention_days={"acme": {"audit": 30}}) as fathom:
+        for n in range(3):
+            fathom.audit.record(AuditEvent("acme", "search", target=f"q{n}"))
+            fathom.audit.record(AuditEvent("other", "search", target=f"q{n}"))
+        with fathom.store.session() as session:  # the first two of acme's events are 40 days old
+            session.execute(
+                update(AuditEventRow)
+                .where(AuditEventRow.tenant_id == "acme", AuditEventRow.seq <= 2)
+                .values(created_at=utcnow() - timedelta(days=40))
+            )
+        assert fathom.compact().expired["audit"] == 2
+        kept = fathom.audit.events(tenant="acme")
+        assert [(e.seq, e.action) for e in kept] == [(3, "search"), (4, "audit.pruned")]
+        assert kept[1].details["through_seq"] == 2
+        assert fathom.audit.verify().ok
+        assert len(fathom.audit.events(tenant="other")) == 3
+
+        # Without the pruned event's word for it, the gap is a break.
+        with fathom.store.session() as session:
+            session.execute(
+                delete(AuditEventRow).where(AuditEventRow.seq == 4, AuditEventRow.tenant_id == "acme")
+            )
+        broken = fathom.audit.verify().broken
+        assert broken is not None and broken.reason == "missing"

@@ -394,10 +394,11 @@ class Settings(BaseSettings):
         description="Days a conversation is kept after its last message; idle longer, it is deleted "
         "with its turns (0: kept until deleted).",
     )
-    retention_days: dict[str, dict[Literal["answers", "feedback", "jobs"], float]] = Field(
+    retention_days: dict[str, dict[Literal["answers", "feedback", "jobs", "audit"], float]] = Field(
         default_factory=dict,
-        description="Days answers (their records, with the feedback on them), feedback and finished jobs "
-        "are kept, per tenant ('*' applies to tenants not listed), e.g. "
+        description="Days answers (their records, with the feedback on them), feedback, finished jobs and "
+        "audit events (verification starts after the removed ones) are kept, per tenant ('*' applies "
+        "to tenants not listed), e.g. "
         '{"*": {"answers": 90, "jobs": 7}, "acme": {"feedback": 365}}; a kind not given is kept until '
         "deleted. Applied hourly by `fathom serve` and by `fathom compact` (docs/privacy.md).",
     )
