@@ -34,7 +34,7 @@ from fathom.cli_common import (
     out,
 )
 from fathom.cli_output import print_answer, print_hits, print_json
-from fathom.cli_privacy import compact
+from fathom.cli_privacy import compact, erase
 from fathom.errors import NotFound
 
 if TYPE_CHECKING:
@@ -563,6 +563,7 @@ def mcp_stdio(
 # `fathom chat` lives in its own module (fathom.chat).
 app.command("chat")(chat)
 app.command("compact")(compact)
+app.command("erase")(erase)
 
 
 def main() -> None:

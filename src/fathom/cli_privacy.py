@@ -1,12 +1,16 @@
-"""``fathom compact``: erase from files what deletes left behind (docs/privacy.md)."""
+"""``fathom compact`` (erase from files what deletes left behind) and ``fathom erase`` (one user's
+data), described in docs/privacy.md."""
 
 from __future__ import annotations
 
 import json
+from typing import Annotated
+
+import typer
 
 from fathom.cli_common import HomeOption, JsonOption, errors, open_home, out
 
-__all__ = ["compact"]
+__all__ = ["compact", "erase"]
 
 
 def compact(home: HomeOption = None, as_json: JsonOption = False) -> None:
@@ -40,3 +44,31 @@ def compact(home: HomeOption = None, as_json: JsonOption = False) -> None:
     )
     if done.store.busy:
         out.print("the WAL is still in use by another process: run `fathom compact` again once it is idle")
+
+
+def erase(
+    tenant: Annotated[str, typer.Option("--tenant", help="The user's tenant.")],
+    user: Annotated[str, typer.Option("--user", help="The user whose data is erased.")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a user's questions, answers, conversations and feedback (GDPR Art. 17); audited.
+
+    The audit log records that the erasure happened and how many rows went, not what they held.
+    Run `fathom compact` afterwards to clear the rows from the SQLite WAL (docs/privacy.md).
+    """
+    from fathom.store.erasure import erase_user
+
+    with errors():
+        fathom = open_home(home)
+        try:
+            counts = erase_user(fathom.store, tenant, user)
+        finally:
+            fathom.close()
+    if as_json:
+        out.print_json(json.dumps({"tenant": tenant, "user": user, **counts}))
+        return
+    out.print(
+        f"erased {user} in {tenant}: {counts['conversations']} conversations, "
+        f"{counts['answers']} answers, {counts['feedback']} feedback"
+    )
