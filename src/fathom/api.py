@@ -52,6 +52,7 @@ from fathom.ingest.sandbox import ParserPool
 from fathom.ingest.sources import fetch_limits, split_sources
 from fathom.ingest.uploads import Uploads
 from fathom.logs import configure_logging
+from fathom.maintenance import Compaction, compact
 from fathom.retrieve.documents import DocumentReader
 from fathom.retrieve.pipeline import SearchPipeline, StageObserver
 from fathom.status import store_status
@@ -355,8 +356,14 @@ class Fathom:
         permissions.check_delete(who, document_access(doc), source_or_id)
         if not self.store.delete_document(tenant, doc.id):
             raise NotFound(f"no document {source_or_id!r}", code="document.not_found")
+        self.answering.forget_document(tenant, doc.id)
         self.indexer.catch_up()
         return doc.id
+
+    def compact(self) -> Compaction:
+        """Erase what deletes left in files: indexes rewritten, the store vacuumed and its WAL
+        checkpointed (see :mod:`fathom.maintenance` and docs/privacy.md)."""
+        return compact(self.store, self.indexer, self.settings.retention_days)
 
     # -- ingestion jobs (the HTTP service's writes) -----------------------------------------
 

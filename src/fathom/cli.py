@@ -35,6 +35,7 @@ from fathom.cli_common import (
 )
 from fathom.cli_documents import documents_app
 from fathom.cli_output import print_answer, print_hits, print_json
+from fathom.cli_privacy import compact, erase
 from fathom.cli_progress import IngestTally, ingest_progress, interrupted
 from fathom.errors import NotFound
 
@@ -610,6 +611,8 @@ def mcp_stdio(
 
 # `fathom chat` lives in its own module (fathom.chat).
 app.command("chat")(chat)
+app.command("compact")(compact)
+app.command("erase")(erase)
 
 
 def main() -> None:

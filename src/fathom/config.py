@@ -394,6 +394,14 @@ class Settings(BaseSettings):
         description="Days a conversation is kept after its last message; idle longer, it is deleted "
         "with its turns (0: kept until deleted).",
     )
+    retention_days: dict[str, dict[Literal["answers", "feedback", "jobs", "audit"], float]] = Field(
+        default_factory=dict,
+        description="Days answers (their records, with the feedback on them), feedback, finished jobs and "
+        "audit events (verification starts after the removed ones) are kept, per tenant ('*' applies "
+        "to tenants not listed), e.g. "
+        '{"*": {"answers": 90, "jobs": 7}, "acme": {"feedback": 365}}; a kind not given is kept until '
+        "deleted. Applied hourly by `fathom serve` and by `fathom compact` (docs/privacy.md).",
+    )
     agent_max_steps: int = Field(
         default=6, ge=1, le=50, description="Most tool calls (searches, reads) of one agent-mode answer."
     )

@@ -113,3 +113,16 @@ class AnswerCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+
+    def forget(self, tenant: str, doc_id: str) -> int:
+        """Drop every entry of ``tenant`` that cites ``doc_id`` now (a delete), not at its next
+        lookup, so the deleted text is not kept in memory; returns how many."""
+        with self._lock:
+            gone = [
+                key
+                for key, entry in self._entries.items()
+                if key[0][0] == tenant and doc_id in entry.versions
+            ]
+            for key in gone:
+                del self._entries[key]
+        return len(gone)

@@ -76,6 +76,10 @@ class AnswerPipeline:
         self._llm: LLMAnswerer | None = None
         self._cache = AnswerCache(settings.answer_cache_size, settings.answer_cache_similarity, self._version)
 
+    def forget_document(self, tenant: str, doc_id: str) -> None:
+        """Drop cached answers citing a deleted document (see :meth:`AnswerCache.forget`)."""
+        self._cache.forget(tenant, doc_id)
+
     def close(self) -> None:
         if self._llm is not None:
             self._llm.close()

@@ -109,3 +109,14 @@ class Indexer:
                 if progress is not None:
                     progress(done, len(ids))
             log.info("index.rebuilt", backend=self.backend.name, chunks=len(ids), sequence=head)
+
+    def compact(self) -> int:
+        """Catch up, then let the backend drop deleted chunks from its files (``fathom compact``);
+        returns the partitions rewritten (0 for a backend without files of its own)."""
+        with storage_errors(self._lock_path.parent):
+            self._catch_up(None)
+            compact = getattr(self.backend, "compact", None)
+            if compact is None:
+                return 0
+            with self._exclusive():
+                return int(compact(self.source.indexable_chunks))

@@ -324,12 +324,41 @@ class UsearchIndex:
             self._load(read_position(self._position_file))
             raise
 
-    def _merge_and_save(self) -> None:
+    def rewrite(self) -> None:
+        """Write the live vectors into a new graph and file, dropping every removed one.
+
+        usearch marks a removed vector deleted but keeps its bytes in the graph it saves; a
+        rebuilt graph holds only the vectors still present (``fathom compact``).
+        """
+        with self._lock:
+            self._load(read_position(self._position_file))
+            try:
+                self._merge_and_save(rebuild=True)
+            except BaseException:
+                self._loaded_sequence = -1
+                self._load(read_position(self._position_file))
+                raise
+
+    def _merge_and_save(self, *, rebuild: bool = False) -> None:
         keys, vectors = self._delta.live()
         main = self._main if self._main_writable else None
         if main is None and self._main is not None:
             # Readers map the snapshot read-only; the writer merges into a loaded copy.
             main = Index.restore(str(self._snapshot_path(self._generation)))
+        if rebuild and main is not None and self._dim is not None:
+            old_keys = np.asarray(main.keys, dtype=np.uint64)
+            live = np.asarray([int(k) not in self._tombstones for k in old_keys.tolist()], dtype=bool)
+            kept = old_keys[live]
+            kept_vectors = (
+                np.asarray(main.get(kept), dtype=np.float32).reshape(len(kept), self._dim)
+                if len(kept)
+                else np.zeros((0, self._dim), dtype=np.float32)
+            )
+            keys = np.concatenate([kept, np.asarray(keys, dtype=np.uint64)])
+            vectors = np.concatenate(
+                [kept_vectors, np.asarray(vectors, dtype=np.float32).reshape(-1, self._dim)]
+            )
+            main, self._tombstones = None, set()
         if main is None:
             if self._dim is None:
                 return

@@ -23,7 +23,7 @@ import shutil
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -224,6 +224,20 @@ class EmbeddedBackend:
                 partition.lexical.apply(gone, new, sequence)
                 partition.dense.apply(gone, new, sequence)
         write_position(self._position_file, sequence)
+
+    def compact(self, chunks_of: Callable[[Sequence[int]], list[IndexableChunk]]) -> int:
+        """Rewrite every partition from its live chunks so no deleted chunk stays in a file.
+
+        ``chunks_of`` reads chunks from the store of record (ids gone from it are left out).
+        Searches wait while a partition is rewritten. Returns the partitions rewritten.
+        """
+        partitions = self._all_partitions()
+        for partition in partitions:
+            with partition.lock.writing():
+                live = chunks_of(sorted(partition.lexical.chunk_ids()))
+                partition.lexical.rewrite(live)
+                partition.dense.rewrite()
+        return len(partitions)
 
     def clear(self) -> None:
         with self._open_lock:

@@ -108,23 +108,7 @@ class TantivyIndex:
                 for chunk_id in removed:
                     writer.delete_documents_by_term("chunk_id", chunk_id)
                 for chunk in added:
-                    document = tantivy.Document()
-                    document.add_integer("chunk_id", chunk.chunk_id)
-                    document.add_text("doc_id", chunk.doc_id)
-                    document.add_text("tenant", chunk.tenant_id)
-                    for token in chunk.acl_tokens:
-                        document.add_text("acl", token)
-                    for token in chunk.metadata_tokens:
-                        document.add_text("meta", token)
-                    document.add_text("title", chunk.title)
-                    document.add_text("heading", " / ".join(chunk.heading_path))
-                    body = (
-                        fold_for_index(contextual_text(chunk.title, chunk.heading_path, chunk.text))
-                        if self._context_in_body
-                        else chunk.text
-                    )
-                    document.add_text("body", body)
-                    writer.add_document(document)
+                    writer.add_document(self._document(chunk))
                 writer.commit()
             except BaseException:
                 writer.rollback()
@@ -135,6 +119,50 @@ class TantivyIndex:
             # Recorded only after the commit is durable; a crash in between replays the
             # same changes, which is harmless because apply() deletes before it adds.
             write_position(self._position_file, sequence)
+
+    def _document(self, chunk: IndexableChunk) -> tantivy.Document:
+        document = tantivy.Document()
+        document.add_integer("chunk_id", chunk.chunk_id)
+        document.add_text("doc_id", chunk.doc_id)
+        document.add_text("tenant", chunk.tenant_id)
+        for token in chunk.acl_tokens:
+            document.add_text("acl", token)
+        for token in chunk.metadata_tokens:
+            document.add_text("meta", token)
+        document.add_text("title", chunk.title)
+        document.add_text("heading", " / ".join(chunk.heading_path))
+        body = (
+            fold_for_index(contextual_text(chunk.title, chunk.heading_path, chunk.text))
+            if self._context_in_body
+            else chunk.text
+        )
+        document.add_text("body", body)
+        return document
+
+    def rewrite(self, chunks: Sequence[IndexableChunk]) -> None:
+        """Replace the whole index with ``chunks`` in one commit, leaving no deleted document behind.
+
+        tantivy keeps a deleted document (its stored fields and its terms) in its segment until
+        the segment is merged. Deleting everything and adding the live chunks back drops every old
+        segment at the commit; collecting garbage then unlinks their files (``fathom compact``).
+        """
+        with self._lock:
+            writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
+            writer.garbage_collect_files()
+            try:
+                writer.delete_all_documents()
+                for chunk in chunks:
+                    writer.add_document(self._document(chunk))
+                writer.commit()
+            except BaseException:
+                writer.rollback()
+                raise
+            finally:
+                writer.wait_merging_threads()
+            writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
+            writer.garbage_collect_files()
+            writer.wait_merging_threads()
+            self._index.reload()
 
     def clear(self) -> None:
         with self._lock:

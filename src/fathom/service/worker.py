@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ import structlog
 from fathom.api import Fathom
 from fathom.errors import FathomError
 from fathom.store.jobs import ClaimedJob
+from fathom.store.retention import purge_expired
 
 __all__ = ["JobWorkers"]
 
@@ -33,6 +35,7 @@ _POLL_SECONDS = 1.0
 _RECONNECT_MIN_SECONDS = 0.5
 _RECONNECT_MAX_SECONDS = 10.0
 _REDIS_HEALTH_CHECK_SECONDS = 10
+_EXPIRE_EVERY_SECONDS = 3600.0
 
 # Called with the job's final status ("succeeded" or "failed") and its error code.
 JobObserver = Callable[[str, str | None], None]
@@ -68,6 +71,7 @@ class JobWorkers:
             else None
         )
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._next_expiry = 0.0
 
     def start(self) -> None:
         for index in range(self._count):
@@ -130,6 +134,8 @@ class JobWorkers:
         worker = f"{self.name}:{index}"
         failing = False
         while not self._stop.is_set():
+            if index == 0:
+                self._expire()
             try:
                 job = self._fathom.jobs.claim(worker)
             except Exception as exc:  # the store may be unreachable for a while; keep polling
@@ -145,6 +151,20 @@ class JobWorkers:
                 self._wake.clear()
                 continue
             self._process(job, worker)
+
+    def _expire(self) -> None:
+        """Apply ``retention_days`` once an hour (:mod:`fathom.store.retention`)."""
+        policy = self._fathom.settings.retention_days
+        if not policy or time.monotonic() < self._next_expiry:
+            return
+        self._next_expiry = time.monotonic() + _EXPIRE_EVERY_SECONDS
+        try:
+            removed = purge_expired(self._fathom.store, policy)
+        except Exception as exc:  # the store may be unreachable for a while; try next time
+            log.warning("retention.failed", error_type=type(exc).__name__)
+            return
+        if any(removed.values()):
+            log.info("retention.purged", **removed)
 
     def _process(self, job: ClaimedJob, worker: str) -> None:
         log.info("job.started", job_id=job.job_id, attempt=job.attempt)

@@ -523,16 +523,39 @@ class AuditLog:
         heads: dict[str, tuple[int, str]] = {}
         checked = 0
         with self._store.connection() as conn:
+            starts = _pruned_starts(conn, tenant)
             rows = conn.execution_options(stream_results=True, yield_per=1000).execute(query)
             for row in rows:
                 record = _record(row)
                 checked += 1
-                broken = _check(record, heads.get(record.tenant, (0, GENESIS)))
+                start = starts.get((record.tenant, record.seq - 1), (0, GENESIS))
+                broken = _check(record, heads.get(record.tenant, start))
                 if broken is not None:
                     rows.close()
                     return ChainReport(events=checked, heads=heads, broken=broken)
                 heads[record.tenant] = (record.seq, record.hash)
         return ChainReport(events=checked, heads=heads, broken=None)
+
+
+PRUNED = "audit.pruned"
+
+
+def _pruned_starts(conn: Connection, tenant: str | None) -> dict[tuple[str, int], tuple[int, str]]:
+    """Where chains whose oldest events retention removed start: ``(tenant, through_seq)`` ->
+    ``(through_seq, hash of the last removed event)``, from the ``audit.pruned`` events.
+
+    Those events are in the chain themselves (changing one breaks its hash), so a chain may start
+    past ``seq`` 1 only where one of them says the events before were removed by retention.
+    """
+    query = select(AuditEventRow.tenant_id, AuditEventRow.details).where(AuditEventRow.action == PRUNED)
+    if tenant is not None:
+        query = query.where(AuditEventRow.tenant_id == tenant)
+    starts: dict[tuple[str, int], tuple[int, str]] = {}
+    for owner, details in conn.execute(query):
+        through, last = (details or {}).get("through_seq"), (details or {}).get("last_hash")
+        if isinstance(through, int) and isinstance(last, str):
+            starts[(owner, through)] = (through, last)
+    return starts
 
 
 def _check(record: AuditRecord, previous: tuple[int, str]) -> AuditBreak | None:

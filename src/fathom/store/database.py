@@ -74,6 +74,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows are overwritten with zeros in the database file, not just unlinked: a
+    # deleted document's text must not survive in free pages (see docs/privacy.md; the WAL
+    # keeps older page images until ``fathom compact`` checkpoints it).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
