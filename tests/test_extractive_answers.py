@@ -185,3 +185,14 @@ def test_a_restated_question_reads_on_into_the_next_chunk_with_exact_offsets() -
     # Without a way to read on, the chunk alone has no answer to quote.
     alone = _answerer(embedder).answer(question, embedder.embed_query(question), [first], "t")
     assert all("512" not in c.quote for c in alone.citations)
+
+
+def test_a_how_many_question_answered_by_a_number_with_a_unit_does_not_crash() -> None:
+    # "how many" asks for a value through a stop word ("many"): a sentence stating a number with
+    # a unit answers it, though the word has no IDF weight of its own. This raised KeyError.
+    embedder = CountingEmbedder()
+    text = "The gateway is fronted by a cache. The gateway serves 1000 requests per minute at peak."
+    question = "How many requests does the gateway serve?"
+    answer = _answerer(embedder).answer(question, embedder.embed_query(question), [_hit(text)], "t")
+    assert not answer.abstained
+    assert "1000 requests per minute" in answer.answer

@@ -503,7 +503,9 @@ def _sentences(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def _share(terms: set[str], weights: dict[str, float], total: float) -> float:
-    return sum(weights[t] for t in terms) / total if total else 0.0
+    # A value word can be a stop word with no weight ("how many": "mani"); it earns the value
+    # bonus, not a share of the question.
+    return sum(weights.get(t, 0.0) for t in terms) / total if total else 0.0
 
 
 def _redundant(a: _Candidate, b: _Candidate) -> bool:
