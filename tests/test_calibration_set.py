@@ -70,9 +70,9 @@ def test_abstention_and_answers_on_the_calibration_set(tmp_path: Path, embedder)
     unanswerable = [r for r in report.results if not r.answerable]
     false_abstentions = [r.id for r in answerable if r.abstained]
     answered = [r.id for r in unanswerable if not r.abstained]
-    # Measured: 4 of 59 answerable abstained (6.8%), 11 of 18 unanswerable abstained (61.1%),
+    # Measured: 4 of 59 answerable abstained (6.8%), 13 of 18 unanswerable abstained (72.2%),
     # 48 of 59 answered correctly (81.4%), no question echoed.
     assert len(false_abstentions) <= 5, false_abstentions
-    assert len(unanswerable) - len(answered) >= 10, answered
+    assert len(unanswerable) - len(answered) >= 12, answered
     assert sum(r.correct for r in answerable) >= 47
     assert report.echo_rate == 0.0

@@ -196,3 +196,16 @@ def test_a_how_many_question_answered_by_a_number_with_a_unit_does_not_crash() -
     answer = _answerer(embedder).answer(question, embedder.embed_query(question), [_hit(text)], "t")
     assert not answer.abstained
     assert "1000 requests per minute" in answer.answer
+
+
+def test_a_sentence_from_a_chunk_about_another_named_subject_is_no_answer() -> None:
+    embedder = CountingEmbedder()
+    other = "GameForge AI contact.\nSlack Workspace: gameforge-dev.slack.com"
+    asked = "TechCore contact.\nSlack Workspace: techcore-dev.slack.com"
+    question = "What is the Slack workspace of TechCore?"
+    vector = embedder.embed_query(question)
+    answerer = _answerer(embedder)
+    assert answerer.answer(question, vector, [_hit(other)], "t").abstained
+    answer = answerer.answer(question, vector, [_hit(asked)], "t")
+    assert not answer.abstained
+    assert "techcore-dev.slack.com" in answer.answer
