@@ -17,8 +17,9 @@ document. Answering runs in two stages:
    near-identical paraphrase of the question (similarity at or above
    ``ECHO_SIMILARITY``) is an echo too.
 
-When no sentence reaches the configured minimum support, the answerer abstains rather
-than guess.
+When no sentence reaches the configured minimum support, or the best one's chunk (text, title
+and headings) lacks a capitalised name the question asks about ("TechCore"), the answerer
+abstains rather than guess.
 """
 
 from __future__ import annotations
