@@ -185,3 +185,27 @@ def test_a_restated_question_reads_on_into_the_next_chunk_with_exact_offsets() -
     # Without a way to read on, the chunk alone has no answer to quote.
     alone = _answerer(embedder).answer(question, embedder.embed_query(question), [first], "t")
     assert all("512" not in c.quote for c in alone.citations)
+
+
+def test_a_how_many_question_answered_by_a_number_with_a_unit_does_not_crash() -> None:
+    # "how many" asks for a value through a stop word ("many"): a sentence stating a number with
+    # a unit answers it, though the word has no IDF weight of its own. This raised KeyError.
+    embedder = CountingEmbedder()
+    text = "The gateway is fronted by a cache. The gateway serves 1000 requests per minute at peak."
+    question = "How many requests does the gateway serve?"
+    answer = _answerer(embedder).answer(question, embedder.embed_query(question), [_hit(text)], "t")
+    assert not answer.abstained
+    assert "1000 requests per minute" in answer.answer
+
+
+def test_a_sentence_from_a_chunk_about_another_named_subject_is_no_answer() -> None:
+    embedder = CountingEmbedder()
+    other = "GameForge AI contact.\nSlack Workspace: gameforge-dev.slack.com"
+    asked = "TechCore contact.\nSlack Workspace: techcore-dev.slack.com"
+    question = "What is the Slack workspace of TechCore?"
+    vector = embedder.embed_query(question)
+    answerer = _answerer(embedder)
+    assert answerer.answer(question, vector, [_hit(other)], "t").abstained
+    answer = answerer.answer(question, vector, [_hit(asked)], "t")
+    assert not answer.abstained
+    assert "techcore-dev.slack.com" in answer.answer

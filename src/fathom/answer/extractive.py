@@ -17,14 +17,16 @@ document. Answering runs in two stages:
    near-identical paraphrase of the question (similarity at or above
    ``ECHO_SIMILARITY``) is an echo too.
 
-When no sentence reaches the configured minimum support, the answerer abstains rather
-than guess.
+When no sentence reaches the configured minimum support, or the best one's chunk (text, title
+and headings) lacks a capitalised name the question asks about ("TechCore"), the answerer
+abstains rather than guess.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -215,6 +217,7 @@ class _Candidate:
     terms: frozenset[str]
     coverage: float  # first stage: IDF-weighted share of the question, value bonus included
     similarity: float = 0.0
+    off_subject: bool = False  # its chunk (text, title, headings) lacks a name the question asks about
 
     @property
     def support(self) -> float:
@@ -228,6 +231,7 @@ class _Question:
     weights: dict[str, float]  # informative terms -> IDF
     asks_value: bool  # it names a quantity ("size", "rate limit", "phone number")
     value_terms: frozenset[str]  # its quantity words (and "how many": "mani")
+    names: frozenset[str] = frozenset()  # terms of its capitalised words past the first ("TechCore")
 
 
 def echoes_question(sentence: str, content_terms: frozenset[str], question_terms: frozenset[str]) -> bool:
@@ -338,7 +342,14 @@ class ExtractiveAnswerer:
             b for a, b in zip(tokens, tokens[1:], strict=False) if a == "how" and b in self._quantity_terms
         }
         value_terms = frozenset(t for t in terms if t in self._quantity_terms) | how
-        return _Question(weights, bool(value_terms), value_terms)
+        names = frozenset(
+            t
+            for word in re.findall(r"[^\W_][\w-]*", question)[1:]
+            if word[0].isupper() and not word.isupper()
+            for t in self._analyze(word)
+            if t in weights
+        )
+        return _Question(weights, bool(value_terms), value_terms, names)
 
     def answer(
         self,
@@ -361,7 +372,9 @@ class ExtractiveAnswerer:
             return Answer(ABSTAIN_MESSAGE, (), True, tuple(hits))
         ranked = sorted(candidates, key=lambda c: (-c.support, c.hit_rank, c.start))
         best = ranked[0]
-        if best.support < self._min_support:
+        # A sentence about another company than the one asked about is no answer, however well
+        # it matches the rest ("the Slack workspace of TechCore" against GameForge's workspace).
+        if best.support < self._min_support or best.off_subject:
             return Answer(ABSTAIN_MESSAGE, (), True, tuple(hits))
         chosen: list[_Candidate] = [best]
         for candidate in ranked[1:]:
@@ -420,6 +433,7 @@ class ExtractiveAnswerer:
         while work:
             rank, hit, continued = work.pop(0)
             context = set(self._analyze(" ".join((hit.title, *hit.heading_path))))
+            off_subject = bool(question.names - context - set(self._analyze(hit.text)))
             for a, b in _sentences(hit.text):
                 for start, end in _windows(hit.text, a, b):
                     text = hit.text[start:end]
@@ -470,7 +484,16 @@ class ExtractiveAnswerer:
                     first_stage.append(
                         (
                             prior + bonus,
-                            _Candidate(rank, hit, hit.start + start, hit.start + end, text, terms, coverage),
+                            _Candidate(
+                                rank,
+                                hit,
+                                hit.start + start,
+                                hit.start + end,
+                                text,
+                                terms,
+                                coverage,
+                                off_subject=off_subject,
+                            ),
                         )
                     )
         if not first_stage:
@@ -503,7 +526,9 @@ def _sentences(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def _share(terms: set[str], weights: dict[str, float], total: float) -> float:
-    return sum(weights[t] for t in terms) / total if total else 0.0
+    # A value word can be a stop word with no weight ("how many": "mani"); it earns the value
+    # bonus, not a share of the question.
+    return sum(weights.get(t, 0.0) for t in terms) / total if total else 0.0
 
 
 def _redundant(a: _Candidate, b: _Candidate) -> bool:
