@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -100,25 +100,33 @@ class TantivyIndex:
 
     def apply(self, removed: Sequence[int], added: Sequence[IndexableChunk], sequence: int) -> None:
         with self._lock:
-            writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
-            # A process killed mid-commit leaves files no commit references; tantivy would
-            # later try to create one of them again and fail, so sweep them first.
-            writer.garbage_collect_files()
-            try:
+
+            def change(writer: tantivy.IndexWriter) -> None:
                 for chunk_id in removed:
                     writer.delete_documents_by_term("chunk_id", chunk_id)
                 for chunk in added:
                     writer.add_document(self._document(chunk))
-                writer.commit()
-            except BaseException:
-                writer.rollback()
-                raise
-            finally:
-                writer.wait_merging_threads()
+
+            self._commit(change)
             self._index.reload()
             # Recorded only after the commit is durable; a crash in between replays the
             # same changes, which is harmless because apply() deletes before it adds.
             write_position(self._position_file, sequence)
+
+    def _commit(self, change: Callable[[tantivy.IndexWriter], None]) -> None:
+        """Make ``change`` with a fresh writer and commit it, or roll it back whole."""
+        writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
+        # A process killed mid-commit leaves files no commit references; tantivy would
+        # later try to create one of them again and fail, so sweep them first.
+        writer.garbage_collect_files()
+        try:
+            change(writer)
+            writer.commit()
+        except BaseException:
+            writer.rollback()
+            raise
+        finally:
+            writer.wait_merging_threads()
 
     def _document(self, chunk: IndexableChunk) -> tantivy.Document:
         document = tantivy.Document()
@@ -147,18 +155,13 @@ class TantivyIndex:
         segment at the commit; collecting garbage then unlinks their files (``fathom compact``).
         """
         with self._lock:
-            writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
-            writer.garbage_collect_files()
-            try:
+
+            def replace(writer: tantivy.IndexWriter) -> None:
                 writer.delete_all_documents()
                 for chunk in chunks:
                     writer.add_document(self._document(chunk))
-                writer.commit()
-            except BaseException:
-                writer.rollback()
-                raise
-            finally:
-                writer.wait_merging_threads()
+
+            self._commit(replace)
             writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
             writer.garbage_collect_files()
             writer.wait_merging_threads()
