@@ -29,6 +29,7 @@ def test_the_page_and_its_assets_come_from_fathom_under_a_strict_policy(serve):
         ("dom.js", "text/javascript"),
         ("style.css", "text/css"),
         ("favicon.svg", "image/svg+xml"),
+        ("api-docs.js", "text/javascript"),
     ):
         response = served.client.get(f"/static/{asset}")
         assert response.status_code == 200, asset
@@ -57,3 +58,31 @@ def test_page_code_never_parses_strings_as_html():
             "new Function",
         ):
             assert sink not in source, f"{script.name} uses {sink}"
+
+
+def test_api_docs_work_offline_under_the_same_policy(serve):
+    """/docs is Swagger UI served by fathom itself: no CDN, no inline script, the page's CSP."""
+    served = serve()
+    docs = served.client.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert docs.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    html = docs.text
+    assert "http://" not in html and "https://" not in html and "<script>" not in html
+    for path, media_type in (
+        ("/docs/assets/swagger-ui-bundle.js", "text/javascript"),
+        ("/docs/assets/swagger-ui.css", "text/css"),
+        ("/docs/assets/favicon-32x32.png", "image/png"),
+        ("/static/api-docs.js", "text/javascript"),
+    ):
+        assert path in html
+        response = served.client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith(media_type)
+        assert len(response.content) > 200
+    assert "SwaggerUIBundle" in served.client.get("/docs/assets/swagger-ui-bundle.js").text
+    # The bundle's other files (source maps, its own index page) are not served; no traversal.
+    for missing in ("/docs/assets/index.html", "/docs/assets/..%2f__init__.py", "/redoc"):
+        assert served.client.get(missing).status_code == 404, missing
+    # The docs are no part of the schema they show.
+    paths = served.client.get("/openapi.json").json()["paths"]
+    assert not [path for path in paths if path.startswith("/docs")]

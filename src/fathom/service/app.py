@@ -123,6 +123,9 @@ def create_app(
         version=__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
+        # /docs is served offline by fathom.web (FastAPI's pages load scripts from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     install_error_handlers(app)
