@@ -2,16 +2,18 @@
 
 FastAPI's default ``/docs`` and ``/redoc`` pages load their scripts from a CDN and start Swagger
 UI from an inline script, which neither works without the internet nor under the page's
-Content-Security-Policy. Here the Swagger UI assets come from the ``swagger-ui-bundle`` package
-(under ``/docs/assets/``), the start-up script is one of fathom's own static files, and the
-page carries the same policy as the web page. ReDoc is not served (no package ships it).
+Content-Security-Policy. Here the Swagger UI 5 assets (the first to read OpenAPI 3.1) come from
+the ``fastapi-offline`` package's static files (under ``/docs/assets/``), the start-up script is
+one of fathom's own static files, and the page carries the same policy as the web page. ReDoc is
+not served: it injects ``<style>`` elements, which the policy refuses.
 """
 
 from __future__ import annotations
 
+from importlib import resources
+
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
-from swagger_ui_bundle import swagger_ui_path
 
 from fathom.errors import NotFound
 
@@ -21,8 +23,10 @@ __all__ = ["DOCS_ASSETS", "install_api_docs"]
 DOCS_ASSETS = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
-    "favicon-32x32.png": "image/png",
+    "favicon.png": "image/png",
 }
+
+_STATIC = resources.files("fastapi_offline").joinpath("static")
 
 _PAGE = """<!doctype html>
 <html lang="en">
@@ -30,7 +34,7 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fathom API docs</title>
-<link rel="icon" href="/docs/assets/favicon-32x32.png">
+<link rel="icon" href="/docs/assets/favicon.png">
 <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
 </head>
 <body>
@@ -49,7 +53,7 @@ def install_api_docs(app: FastAPI, headers: dict[str, str]) -> None:
     """
     assets: dict[str, tuple[bytes, str]] = {}
     for name, media_type in DOCS_ASSETS.items():
-        assets[name] = ((swagger_ui_path / name).read_bytes(), media_type)
+        assets[name] = (_STATIC.joinpath(name).read_bytes(), media_type)
     page = _PAGE.format(openapi_url=app.openapi_url or "/openapi.json").encode()
     router = APIRouter(include_in_schema=False)
 
