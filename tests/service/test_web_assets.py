@@ -86,3 +86,15 @@ def test_api_docs_work_offline_under_the_same_policy(serve):
     # The docs are no part of the schema they show.
     paths = served.client.get("/openapi.json").json()["paths"]
     assert not [path for path in paths if path.startswith("/docs")]
+
+
+def test_me_says_whose_credential_it_is(serve):
+    served = serve()
+    me = served.client.get("/v1/me", headers=served.key(user="bob", groups=("ops",)))
+    assert me.status_code == 200
+    body = me.json()
+    assert (body["tenant"], body["user"], body["role"], body["groups"]) == ("acme", "bob", "editor", ["ops"])
+    assert body["key_id"] and body["scopes"] is None
+    refused = served.client.get("/v1/me", headers={"Authorization": "Bearer fth_nope"})
+    assert refused.status_code == 401 and set(refused.json()) == {"error"}
+    assert "/v1/me" in served.client.get("/openapi.json").json()["paths"]

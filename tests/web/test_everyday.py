@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.web.conftest import PAGE_ERRORS, Site
+from tests.web.conftest import PAGE_ERRORS, Site, open_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,3 +39,49 @@ def test_swagger_ui_renders_offline_under_the_csp(browser: Any, site: Site) -> N
     assert origins == {urlsplit(site.url).netloc}, origins
     assert violations == [], violations
     context.close()
+
+
+def test_dark_mode_follows_the_system_setting(browser: Any, site: Site) -> None:
+    backgrounds = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(color_scheme=scheme)
+        page = context.new_page()
+        page.on("pageerror", lambda error: PAGE_ERRORS.append(str(error)))
+        page.goto(site.url + "/")
+        backgrounds[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        context.close()
+    assert backgrounds["light"] == "rgb(246, 248, 248)"
+    red, green, blue = (int(part) for part in backgrounds["dark"][4:-1].split(","))
+    assert max(red, green, blue) < 64, backgrounds  # a dark page, not the light one
+
+
+def test_the_header_shows_whose_key_it_is_and_slash_focuses_the_question(browser: Any, site: Site) -> None:
+    expect = _expect()
+    page = open_page(browser, site.url, site.keys["reader"])
+    expect(page.locator("#identity")).to_have_text("acme · bob")
+    page.get_by_role("button", name="Documents").click()
+    page.locator("body").press("/")
+    expect(page.get_by_label("Ask your documents")).to_be_focused()
+    assert page.get_by_label("Ask your documents").input_value() == ""  # the "/" was not typed
+    # Typed inside the question, "/" is just a character.
+    page.get_by_label("Ask your documents").press("/")
+    assert page.get_by_label("Ask your documents").input_value() == "/"
+    page.context.close()
+
+
+def test_a_bad_key_is_refused_on_entry_and_the_error_clears_on_the_next_key(browser: Any, site: Site) -> None:
+    expect = _expect()
+    page = open_page(browser, site.url, "fth_not_a_real_key")
+    expect(page.locator("#banner")).to_contain_text("not accepted")
+    expect(page.locator("#identity")).to_be_hidden()
+    page.get_by_label("Your fathom API key").fill(site.keys["admin"])
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.locator("#banner")).to_be_hidden()
+    expect(page.locator("#identity")).to_have_text("acme · alice")
+    # A message stays only until the next action: here, switching views.
+    page.get_by_role("button", name="Forget key").click()
+    expect(page.locator("#banner")).to_contain_text("forgotten")
+    expect(page.locator("#identity")).to_be_hidden()
+    page.get_by_role("button", name="Documents").click()
+    expect(page.locator("#banner")).to_be_hidden()
+    page.context.close()

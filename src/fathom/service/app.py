@@ -32,6 +32,7 @@ from fathom.service.middleware import BodyLimits, RequestContextMiddleware
 from fathom.service.oidc import OidcAuthenticator
 from fathom.service.routes import audit as audit_routes
 from fathom.service.routes import conversations, documents, feedback, health, jobs, openai_compat, search, sso
+from fathom.service.routes import me as me_routes
 from fathom.service.routes import usage as usage_routes
 from fathom.service.routes import webhooks as webhook_routes
 from fathom.service.tracing import TracingMiddleware
@@ -144,6 +145,7 @@ def create_app(
     app.include_router(openai_compat.router)
     app.include_router(webhook_routes.router)
     app.include_router(usage_routes.router)
+    app.include_router(me_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(mcp.router)
     app.include_router(sso.router)
