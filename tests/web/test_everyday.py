@@ -79,6 +79,7 @@ def test_a_bad_key_is_refused_on_entry_and_the_error_clears_on_the_next_key(brow
     expect(page.locator("#banner")).to_be_hidden()
     expect(page.locator("#identity")).to_have_text("acme · alice")
     # A message stays only until the next action: here, switching views.
+    page.locator("#key-toggle").click()
     page.get_by_role("button", name="Forget key").click()
     expect(page.locator("#banner")).to_contain_text("forgotten")
     expect(page.locator("#identity")).to_be_hidden()
