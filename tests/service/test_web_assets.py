@@ -30,6 +30,7 @@ def test_the_page_and_its_assets_come_from_fathom_under_a_strict_policy(serve):
         ("style.css", "text/css"),
         ("favicon.svg", "image/svg+xml"),
         ("api-docs.js", "text/javascript"),
+        ("markdown.js", "text/javascript"),
     ):
         response = served.client.get(f"/static/{asset}")
         assert response.status_code == 200, asset

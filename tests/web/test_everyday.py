@@ -86,3 +86,42 @@ def test_a_bad_key_is_refused_on_entry_and_the_error_clears_on_the_next_key(brow
     page.get_by_role("button", name="Documents").click()
     expect(page.locator("#banner")).to_be_hidden()
     page.context.close()
+
+
+GARDEN = (
+    "# Garden guide\n\n"
+    "## Watering\n\n"
+    "Water the **tomatoes** every morning with `rainwater` from the barrel.\n\n"
+    "- Roses need pruning in March.\n"
+    "- Basil likes a warm windowsill.\n"
+)
+
+
+def test_passages_render_markdown_as_formatting_not_markers(browser: Any, site: Site) -> None:
+    expect = _expect()
+    site.upload(site.keys["globex"], text=GARDEN, source="garden.md")
+    page = open_page(browser, site.url, site.keys["globex"])
+    page.get_by_label("Ask your documents").fill("When are the tomatoes watered?")
+    page.get_by_label("Ask your documents").press("Enter")
+    expect(page.locator("#ask-status")).to_contain_text("Answered with", timeout=60_000)
+    page.locator("#thread .turn").last.locator("button.chip").first.click()
+    body = page.locator("#passage-text .passage-body")
+    expect(body.locator("mark")).to_have_count(1)
+    text = body.inner_text()
+    assert "tomatoes" in text and "rainwater" in text
+    assert "**" not in text and "`" not in text and "## " not in text, text
+    expect(body.locator("strong", has_text="tomatoes")).to_have_count(1)
+    expect(body.locator("code", has_text="rainwater")).to_have_count(1)
+    # The formatter itself: headings and bullets lose their markers; markup stays text.
+    shown = page.evaluate(
+        """async () => {
+            const { formatted } = await import("/static/markdown.js");
+            const box = document.createElement("p");
+            const source = "## Watering\\n- <img src=x onerror=alert(1)> **now**\\nA # not heading";
+            box.append(...formatted(source));
+            const count = (selector) => box.querySelectorAll(selector).length;
+            return [box.textContent, count("strong.md-heading"), count("img")];
+        }"""
+    )
+    assert shown == ["Watering\n• <img src=x onerror=alert(1)> now\nA # not heading", 1, 0], shown
+    page.context.close()

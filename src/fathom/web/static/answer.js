@@ -3,6 +3,7 @@
 
 import { ApiError, describe, request } from "./api.js";
 import { $, append, clear, el } from "./dom.js";
+import { formatted } from "./markdown.js";
 
 const FALLBACK_NOTE = "LLM unavailable";
 
@@ -228,15 +229,17 @@ async function openPassage(citation, opener) {
     $("passage-where").textContent = where(passage);
     const a = passage.quote_start - passage.start;
     const b = passage.quote_end - passage.start;
-    const mark = el("mark", { id: "passage-quote", text: passage.text.slice(a, b) });
+    // Markdown's markers (## headings, - bullets, **bold**) are formatted, not shown raw.
+    const lineStart = (at) => at === 0 ? !passage.more_before : passage.text[at - 1] === "\n";
+    const mark = el("mark", { id: "passage-quote" }, formatted(passage.text.slice(a, b), lineStart(a)));
     clear(box).append(
       el(
         "p",
         { className: "passage-body" },
         passage.more_before ? "… " : "",
-        passage.text.slice(0, a),
+        formatted(passage.text.slice(0, a), lineStart(0)),
         mark,
-        passage.text.slice(b),
+        formatted(passage.text.slice(b), lineStart(b)),
         passage.more_after ? " …" : "",
       ),
     );
