@@ -97,13 +97,20 @@ GARDEN = (
 )
 
 
-def test_passages_render_markdown_as_formatting_not_markers(browser: Any, site: Site) -> None:
+def test_copy_answer_and_passages_render_markdown_as_formatting(browser: Any, site: Site) -> None:
     expect = _expect()
     site.upload(site.keys["globex"], text=GARDEN, source="garden.md")
     page = open_page(browser, site.url, site.keys["globex"])
     page.get_by_label("Ask your documents").fill("When are the tomatoes watered?")
     page.get_by_label("Ask your documents").press("Enter")
     expect(page.locator("#ask-status")).to_contain_text("Answered with", timeout=60_000)
+    # "Copy answer with citations": the answer, then each numbered source with its quote.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
+    page.get_by_role("button", name="Copy answer with citations").click()
+    expect(page.locator(".copy-note")).to_have_text("Copied.")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert "tomatoes" in copied and "[1]" in copied, copied
+    assert "\nSources:\n[1] " in copied and "garden.md" in copied and "“" in copied, copied
     page.locator("#thread .turn").last.locator("button.chip").first.click()
     body = page.locator("#passage-text .passage-body")
     expect(body.locator("mark")).to_have_count(1)
