@@ -35,7 +35,8 @@ def llm_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with ScriptedLLMServer(_script) as llm:
         home = tmp_path_factory.mktemp("web-llm") / "home"
         keys = {
-            name: {"tenant": "acme", "user": name, "admin": True} for name in ("seed", "stop", "down", "busy")
+            name: {"tenant": "acme", "user": name, "admin": True}
+            for name in ("seed", "stop", "esc", "down", "busy")
         }
         site = start_site(
             home,
@@ -70,6 +71,18 @@ def test_stop_cancels_a_streaming_answer(browser, llm_site: Site):
     expect(latest(page)).to_contain_text("not checked against your documents")
     expect(page.get_by_role("button", name="Stop")).to_be_disabled()
     expect(page.locator("#ask-button")).to_be_enabled()
+
+
+def test_escape_stops_a_streaming_answer(browser, llm_site: Site):
+    from playwright.sync_api import expect
+
+    page = open_page(browser, llm_site.url, llm_site.keys["esc"])
+    page.get_by_label("Ask your documents").fill("How do sea otters sleep? Take your time.")
+    page.get_by_label("Ask your documents").press("Enter")
+    expect(latest(page)).to_contain_text("Sea otters", timeout=60_000)
+    page.keyboard.press("Escape")
+    expect(page.locator("#ask-status")).to_have_text("Stopped. The answer was cancelled before it finished.")
+    expect(page.get_by_role("button", name="Stop")).to_be_disabled()
 
 
 def test_an_unavailable_llm_shows_the_extractive_answer_with_a_note(browser, llm_site: Site):

@@ -32,6 +32,7 @@ from fathom.service.middleware import BodyLimits, RequestContextMiddleware
 from fathom.service.oidc import OidcAuthenticator
 from fathom.service.routes import audit as audit_routes
 from fathom.service.routes import conversations, documents, feedback, health, jobs, openai_compat, search, sso
+from fathom.service.routes import me as me_routes
 from fathom.service.routes import usage as usage_routes
 from fathom.service.routes import webhooks as webhook_routes
 from fathom.service.tracing import TracingMiddleware
@@ -123,6 +124,9 @@ def create_app(
         version=__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
+        # /docs is served offline by fathom.web (FastAPI's pages load scripts from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     install_error_handlers(app)
@@ -141,6 +145,7 @@ def create_app(
     app.include_router(openai_compat.router)
     app.include_router(webhook_routes.router)
     app.include_router(usage_routes.router)
+    app.include_router(me_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(mcp.router)
     app.include_router(sso.router)

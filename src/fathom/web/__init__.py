@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 
 from fathom.errors import NotFound
+from fathom.web.api_docs import install_api_docs
 
 __all__ = ["CONTENT_SECURITY_POLICY", "content_security_policy", "install_web"]
 
@@ -59,7 +60,9 @@ def content_security_policy(connect_sources: Sequence[str] = ()) -> str:
 
 
 def install_web(app: FastAPI, connect_sources: Callable[[], Sequence[str]] | None = None) -> None:
-    """Serve the page at ``/`` and its assets under ``/static/`` (left out of the OpenAPI schema).
+    """Serve the page at ``/`` and its assets under ``/static/`` (left out of the OpenAPI schema),
+    and the API docs at ``/docs`` (Swagger UI from the package, under the same policy; the app
+    is created with ``docs_url=None, redoc_url=None``).
 
     ``connect_sources`` gives, per request, the origins the page may call besides its own.
     """
@@ -85,3 +88,4 @@ def install_web(app: FastAPI, connect_sources: Callable[[], Sequence[str]] | Non
         return asset(name)
 
     app.include_router(router)
+    install_api_docs(app, _HEADERS)

@@ -3,6 +3,7 @@
 
 import { ApiError, describe, request } from "./api.js";
 import { $, append, clear, el } from "./dom.js";
+import { formatted } from "./markdown.js";
 
 const FALLBACK_NOTE = "LLM unavailable";
 
@@ -34,6 +35,7 @@ export function renderAnswer(parts, out) {
   renderNotes(parts.notes, out.notes || []);
   renderRemoved(parts.removed, out);
   renderSources(parts.sources, out.citations);
+  if (!out.abstained) parts.sources.append(copyButton(out.answer, out.citations));
 }
 
 /** A stored turn of a resumed conversation (`GET /v1/conversations/{id}`): no scores kept. */
@@ -51,6 +53,34 @@ export function renderStoredAnswer(parts, turn) {
   const citations = new Map(turn.citations.map((c) => [c.n, c]));
   clear(parts.body).append(turn.abstained ? abstention(turn.answer) : renderText(turn, citations));
   renderSources(parts.sources, turn.citations);
+  if (!turn.abstained) parts.sources.append(copyButton(turn.answer, turn.citations));
+}
+
+/** The answer as plain text with its numbered sources and their quotes, for pasting elsewhere. */
+export function answerWithCitations(answer, citations) {
+  const lines = [answer.trim()];
+  if (citations.length) {
+    lines.push("", "Sources:");
+    for (const c of citations) {
+      lines.push(`[${c.n}] ${c.title || c.source} (${where(c)})`);
+      if (c.quote) lines.push(`    “${c.quote}”`);
+    }
+  }
+  return lines.join("\n");
+}
+
+function copyButton(answer, citations) {
+  const button = el("button", { type: "button", className: "quiet copy-answer", text: "Copy answer with citations" });
+  const note = el("span", { className: "copy-note", role: "status" });
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(answerWithCitations(answer, citations));
+      note.textContent = "Copied.";
+    } catch {
+      note.textContent = "The browser did not allow copying. Select the text instead.";
+    }
+  });
+  return el("p", { className: "copy" }, button, " ", note);
 }
 
 /** Streamed text that will not be checked: kept, marked, and `message` says why. */
@@ -228,15 +258,17 @@ async function openPassage(citation, opener) {
     $("passage-where").textContent = where(passage);
     const a = passage.quote_start - passage.start;
     const b = passage.quote_end - passage.start;
-    const mark = el("mark", { id: "passage-quote", text: passage.text.slice(a, b) });
+    // Markdown's markers (## headings, - bullets, **bold**) are formatted, not shown raw.
+    const lineStart = (at) => at === 0 ? !passage.more_before : passage.text[at - 1] === "\n";
+    const mark = el("mark", { id: "passage-quote" }, formatted(passage.text.slice(a, b), lineStart(a)));
     clear(box).append(
       el(
         "p",
         { className: "passage-body" },
         passage.more_before ? "… " : "",
-        passage.text.slice(0, a),
+        formatted(passage.text.slice(0, a), lineStart(0)),
         mark,
-        passage.text.slice(b),
+        formatted(passage.text.slice(b), lineStart(b)),
         passage.more_after ? " …" : "",
       ),
     );

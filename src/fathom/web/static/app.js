@@ -1,6 +1,6 @@
 // The page's entry point: sign-in or the API key panel, the two views, and what happens on a 401.
 
-import { getKey, setKey, useCredentials } from "./api.js";
+import { ApiError, getKey, request, setKey, useCredentials } from "./api.js";
 import { initAsk, newConversation, resumeConversation } from "./ask.js";
 import { $ } from "./dom.js";
 import { initDocuments, loadDocuments } from "./documents.js";
@@ -63,6 +63,40 @@ function refreshState() {
   $("sign-out").hidden = !who;
 }
 
+// The key is checked on entry (GET /v1/me): the header then says whose it is, or the key panel
+// opens with the reason.
+async function checkIdentity() {
+  const node = $("identity");
+  node.hidden = true;
+  node.textContent = "";
+  if (!hasCredentials()) return;
+  try {
+    const me = await request("GET", "/v1/me");
+    node.textContent = `${me.tenant} · ${me.user || "no user"}`;
+    node.title = `Tenant ${me.tenant}, user ${me.user || "(none)"}, role ${me.role}`;
+    node.hidden = false;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) unauthorized();
+  }
+}
+
+function typing(target) {
+  return target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+}
+
+// "/" focuses the question (unless typing somewhere); Esc stops a running answer.
+function shortcuts(event) {
+  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.key === "/" && !typing(event.target)) {
+    event.preventDefault();
+    show("ask");
+    $("question").focus();
+  } else if (event.key === "Escape" && !$("stop-button").disabled) {
+    event.preventDefault();
+    $("stop-button").click();
+  }
+}
+
 async function startSso() {
   const state = await sso.loadConfig({ ended: sessionEnded });
   ssoEnabled = state.enabled;
@@ -82,6 +116,10 @@ async function startSso() {
 }
 
 async function init() {
+  // A stale error clears on the next action (a new one, if any, replaces it).
+  for (const id of ["tab-ask", "tab-documents"]) $(id).addEventListener("click", () => banner(""));
+  $("ask-form").addEventListener("submit", () => banner(""), { capture: true });
+  document.addEventListener("keydown", shortcuts);
   $("tab-ask").addEventListener("click", () => show("ask"));
   $("tab-documents").addEventListener("click", () => show("documents"));
   $("key-toggle").addEventListener("click", () => keyPanel($("key-panel").hidden));
@@ -96,12 +134,14 @@ async function init() {
     banner("");
     keyPanel(false);
     if (!$("view-documents").hidden) loadDocuments();
+    checkIdentity();
     $("question").focus();
   });
   $("key-forget").addEventListener("click", () => {
     setKey("");
     newConversation();
     refreshState();
+    checkIdentity();
     banner("The key was forgotten. Enter a key to go on.");
   });
   $("sign-in").addEventListener("click", () => {
@@ -129,7 +169,10 @@ async function init() {
     keyPanel(true);
   }
   show("ask");
-  if (hasCredentials()) resumeConversation();
+  if (hasCredentials()) {
+    checkIdentity();
+    resumeConversation();
+  }
 }
 
 init();
