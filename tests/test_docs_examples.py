@@ -38,6 +38,7 @@ SKIPPED = {
     r"eval retrieval --beir": "ingests SciFact's 5,183 abstracts: minutes (bench/ measures it)",
     r"^fathom (mcp|serve)\b": "a server that runs until stopped: tests/mcp and tests/service",
     r"^pip install": "installs packages from the package index",
+    r"--cluster ray": "starts a Ray cluster: tests/ingest/test_cluster.py runs the command on one",
 }
 # Blocks skipped whole: the first pattern found in the block, and why.
 SKIPPED_BLOCKS = {
