@@ -68,8 +68,10 @@ class Setup:
         env = server_env(
             self.home, FATHOM_EMBEDDER="hash:64", FATHOM_LOG_LEVEL="WARNING", FATHOM_TENANT="acme"
         )
+        # The Inspector refuses an empty value ("KEY="), so PYTHONPATH goes only when it is set
+        # (a worktree run); an installed fathom needs none.
         pairs = [
-            ("PYTHONPATH", env.get("PYTHONPATH", "")),
+            *((k, v) for k, v in env.items() if k == "PYTHONPATH" and v),
             *((k, v) for k, v in env.items() if k.startswith("FATHOM_")),
         ]
         return [arg for key, value in pairs for arg in ("-e", f"{key}={value}")] + [

@@ -122,7 +122,7 @@ def test_mcp_ingest_text_cannot_replace_a_document_its_caller_only_reads(served:
         served.client, bob, "ingest_text", {"text": HIJACK, "source": "policy.md", "acl_users": ["bob"]}
     )
     assert result["isError"] is True
-    assert result["structuredContent"]["error"]["code"] == "document.write_denied"
+    assert result["_meta"]["fathom/error"]["code"] == "document.write_denied"
     stored = served.fathom.store.get_document("acme", doc_id)
     assert (
         stored is not None
@@ -287,7 +287,7 @@ def test_a_reader_searches_and_asks_but_adds_nothing(served: Served):
     assert rated.status_code == 201
     result = call_tool(served.client, reader, "ingest_text", {"text": HIJACK, "source": "mcp.md"})
     assert result["isError"] is True
-    assert result["structuredContent"]["error"]["code"] == "document.write_denied"
+    assert result["_meta"]["fathom/error"]["code"] == "document.write_denied"
     assert served.fathom.store.find_document("acme", "mcp.md") is None
 
 
@@ -347,7 +347,7 @@ def test_mcp_ingest_text_sets_a_write_acl_that_lets_a_granted_editor_replace(ser
     )
     assert created["isError"] is False and created["structuredContent"]["status"] == "succeeded"
     refused = call_tool(served.client, zed, "ingest_text", {"text": HIJACK, "source": "mcp.md"})
-    assert refused["structuredContent"]["error"]["code"] == "document.write_denied"
+    assert refused["_meta"]["fathom/error"]["code"] == "document.write_denied"
     replaced = call_tool(
         served.client, gail, "ingest_text", {"text": POLICY + "\nGail.\n", "source": "mcp.md"}
     )
