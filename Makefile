@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_HOME ?= .fathom-demo
 QUESTION ?= How does fathom rank search results?
 
-.PHONY: setup dev run test lint typecheck pytest clean bench-peers
+.PHONY: setup dev run test test-fast lint typecheck pytest clean bench-peers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ pytest: dev
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The edit loop: every test not marked slow (no real-model ingests, no servers that load it).
+test-fast: dev
+	$(BIN)/pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache
