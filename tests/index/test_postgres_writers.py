@@ -266,6 +266,9 @@ def test_catch_up_fed_writers_still_commit_one_at_a_time_and_the_stable_head_wai
         held = pool.submit(_put, paused, "held.txt", "heldopen", 1)
         assert paused_backend.inside.wait(30)
         queued = pool.submit(_put, plain, "queued.txt", "queuedword", 2)
+        # The queued writer reaches the lock first, so it is one the head must wait for (without
+        # this pause the head could queue ahead of it and rightly return the held writer's end).
+        time.sleep(0.5)
         head = pool.submit(plain.stable_sequence)
         time.sleep(1.5)
         assert not queued.done() and not head.done()
