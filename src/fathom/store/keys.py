@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from fathom.domain import ROLES, SCOPES, ApiKeyInfo, Principal
@@ -47,6 +47,11 @@ def _digest(key: str) -> str:
 def _prefix(key: str) -> str:
     """The lookup prefix of a key (``""`` when it is not shaped like one)."""
     return key[len(_KEY_PREFIX) :].split("_", 1)[0] if key.startswith(_KEY_PREFIX) else ""
+
+
+def _carries(prefix: str) -> ColumnElement[bool]:
+    """Rows whose current secret, or previous one during a rotation's grace, has ``prefix``."""
+    return or_(ApiKeyRow.prefix == prefix, ApiKeyRow.previous_prefix == prefix)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -223,11 +228,7 @@ class KeyRegistry:
         if not prefix:
             return None
         with self._store.session() as session:
-            found = session.execute(
-                select(ApiKeyRow.tenant_id, ApiKeyRow.id).where(
-                    or_(ApiKeyRow.prefix == prefix, ApiKeyRow.previous_prefix == prefix)
-                )
-            ).first()
+            found = session.execute(select(ApiKeyRow.tenant_id, ApiKeyRow.id).where(_carries(prefix))).first()
         return (str(found[0]), str(found[1])) if found is not None else None
 
     def authenticate(self, key: str) -> tuple[str, Principal]:
@@ -242,11 +243,7 @@ class KeyRegistry:
         row: ApiKeyRow | None = None
         if prefix:
             with self._store.session() as session:
-                row = session.scalars(
-                    select(ApiKeyRow).where(
-                        or_(ApiKeyRow.prefix == prefix, ApiKeyRow.previous_prefix == prefix)
-                    )
-                ).one_or_none()
+                row = session.scalars(select(ApiKeyRow).where(_carries(prefix))).one_or_none()
         previous = row is not None and row.prefix != prefix
         expected = (row.previous_hash if previous else row.key_hash) if row is not None else None
         matches = hmac.compare_digest(expected or _NO_SUCH_HASH, _digest(key))
